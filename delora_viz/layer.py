@@ -1,0 +1,214 @@
+"""DeLoRALinear, written from scratch, and the model surgery around it.
+
+    y = x W^T + b + dropout(x) dW^T,     dW = (lambda / r) B Xi A diag(w)   (geometry.delora_update)
+
+W is frozen; A (r x in), B (out x r) and the scalar lambda are trained; w = ||W[:, j]|| is frozen at
+construction. With init="peft" B starts at zero (PEFT's DeloraLinear, numerically identical). With
+init="paper" A and B both start kaiming-uniform and a frozen clone (A0, B0) is subtracted, so dW = 0
+at step 0 but the gradient reaches both factors at once (the paper's Eq. 5-9). The clone is a real
+copy: the authors' code shared storage between the copy and the trained weights, which keeps dW = 0
+for ever on CPU.
+"""
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from .geometry import LowRankUpdate, delora_bound, delora_bound_loose, delora_update
+
+INITS = ("peft", "paper")
+
+
+def validate_delora_args(r: int, delora_lambda: float, init: str = "peft", module_dropout: float = 0.0) -> None:
+    """Raise a ValueError that says what to change, for every argument DeLoRA cannot use."""
+    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
+        raise ValueError(f"r (the rank) must be a positive integer, got {r!r}")
+    if not isinstance(delora_lambda, (int, float)) or not math.isfinite(delora_lambda) or delora_lambda <= 0:
+        raise ValueError(
+            f"delora_lambda must be a finite number > 0 (it bounds ||dW||_F; 10-15 suits real models), got {delora_lambda!r}"
+        )
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if not 0.0 <= module_dropout < 1.0:
+        raise ValueError(f"module_dropout must be in [0, 1), got {module_dropout!r}")
+
+
+class DeLoRALinear(nn.Module):
+    """An nn.Linear with a DeLoRA update. `delta_weight()` is dW (out x in); `update()` its factors."""
+
+    def __init__(
+        self,
+        base_layer: nn.Linear,
+        r: int = 8,
+        delora_lambda: float = 15.0,
+        init: str = "peft",
+        module_dropout: float = 0.0,
+    ):
+        super().__init__()
+        if not isinstance(base_layer, nn.Linear):
+            raise TypeError(f"DeLoRALinear wraps an nn.Linear, got {type(base_layer).__name__}")
+        validate_delora_args(r, delora_lambda, init, module_dropout)
+        self.base_layer = base_layer
+        self.r, self.init = r, init
+        self.merged = False
+        W = base_layer.weight  # (out, in)
+        base_layer.weight.requires_grad_(False)
+        factory = dict(device=W.device, dtype=W.dtype)
+        self.delora_A = nn.Parameter(torch.empty(r, base_layer.in_features, **factory))  # (r, in)
+        self.delora_B = nn.Parameter(torch.empty(base_layer.out_features, r, **factory))  # (out, r)
+        self.delora_lambda = nn.Parameter(torch.full((1,), float(delora_lambda), **factory))
+        nn.init.kaiming_uniform_(self.delora_A, a=math.sqrt(5))
+        if init == "peft":
+            nn.init.zeros_(self.delora_B)
+        else:
+            nn.init.kaiming_uniform_(self.delora_B, a=math.sqrt(5))
+            self.register_buffer("delora_A0", self.delora_A.detach().clone())  # clone: own storage
+            self.register_buffer("delora_B0", self.delora_B.detach().clone())
+        self.register_buffer("delora_w_norm", W.detach().norm(dim=0))  # (in,) frozen column norms
+        self.dropout = nn.Dropout(module_dropout) if module_dropout > 0 else nn.Identity()
+
+    @property
+    def in_features(self) -> int:
+        return self.base_layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base_layer.out_features
+
+    @property
+    def weight(self) -> Tensor:
+        return self.base_layer.weight
+
+    def update(self) -> LowRankUpdate:
+        """dW as factors U (out, k), V (in, k): the one formula, in geometry.delora_update."""
+        frozen = (self.delora_A0, self.delora_B0) if self.init == "paper" else (None, None)
+        return delora_update(self.delora_A, self.delora_B, self.delora_lambda, self.delora_w_norm, *frozen)
+
+    def delta_weight(self) -> Tensor:
+        return self.update().dense()  # (out, in)
+
+    def bound(self) -> Tensor:
+        """The tight bound on ||dW||_F for the current directions of A (see geometry.delora_bound)."""
+        frozen = (self.delora_A0, self.delora_B0) if self.init == "paper" else (None, None)
+        return delora_bound(self.delora_A, self.delora_lambda, self.delora_w_norm, *frozen)
+
+    def bound_loose(self) -> Tensor:
+        return delora_bound_loose(self.delora_lambda, self.delora_w_norm, paper_init=self.init == "paper")
+
+    def forward(self, x: Tensor) -> Tensor:  # x (..., in) -> (..., out)
+        out = self.base_layer(x)
+        if self.merged:
+            return out
+        # Same order of operations as PEFT: ((dropout(x) * w) A^T) * d, then B^T.
+        return out + self.update().apply(self.dropout(x)).to(out.dtype)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W <- W + dW. The update keeps training only after unmerge()."""
+        if self.merged:
+            warnings.warn("DeLoRALinear is already merged; nothing to do", stacklevel=2)
+            return
+        self.base_layer.weight.add_(self.delta_weight().to(self.base_layer.weight.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if not self.merged:
+            warnings.warn("DeLoRALinear is not merged; nothing to do", stacklevel=2)
+            return
+        self.base_layer.weight.sub_(self.delta_weight().to(self.base_layer.weight.dtype))
+        self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, init={self.init!r}, lambda={self.delora_lambda.item():.4g}, merged={self.merged}"
+
+
+# ----------------------------------------------------------------------------- model surgery
+def match_module_names(model: nn.Module, target_modules: str | list[str]) -> list[str]:
+    """PEFT's matching rule: a string is a full regex match; a list matches a name exactly or by
+    its last dotted components ("query" matches "encoder.layer.0.attention.self.query")."""
+    if isinstance(target_modules, str):
+        return [name for name, _ in model.named_modules() if name and re.fullmatch(target_modules, name)]
+    if not target_modules:
+        raise ValueError("target_modules is empty: name at least one module, e.g. ['q_proj', 'v_proj']")
+    targets = list(target_modules)
+    return [
+        name
+        for name, _ in model.named_modules()
+        if name and any(name == t or name.endswith("." + t) for t in targets)
+    ]
+
+
+def linear_leaf_names(model: nn.Module) -> list[str]:
+    """The distinct last components of every nn.Linear in the model, for error messages."""
+    return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, nn.Linear)})
+
+
+def add_delora(
+    model: nn.Module,
+    target_modules: str | list[str],
+    r: int = 8,
+    delora_lambda: float = 15.0,
+    init: str = "peft",
+    module_dropout: float = 0.0,
+    freeze_base: bool = True,
+) -> nn.Module:
+    """Wrap every matching nn.Linear in a DeLoRALinear, in place; freeze everything else. Returns model."""
+    validate_delora_args(r, delora_lambda, init, module_dropout)
+    names = [n for n in match_module_names(model, target_modules) if not isinstance(model.get_submodule(n), DeLoRALinear)]
+    names = [n for n in names if not n.endswith(".base_layer")]
+    if not names:
+        raise ValueError(
+            f"target_modules={target_modules!r} matches no module of {type(model).__name__}; "
+            f"its nn.Linear layers are named: {', '.join(linear_leaf_names(model)) or '(none)'}"
+        )
+    for name in names:
+        module = model.get_submodule(name)
+        if not isinstance(module, nn.Linear):
+            raise TypeError(
+                f"module '{name}' is a {type(module).__name__}, but DeLoRA adapts only nn.Linear layers; "
+                f"choose among: {', '.join(linear_leaf_names(model)) or '(none)'}"
+            )
+    if freeze_base:
+        model.requires_grad_(False)
+    for name in names:
+        _replace(model, name, DeLoRALinear(model.get_submodule(name), r, delora_lambda, init, module_dropout))
+    return model
+
+
+def delora_layers(model: nn.Module) -> dict[str, DeLoRALinear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, DeLoRALinear)}
+
+
+def delora_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    """Only the trainable DeLoRA parameters: A, B and lambda of every layer."""
+    for layer in delora_layers(model).values():
+        yield from (layer.delora_A, layer.delora_B, layer.delora_lambda)
+
+
+def merge_delora(model: nn.Module) -> nn.Module:
+    """Fold every update into its weight and put the plain nn.Linear back. Returns model."""
+    for name, layer in delora_layers(model).items():
+        if not layer.merged:
+            layer.merge()
+        _replace(model, name, layer.base_layer)
+    return model
+
+
+def remove_delora(model: nn.Module) -> nn.Module:
+    """Put the original nn.Linear layers back, undoing any merge. Returns model."""
+    for name, layer in delora_layers(model).items():
+        if layer.merged:
+            layer.unmerge()
+        _replace(model, name, layer.base_layer)
+    return model
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)

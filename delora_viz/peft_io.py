@@ -1,0 +1,165 @@
+"""Interop with PEFT's adapter directories for models adapted with our DeLoRALinear.
+
+- `save_peft_delora`: init="peft" layers -> a PEFT DeLoRA adapter directory
+  (`PeftModel.from_pretrained(base, path)` reproduces the outputs).
+- `load_peft_delora`: a PEFT DeLoRA adapter directory -> our DeLoRALinear layers.
+- `save_peft_lora`: any of our layers (both inits) -> an exact LoRA adapter of rank k (r, or 2r for
+  the paper init) with scaling 1: lora_B = U, lora_A = V^T, so B_lora A_lora = dW. PEFT's DeLoRA
+  format has no place for the paper init's frozen (A0, B0) term, so this is how the paper init travels.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .layer import DeLoRALinear, add_delora, delora_layers
+
+PREFIX = "base_model.model."  # PEFT's key prefix in adapter_model.safetensors
+WEIGHTS_NAME = "adapter_model.safetensors"
+CONFIG_NAME = "adapter_config.json"
+
+
+def save_peft_delora(
+    model: nn.Module,
+    path: str | Path,
+    base_model_name_or_path: str | None = None,
+    task_type: str | None = None,
+    modules_to_save: list[str] | None = None,
+) -> Path:
+    """Write `model`'s DeLoRA layers (and `modules_to_save`, e.g. a classifier head) as a PEFT DeLoRA adapter."""
+    from peft import DeloraConfig
+
+    layers = _require_layers(model)
+    paper = [n for n, layer in layers.items() if layer.init == "paper"]
+    if paper:
+        raise ValueError(
+            f"{len(paper)} layer(s) use init='paper' (e.g. '{paper[0]}'): PEFT's DeLoRA format cannot hold the "
+            "frozen (A0, B0) term. Use save_peft_lora(model, path), which writes the same update as an exact "
+            "rank-2r LoRA adapter, or train with init='peft'."
+        )
+    ranks = {n: layer.r for n, layer in layers.items()}
+    r = max(set(ranks.values()), key=list(ranks.values()).count)
+    config = DeloraConfig(
+        r=r,
+        delora_lambda=next(iter(layers.values())).delora_lambda.item(),  # weights carry each layer's learned lambda
+        target_modules=sorted(layers),
+        rank_pattern={_exact(n): k for n, k in ranks.items() if k != r},
+        module_dropout=_dropout_p(next(iter(layers.values()))),
+        modules_to_save=modules_to_save,
+        base_model_name_or_path=base_model_name_or_path,
+        task_type=task_type,
+    )
+    tensors = {}
+    for name, layer in layers.items():
+        for key in ("delora_A", "delora_B", "delora_lambda", "delora_w_norm"):
+            tensors[f"{PREFIX}{name}.{key}"] = getattr(layer, key).detach()
+    tensors.update(_module_tensors(model, modules_to_save))
+    return _write(path, config, tensors)
+
+
+def load_peft_delora(model: nn.Module, path: str | Path) -> nn.Module:
+    """Adapt `model` (the base model) with the DeLoRA adapter at `path`, as our DeLoRALinear layers."""
+    config, tensors = _read(path)
+    if config.get("peft_type") != "DELORA":
+        raise ValueError(f"{path} holds a {config.get('peft_type')} adapter, not a DeLoRA one")
+    names = sorted(k[len(PREFIX) : -len(".delora_A")] for k in tensors if k.endswith(".delora_A"))
+    if not names:
+        raise ValueError(f"{path}/{WEIGHTS_NAME} has no delora_A tensors")
+    for name in names:
+        A = tensors[f"{PREFIX}{name}.delora_A"]
+        add_delora(model, [name], r=A.shape[0], delora_lambda=1.0, module_dropout=config.get("module_dropout", 0.0))
+        layer = model.get_submodule(name)
+        with torch.no_grad():
+            for key in ("delora_A", "delora_B", "delora_lambda", "delora_w_norm"):
+                target = getattr(layer, key)
+                target.copy_(tensors[f"{PREFIX}{name}.{key}"].to(target.dtype))
+    _load_modules(model, tensors, config.get("modules_to_save") or [])
+    return model
+
+
+def save_peft_lora(
+    model: nn.Module,
+    path: str | Path,
+    base_model_name_or_path: str | None = None,
+    task_type: str | None = None,
+    modules_to_save: list[str] | None = None,
+) -> Path:
+    """Write every DeLoRALinear's current update as an exact LoRA adapter (rank k, scaling 1)."""
+    from peft import LoraConfig
+
+    layers = _require_layers(model)
+    tensors, ranks = {}, {}
+    for name, layer in layers.items():
+        update = layer.update()  # dW = U V^T, U (out, k), V (in, k)
+        tensors[f"{PREFIX}{name}.lora_A.weight"] = update.V.T.detach().contiguous()  # (k, in)
+        tensors[f"{PREFIX}{name}.lora_B.weight"] = update.U.detach().contiguous()  # (out, k)
+        ranks[name] = update.U.shape[1]
+    tensors.update(_module_tensors(model, modules_to_save))
+    k = max(set(ranks.values()), key=list(ranks.values()).count)
+    config = LoraConfig(
+        r=k,
+        lora_alpha=k,  # scaling alpha / r = 1, so B_lora A_lora is exactly dW
+        target_modules=sorted(layers),
+        rank_pattern={_exact(n): v for n, v in ranks.items() if v != k},
+        alpha_pattern={_exact(n): v for n, v in ranks.items() if v != k},
+        modules_to_save=modules_to_save,
+        base_model_name_or_path=base_model_name_or_path,
+        task_type=task_type,
+        lora_dropout=0.0,
+    )
+    return _write(path, config, tensors)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _require_layers(model: nn.Module) -> dict[str, DeLoRALinear]:
+    layers = delora_layers(model)
+    if not layers:
+        raise ValueError("the model has no DeLoRALinear layers: add them with add_delora(model, target_modules, ...)")
+    return layers
+
+
+def _exact(name: str) -> str:
+    return "^" + name.replace(".", r"\.") + "$"
+
+
+def _dropout_p(layer: DeLoRALinear) -> float:
+    return layer.dropout.p if isinstance(layer.dropout, nn.Dropout) else 0.0
+
+
+def _module_tensors(model: nn.Module, modules_to_save: list[str] | None) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for module_name in modules_to_save or []:
+        try:
+            module = model.get_submodule(module_name)
+        except AttributeError:
+            raise ValueError(f"modules_to_save names '{module_name}', which {type(model).__name__} does not have") from None
+        for key, value in module.state_dict().items():
+            tensors[f"{PREFIX}{module_name}.{key}"] = value.detach()
+    return tensors
+
+
+def _load_modules(model: nn.Module, tensors: dict, modules_to_save: list[str]) -> None:
+    for module_name in modules_to_save:
+        prefix = f"{PREFIX}{module_name}."
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if state:
+            model.get_submodule(module_name).load_state_dict(state)
+
+
+def _write(path: str | Path, config, tensors: dict) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(str(path))
+    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(path / WEIGHTS_NAME))
+    return path
+
+
+def _read(path: str | Path) -> tuple[dict, dict]:
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"{path} is not a PEFT adapter directory: it needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+    return json.loads((path / CONFIG_NAME).read_text()), load_file(str(path / WEIGHTS_NAME))

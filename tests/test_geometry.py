@@ -1,0 +1,188 @@
+"""Closed forms against dense matrices, and the DeLoRA bounds."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from delora_viz import geometry as g
+
+
+def _rand(*shape, dtype=torch.float64, scale=1.0):
+    return torch.randn(*shape, dtype=dtype) * scale
+
+
+def _assert_geometry_close(closed, dense, rtol, angle_atol=1e-6):
+    """Norms to rtol. Angles also to angle_atol radians: the closed form gets the part of dW orthogonal
+    to W by a subtraction, so when dW is (nearly) parallel to W it is exact only to ~sqrt(eps) ||dW||."""
+    for field in ("delta_fro", "w_fro", "rel_delta"):  # atol: the dense reference rounds too, at ~eps ||W||
+        torch.testing.assert_close(getattr(closed, field), getattr(dense, field), rtol=rtol, atol=1e-13 * (1 + dense.w_fro.item()))
+    torch.testing.assert_close(closed.angle_w_prime, dense.angle_w_prime, rtol=rtol, atol=angle_atol)
+    a, b = closed.angle_delta_w, dense.angle_delta_w
+    if torch.isnan(b):
+        assert torch.isnan(a)
+    else:
+        torch.testing.assert_close(a, b, rtol=rtol, atol=angle_atol)
+
+
+def _delora_case(m, n, r, paper, dtype, lam=3.0):
+    W = _rand(m, n, dtype=dtype)
+    A, B = _rand(r, n, dtype=dtype), _rand(m, r, dtype=dtype)
+    A0, B0 = (_rand(r, n, dtype=dtype), _rand(m, r, dtype=dtype)) if paper else (None, None)
+    lam = torch.tensor([lam], dtype=dtype)
+    return W, A, B, lam, W.norm(dim=0), A0, B0
+
+
+shapes = st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(1, 8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, st.sampled_from(["lora", "rslora", "delora", "delora-paper"]), st.integers(0, 2**31 - 1))
+def test_low_rank_closed_forms_match_dense_fp64(shape, method, seed):
+    torch.manual_seed(seed)
+    m, n, r = shape
+    W, A, B, lam, w, A0, B0 = _delora_case(m, n, r, method == "delora-paper", torch.float64)
+    if method in ("lora", "rslora"):
+        update = g.lora_update(A, B, g.lora_scaling(16, r, rslora=method == "rslora"))
+        dense = g.lora_scaling(16, r, rslora=method == "rslora") * B @ A
+    else:
+        update = g.delora_update(A, B, lam, w, A0, B0)
+        dense = g.dense_delora_delta(A, B, lam, w, A0, B0)
+    torch.testing.assert_close(update.dense(), dense, rtol=1e-10, atol=1e-12)
+    _assert_geometry_close(g.update_geometry(W, update), g.dense_geometry(W, dense), rtol=1e-10)
+    sv = g.singular_values(update)
+    dense_sv = g.dense_singular_values(dense)[: sv.numel()]
+    torch.testing.assert_close(sv, dense_sv, rtol=1e-8, atol=1e-10 * max(1.0, dense_sv.max().item()))
+
+
+@pytest.mark.parametrize("m,n,r", [(64, 48, 4), (17, 129, 8), (256, 256, 16)])
+def test_closed_forms_fp32(m, n, r):
+    W, A, B, lam, w, _, _ = _delora_case(m, n, r, False, torch.float32)
+    update = g.delora_update(A, B, lam, w)
+    closed = g.update_geometry(W, update)
+    dense = g.dense_geometry(W.double(), g.dense_delora_delta(*(t.double() for t in (A, B, lam, w))))
+    for field in ("delta_fro", "w_fro", "rel_delta", "angle_delta_w", "angle_w_prime"):
+        torch.testing.assert_close(getattr(closed, field).double(), getattr(dense, field), rtol=1e-4, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes, st.integers(0, 2**31 - 1), st.floats(0.1, 10))
+def test_dora_per_row_form_matches_dense(shape, seed, mag_scale):
+    torch.manual_seed(seed)
+    m, n, r = shape
+    W, A, B = _rand(m, n), _rand(r, n), _rand(m, r)
+    dora = g.DoraUpdate(A, B, scaling=0.5, magnitude=W.norm(dim=1) * mag_scale * torch.rand(m, dtype=torch.float64))
+    closed, row_scale = g.dora_update_stats(W, dora)
+    dense = g.dense_dora_delta(W, dora)
+    _assert_geometry_close(closed, g.dense_geometry(W, dense), rtol=1e-8)
+    torch.testing.assert_close(row_scale, dora.magnitude / (W + 0.5 * B @ A).norm(dim=1))
+
+
+def test_dora_at_init_is_zero_update():
+    W, A = _rand(10, 7), _rand(3, 7)
+    B = torch.zeros(10, 3, dtype=torch.float64)
+    geo, _ = g.dora_update_stats(W, g.DoraUpdate(A, B, 2.0, W.norm(dim=1)))
+    assert geo.delta_fro.item() < 1e-7
+    assert geo.angle_w_prime.item() < 1e-7
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-6, 1e-9])
+def test_tiny_angles_are_accurate_where_arccos_fails(eps):
+    """W + eps * (direction orthogonal to W): angle(W', W) = atan(eps ||D|| / ||W||) exactly."""
+    torch.manual_seed(1)
+    W = torch.randn(32, 32)
+    D = torch.randn(32, 32)
+    D = D - (D * W).sum() / (W * W).sum() * W  # orthogonal to W
+    U, S, Vh = torch.linalg.svd(D)  # write D as an exact low-rank-ish factorisation (full rank here)
+    update = g.LowRankUpdate(eps * U * S, Vh.T)
+    closed = g.update_geometry(W, update)
+    expected = math.atan(eps * D.double().norm().item() / W.double().norm().item())
+    assert closed.angle_w_prime.item() == pytest.approx(expected, rel=1e-3)
+    assert closed.angle_delta_w.item() == pytest.approx(math.pi / 2, abs=1e-3)
+    if eps <= 1e-6:  # the arccos route loses such angles entirely in fp32
+        W_prime = W + update.dense()
+        cos = (W_prime * W).sum() / (W_prime.norm() * W.norm())
+        assert abs(torch.arccos(cos.clamp(-1, 1)).item() - expected) > 0.5 * expected
+
+
+def test_zero_update_has_no_direction():
+    update = g.LowRankUpdate(torch.zeros(4, 2), torch.randn(3, 2))
+    geo = g.update_geometry(torch.randn(4, 3), update)
+    assert geo.delta_fro.item() == 0 and torch.isnan(geo.angle_delta_w) and geo.angle_w_prime.item() == 0
+
+
+# ----------------------------------------------------------------------------- bounds
+@settings(max_examples=60, deadline=None)
+@given(shapes, st.booleans(), st.integers(0, 2**31 - 1), st.floats(1e-3, 1e3))
+def test_delora_bound_holds_on_random_factors(shape, paper, seed, lam):
+    torch.manual_seed(seed)
+    m, n, r = shape
+    W, A, B, lam_t, w, A0, B0 = _delora_case(m, n, r, paper, torch.float64, lam=lam)
+    norm = g.fro_norm(g.delora_update(A, B, lam_t, w, A0, B0))
+    tight = g.delora_bound(A, lam_t, w, A0, B0)
+    loose = g.delora_bound_loose(lam_t, w, paper_init=paper)
+    assert norm <= tight * (1 + 1e-12)
+    assert tight <= loose * (1 + 1e-12)
+
+
+def test_bound_is_tight_for_rank_one_aligned_with_largest_column():
+    """Adversarial case: r = 1, a_1 on the largest column of W: ||dW|| = |lambda| max_j w_j exactly."""
+    W = torch.randn(20, 30, dtype=torch.float64)
+    W[:, 7] *= 10
+    w = W.norm(dim=0)
+    A = torch.zeros(1, 30, dtype=torch.float64)
+    A[0, 7] = 3.0
+    B = torch.randn(20, 1, dtype=torch.float64)
+    lam = torch.tensor([2.5], dtype=torch.float64)
+    norm = g.fro_norm(g.delora_update(A, B, lam, w))
+    assert norm.item() == pytest.approx(g.delora_bound(A, lam, w).item(), rel=1e-12)
+    assert norm.item() == pytest.approx(g.delora_bound_loose(lam, w).item(), rel=1e-12)
+
+
+def test_bound_with_all_rows_aligned_reaches_loose_bound():
+    """All r rows of A and columns of B aligned: the r rank-1 terms add up to |lambda| max w."""
+    W = torch.randn(16, 12, dtype=torch.float64)
+    w = W.norm(dim=0)
+    j = int(w.argmax())
+    A = torch.zeros(4, 12, dtype=torch.float64)
+    A[:, j] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    B = torch.randn(16, 1, dtype=torch.float64).repeat(1, 4) * torch.tensor([1.0, 5.0, 0.1, 2.0])
+    lam = torch.tensor([7.0], dtype=torch.float64)
+    norm = g.fro_norm(g.delora_update(A, B, lam, w)).item()
+    assert norm == pytest.approx(g.delora_bound_loose(lam, w).item(), rel=1e-12)
+
+
+def test_negative_lambda_uses_its_magnitude():
+    W, A, B, lam, w, _, _ = _delora_case(8, 9, 2, False, torch.float64, lam=-4.0)
+    assert g.fro_norm(g.delora_update(A, B, lam, w)) <= g.delora_bound(A, lam, w)
+    assert g.delora_bound_loose(lam, w) > 0
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_mismatched_shapes_say_what_to_change():
+    with pytest.raises(ValueError, match="same r"):
+        g.lora_update(torch.randn(3, 5), torch.randn(4, 2), 1.0)
+    with pytest.raises(ValueError, match="w_norm must have shape"):
+        g.delora_update(torch.randn(2, 5), torch.randn(4, 2), torch.ones(1), torch.ones(4))
+    with pytest.raises(ValueError, match="W has shape"):
+        g.update_geometry(torch.randn(5, 5), g.lora_update(torch.randn(2, 5), torch.randn(4, 2), 1.0))
+    with pytest.raises(ValueError, match="same k"):
+        g.LowRankUpdate(torch.randn(3, 2), torch.randn(3, 4))
+    with pytest.raises(ValueError, match="DoRA shapes"):
+        g.dora_update_stats(torch.randn(4, 5), g.DoraUpdate(torch.randn(2, 5), torch.randn(4, 2), 1.0, torch.ones(3)))
+    with pytest.raises(ValueError, match="positive integer"):
+        g.lora_scaling(8, 0)
+
+
+def test_paper_init_norm_is_accurate_near_the_start_in_fp32():
+    """dW = P Q^T - P0 Q0^T with P ~ P0: the stacked form keeps ||dW|| exact even in fp32."""
+    torch.manual_seed(3)
+    m, n, r = 256, 128, 8
+    A0, B0 = torch.randn(r, n), torch.randn(m, r)
+    A, B = A0 + 1e-4 * torch.randn(r, n), B0 + 1e-4 * torch.randn(m, r)
+    w, lam = torch.rand(n) + 0.5, torch.tensor([10.0])
+    closed = g.fro_norm(g.delora_update(A, B, lam, w, A0, B0)).item()
+    reference = g.dense_delora_delta(*(t.double() for t in (A, B, lam, w, A0, B0))).norm().item()
+    assert closed == pytest.approx(reference, rel=1e-4)
+    assert reference < 1e-2 * g.delora_bound_loose(lam, w).item()
