@@ -9,8 +9,10 @@ is low rank, so we keep it as two thin factors, dW = U @ V.T, and compute every 
     angle(dW, W)    = atan2(q, p)                      (stable for tiny angles, unlike arccos)
     angle(W+dW, W)  = atan2(q, ||W|| + p)
 
+Accuracy: ||dW|| from the Gram sums is exact to ~sqrt(eps) ||U|| ||V|| in absolute terms, which only
+shows when large terms cancel to a tiny dW (delora_update stacks the paper init to avoid exactly that).
 q comes from a subtraction, so when dW is nearly parallel to W it is exact only to about
-sqrt(machine eps) * ||dW|| (angles to ~1e-8 rad in fp64, ~3e-4 rad in fp32); elsewhere to full precision.
+sqrt(eps) ||dW|| (angles to ~1e-8 rad in fp64, ~3e-4 rad in fp32); elsewhere to full precision.
 
 DoRA rescales whole output rows, so its update is not low rank; it has a per-row closed form instead
 (`dora_update_stats`). Dense reference versions (`dense_*`) live at the bottom: tests check every

@@ -13,15 +13,15 @@ def _rand(*shape, dtype=torch.float64, scale=1.0):
     return torch.randn(*shape, dtype=dtype) * scale
 
 
-def _assert_geometry_close(closed, dense, rtol, angle_atol=1e-6):
+def _assert_geometry_close(closed, dense, rtol, angle_atol=1e-6, norm_atol=0.0):
     """Norms to rtol. Angles also to angle_atol radians: the closed form gets the part of dW orthogonal
     to W by a subtraction, so when dW is (nearly) parallel to W it is exact only to ~sqrt(eps) ||dW||."""
     for field in ("delta_fro", "w_fro", "rel_delta"):  # atol: the dense reference rounds too, at ~eps ||W||
-        torch.testing.assert_close(getattr(closed, field), getattr(dense, field), rtol=rtol, atol=1e-13 * (1 + dense.w_fro.item()))
+        torch.testing.assert_close(getattr(closed, field), getattr(dense, field), rtol=rtol, atol=norm_atol + 1e-13 * (1 + dense.w_fro.item()))
     torch.testing.assert_close(closed.angle_w_prime, dense.angle_w_prime, rtol=rtol, atol=angle_atol)
     a, b = closed.angle_delta_w, dense.angle_delta_w
     if torch.isnan(a) or torch.isnan(b):  # no direction: dW is zero (up to the reference's rounding)
-        assert closed.delta_fro.item() <= 1e-13 * (1 + dense.w_fro.item()) and torch.isnan(a)
+        assert closed.delta_fro.item() <= norm_atol + 1e-13 * (1 + dense.w_fro.item())
     else:
         torch.testing.assert_close(a, b, rtol=rtol, atol=angle_atol)
 
@@ -50,7 +50,10 @@ def test_low_rank_closed_forms_match_dense_fp64(shape, method, seed):
         update = g.delora_update(A, B, lam, w, A0, B0)
         dense = g.dense_delora_delta(A, B, lam, w, A0, B0)
     torch.testing.assert_close(update.dense(), dense, rtol=1e-10, atol=1e-12)
-    _assert_geometry_close(g.update_geometry(W, update), g.dense_geometry(W, dense), rtol=1e-10)
+    # A Gram-based norm is exact to ~sqrt(eps) ||U|| ||V|| in absolute terms: it only shows when large
+    # terms cancel to a tiny dW (which hypothesis finds in 1 x 1 layers with flipped signs).
+    norm_atol = 1e-7 * (update.U.norm() * update.V.norm()).item()
+    _assert_geometry_close(g.update_geometry(W, update), g.dense_geometry(W, dense), rtol=1e-10, norm_atol=norm_atol)
     sv = g.singular_values(update)
     dense_sv = g.dense_singular_values(dense)[: sv.numel()]
     torch.testing.assert_close(sv, dense_sv, rtol=1e-8, atol=1e-10 * max(1.0, dense_sv.max().item()))
