@@ -221,8 +221,10 @@ class DoraUpdate:
     magnitude: Tensor  # (m,)
 
 
-def dora_update_stats(W: Tensor, dora: DoraUpdate) -> tuple[UpdateGeometry, Tensor]:
-    """DoRA's geometry from per-row sums, never forming W' (m x n). Returns (geometry, row scale g).
+def dora_update_stats(W: Tensor, dora: DoraUpdate) -> tuple[UpdateGeometry, Tensor, Tensor]:
+    """DoRA's geometry from per-row sums, never forming W' (m x n).
+
+    Returns (geometry, row scale g (m,), row norms ||W_k|| (m,)).
 
         P_k = ||W_k||^2,  Q_k = <B_k, (W A^T)_k>,  T_k = <(B A A^T)_k, B_k>,  c_k^2 = P + 2sQ + s^2 T
         g = m / c;  ||dW||^2 = sum[(g-1)^2 P + 2 s g (g-1) Q + s^2 g^2 T];  <dW, W> = sum[(g-1) P + s g Q]
@@ -243,7 +245,7 @@ def dora_update_stats(W: Tensor, dora: DoraUpdate) -> tuple[UpdateGeometry, Tens
     g = dora.magnitude / c  # (m,)
     delta_sq = ((g - 1) ** 2 * P + 2 * s * g * (g - 1) * Q + s * s * g * g * T).sum()
     inner = ((g - 1) * P + s * g * Q).sum()
-    return geometry_from_inner_products(delta_sq, inner, P.sum()), g
+    return geometry_from_inner_products(delta_sq, inner, P.sum()), g, P.sqrt()
 
 
 # ----------------------------------------------------------------------------- dense references

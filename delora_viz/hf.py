@@ -1,0 +1,80 @@
+"""TrackerCallback: the Tracker inside transformers' Trainer (and so TRL's SFTTrainer).
+
+    trainer = Trainer(model=peft_model, args=TrainingArguments(..., report_to=["tensorboard"]),
+                      callbacks=[TrackerCallback(every=10)])
+
+Records every `every` optimizer steps into <output_dir>/delora_history.jsonl (appended as it goes, and
+copied into each checkpoint-N/ folder), and adds a summary (delora/delta_fro_mean, delora/bound_ratio_max,
+delora/lambda_mean, ...) to the Trainer's logs, so TensorBoard, W&B or any report_to integration shows it.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import CallbackHandler
+
+from .track import Tracker, _check_suffix
+
+
+class TrackerCallback(TrainerCallback):
+    def __init__(self, every: int = 1, filename: str = "delora_history.jsonl", prefix: str = "delora/", dtype=torch.float32):
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise ValueError(f"every must be a positive integer (record every N optimizer steps), got {every!r}")
+        _check_suffix(filename)
+        self.every, self.filename, self.prefix, self.dtype = every, filename, prefix, dtype
+        self.tracker: Tracker | None = None
+        self.latest: dict[str, float] = {}  # summary of the last record, added to the next training log
+
+    # Integrations such as TensorBoardCallback write `logs` in their own on_log; our additions reach them
+    # only if we run first. Trainer puts its default callbacks before the user's, so we move ourselves to
+    # the front of the handler that is calling us (found one frame up), on the first event we see.
+    def _run_first(self) -> None:
+        frame = sys._getframe(2)
+        while frame is not None and not isinstance(frame.f_locals.get("self"), CallbackHandler):
+            frame = frame.f_back
+        if frame is not None:
+            handler = frame.f_locals["self"]
+            # a new list: the handler may be iterating the old one right now
+            handler.callbacks = [self] + [c for c in handler.callbacks if c is not self]
+
+    def on_init_end(self, args, state, control, **kwargs):
+        self._run_first()
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._run_first()
+        if not state.is_world_process_zero:
+            return  # other ranks of a distributed run record nothing
+        path = Path(args.output_dir) / self.filename
+        if path.exists() and state.global_step == 0:  # a fresh run in a used folder: keep the old history
+            path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
+        self.tracker = Tracker(model, every=self.every, path=path, dtype=self.dtype, keep_rows=False)
+        if state.global_step == 0:
+            self.tracker.step(0)  # the starting point, so plots begin at dW = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.tracker is not None:
+            rows = self.tracker.step(state.global_step)
+            if rows:
+                self.latest = self.tracker.summary(rows, prefix=self.prefix)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None and self.latest and "loss" in logs:  # training logs only, not eval's
+            logs.update(self.latest)
+            if state.log_history and state.log_history[-1].get("step") == state.global_step:
+                state.log_history[-1].update(self.latest)  # Trainer logged a copy: keep it in trainer_state.json too
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.tracker is None or not self.tracker.path.exists():
+            return
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if checkpoint.is_dir():
+            shutil.copy2(self.tracker.path, checkpoint / self.filename)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.tracker is not None:
+            self.tracker.close()

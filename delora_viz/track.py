@@ -1,0 +1,226 @@
+"""Tracker: per adapted layer, per step, how far the update moved, which way, and against what bound.
+
+    with Tracker(model, path="history.jsonl").watch(optimizer) as tracker:
+        for batch in loader:
+            loss = model(**batch).loss; loss.backward(); optimizer.step(); optimizer.zero_grad()
+    tracker.to_dataframe()
+
+Each record is one row per layer with the columns in COLUMNS. Metrics use the closed forms in
+geometry.py under torch.no_grad(), in float32 (or float64) whatever the model's dtype, on the model's
+device, with one device->host copy per record. Nothing but the rows outlives a record.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from pathlib import Path
+
+import torch
+
+from .adapters import AdapterView, find_adapters, no_adapters_message, parameters_are_sharded
+from .geometry import DoraUpdate, dora_update_stats, singular_values, update_geometry
+
+COLUMNS = (
+    "step", "layer", "method", "rank",
+    "delta_fro", "w_fro", "rel_delta", "angle_delta_w_deg", "angle_w_prime_deg",
+    "bound", "bound_loose", "bound_ratio", "lambda", "sigma_max", "dora_mag_drift",
+)  # fmt: skip
+_MEASURED = COLUMNS[4:]  # computed on the device, copied to the host once per record
+SUFFIXES = (".csv", ".jsonl")
+NAN = float("nan")
+
+
+def is_main_process() -> bool:
+    """False on every rank but 0 of an initialised torch.distributed group (DDP, torchrun, accelerate)."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_rank() == 0
+
+
+class Tracker:
+    """Records the geometry of every adapted layer of `model` every `every` steps.
+
+    path: optional .csv or .jsonl file that each record is appended to (flushed), so a killed run keeps
+    every row it recorded. keep_rows=False keeps nothing in memory (for very long runs with a path).
+    On ranks other than 0 of a distributed run the tracker records and writes nothing.
+    """
+
+    def __init__(self, model, every: int = 1, path=None, dtype=torch.float32, keep_rows: bool = True):
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise ValueError(f"every must be a positive integer (record every N steps), got {every!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.every, self.dtype, self.keep_rows = every, dtype, keep_rows
+        self.active = is_main_process()
+        self.rows: list[dict] = []
+        self.path = _check_suffix(path) if path is not None else None
+        self._hooks: list = []
+        self._optimizer_steps = 0
+        self.views: list[AdapterView] = []
+        if not self.active:
+            return
+        if parameters_are_sharded(model):
+            raise NotImplementedError(
+                "the model's weights are sharded (FSDP or DeepSpeed ZeRO-3): delora-viz does not gather them yet, "
+                "and measuring a shard would give wrong numbers. Track with DDP / a single device, or after "
+                "gathering the full state dict."
+            )
+        self.views = find_adapters(model)
+        if not self.views:
+            raise ValueError(no_adapters_message(model))
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ recording
+    def step(self, step: int | None = None) -> list[dict]:
+        """Record one row per layer if `step` is a multiple of `every` (default: count optimizer steps)."""
+        step = self._optimizer_steps if step is None else int(step)
+        if not self.active or step % self.every:
+            return []
+        with torch.no_grad():
+            values = torch.stack([self._measure(view) for view in self.views]).cpu().tolist()  # (layers, metrics)
+        rows = [
+            {"step": step, "layer": view.name, "method": view.method, "rank": view.rank, **dict(zip(_MEASURED, vals))}
+            for view, vals in zip(self.views, values)
+        ]
+        if self.keep_rows:
+            self.rows.extend(rows)
+        if self.path is not None:
+            append_rows(self.path, rows)
+        return rows
+
+    def _measure(self, view: AdapterView) -> torch.Tensor:
+        W = view.weight().detach()
+        update = view.update()
+        lam = bound = loose = sigma = drift = NAN
+        if isinstance(update, DoraUpdate):
+            update = DoraUpdate(update.A.detach().to(self.dtype), update.B.detach().to(self.dtype), update.scaling, update.magnitude.detach().to(self.dtype))
+            geo, _, row_norms = dora_update_stats(W, update)
+            # how far the learned magnitudes moved from W's own row norms (their value at init)
+            drift = torch.linalg.vector_norm(update.magnitude - row_norms) / torch.linalg.vector_norm(row_norms)
+        else:
+            update = update.to(self.dtype)
+            geo = update_geometry(W, update)
+            sigma = singular_values(update)[0]
+        if view.delora_lambda is not None:
+            lam = view.delora_lambda().detach().to(self.dtype).squeeze()
+            bound = view.bound().detach().to(self.dtype)
+            loose = view.bound_loose().detach().to(self.dtype)
+        ratio = geo.delta_fro / bound if view.bound is not None else NAN
+        degrees = 180.0 / math.pi
+        values = (
+            geo.delta_fro, geo.w_fro, geo.rel_delta, geo.angle_delta_w * degrees, geo.angle_w_prime * degrees,
+            bound, loose, ratio, lam, sigma, drift,
+        )  # fmt: skip
+        return torch.stack([torch.as_tensor(v, dtype=self.dtype, device=W.device).reshape(()) for v in values])
+
+    # ------------------------------------------------------------------ optimizer hook
+    def watch(self, optimizer) -> "Tracker":
+        """Record after every optimizer.step() (every `every` steps). Use as a context manager to detach."""
+        if self.active:
+
+            def after_step(opt, args, kwargs):
+                self._optimizer_steps += 1
+                self.step(self._optimizer_steps)
+
+            self._hooks.append(optimizer.register_step_post_hook(after_step))
+        return self
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ export
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(COLUMNS))
+
+    def summary(self, rows: list[dict] | None = None, prefix: str = "delora/") -> dict[str, float]:
+        """Mean and max over layers of the last record (or of `rows`), as Python floats for loggers."""
+        if rows is None:
+            last = self.rows[-1]["step"] if self.rows else None
+            rows = [r for r in self.rows if r["step"] == last]
+        return summarize(rows, prefix)
+
+    def save(self, path) -> Path:
+        """Write every kept row to a .csv or .jsonl file (replacing it)."""
+        path = _check_suffix(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: same format
+        tmp.unlink(missing_ok=True)
+        append_rows(tmp, self.rows)
+        tmp.replace(path)  # atomic: an interrupted save never leaves half a file
+        return path
+
+    @staticmethod
+    def load(path):
+        """Read a history written by save() or by a tracker's path= (CSV or JSONL) into a DataFrame."""
+        return load_history(path)
+
+
+# ----------------------------------------------------------------------------- pure helpers
+def summarize(rows: list[dict], prefix: str = "delora/") -> dict[str, float]:
+    """{prefix + metric_mean / _max} over layers, skipping NaN; empty dict for no rows."""
+    out = {}
+    for key in ("delta_fro", "rel_delta", "angle_delta_w_deg", "angle_w_prime_deg", "bound_ratio", "lambda"):
+        values = [float(r[key]) for r in rows if not math.isnan(float(r[key]))]
+        if values:
+            out[f"{prefix}{key}_mean"] = sum(values) / len(values)
+            out[f"{prefix}{key}_max"] = max(values)
+    return out
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append rows to a .csv (header once) or .jsonl file and flush."""
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        if path.suffix == ".jsonl":
+            f.writelines(json.dumps({k: _json_value(r.get(k)) for k in COLUMNS}) + "\n" for r in rows)
+        else:
+            writer = csv.DictWriter(f, fieldnames=list(COLUMNS), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
+
+
+def load_history(path):
+    import pandas as pd
+
+    path = _check_suffix(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no tracker history at {path}")
+    try:
+        if path.suffix == ".jsonl":  # the json module, not pd.read_json: it keeps every float bit-exact
+            df = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+        else:
+            df = pd.read_csv(path, float_precision="round_trip")
+    except (ValueError, pd.errors.ParserError) as err:
+        raise ValueError(f"{path} is not a tracker history (it does not parse as {path.suffix[1:].upper()}): {err}") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} is not a tracker history: it lacks the columns {missing}")
+    df = df[list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]]
+    df[list(_MEASURED)] = df[list(_MEASURED)].astype(float)
+    df["layer"], df["method"] = df["layer"].astype(str), df["method"].astype(str)
+    return df
+
+
+def _json_value(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _check_suffix(path) -> Path:
+    path = Path(path)
+    if path.suffix not in SUFFIXES:
+        raise ValueError(f"tracker files end in {' or '.join(SUFFIXES)}; got '{path.name}'. Choose e.g. history.jsonl")
+    return path

@@ -1,0 +1,230 @@
+"""Tracker rows against a dense reference (merge the adapter, subtract W), for every method."""
+import copy
+import json
+import math
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from peft import DeloraConfig, LoraConfig, get_peft_model
+from torch import nn
+
+from delora_viz import geometry as g
+from delora_viz.layer import add_delora, delora_layers
+from delora_viz.track import COLUMNS, Tracker, load_history
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q_proj = nn.Linear(48, 40)
+        self.v_proj = nn.Linear(48, 40)
+        self.out = nn.Linear(40, 6)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.q_proj(x)) * self.v_proj(x))
+
+
+def _peft(config):
+    return lambda: get_peft_model(Block(), config)
+
+
+def _ours(init):
+    return lambda: add_delora(Block(), ["q_proj", "v_proj"], r=4, delora_lambda=2.0, init=init)
+
+
+BUILDERS = {
+    "lora": _peft(LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])),
+    "rslora": _peft(LoraConfig(r=4, lora_alpha=8, use_rslora=True, target_modules=["q_proj", "v_proj"])),
+    "dora": _peft(LoraConfig(r=4, lora_alpha=8, use_dora=True, target_modules=["q_proj", "v_proj"])),
+    "delora": _peft(
+        DeloraConfig(
+            r=4, delora_lambda=2, target_modules=["q_proj", "v_proj"],
+            rank_pattern={"v_proj": 2}, lambda_pattern={"v_proj": 0.5},
+        )
+    ),  # fmt: skip
+    "ours-delora": _ours("peft"),
+    "ours-delora-paper": _ours("paper"),
+}
+
+
+def _train(model, steps=6, lr=0.02):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    tracker = Tracker(model).watch(opt)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(torch.randn(16, 48)).pow(2).mean().backward()
+        opt.step()
+    tracker.close()
+    return tracker
+
+
+def _dense_deltas(model, originals):
+    """Independent reference: PEFT merges (or our merge), minus the original weights."""
+    merged = copy.deepcopy(model)
+    merged = merged.merge_and_unload() if hasattr(merged, "merge_and_unload") else merged
+    if delora_layers(merged):
+        for layer in delora_layers(merged).values():
+            layer.merge()
+        return {n: layer.base_layer.weight.double() - originals[n] for n, layer in delora_layers(merged).items()}
+    return {n: merged.get_submodule(n).weight.double() - originals[n] for n in originals}
+
+
+@pytest.mark.parametrize("kind", list(BUILDERS))
+def test_rows_match_dense_reference_after_real_steps(kind):
+    torch.manual_seed(0)
+    model = BUILDERS[kind]()
+    base = model.base_model.model if hasattr(model, "base_model") else model
+    originals = {
+        n: (m.base_layer.weight if hasattr(m, "base_layer") else m.weight).detach().double().clone()
+        for n, m in base.named_modules()
+        if n in ("q_proj", "v_proj")
+    }
+    tracker = _train(model)
+    df = tracker.to_dataframe()
+    assert list(df.columns) == list(COLUMNS)
+    assert sorted(df["step"].unique()) == list(range(1, 7))
+    last = df[df["step"] == 6].set_index("layer")
+    expected_method = {"ours-delora": "delora", "ours-delora-paper": "delora-paper"}.get(kind, kind)
+    assert set(last["method"]) == {expected_method}
+    for name, dW in _dense_deltas(model, originals).items():
+        row = last.loc[name]
+        W = originals[name]
+        ref = g.dense_geometry(W, dW)
+        assert row["delta_fro"] == pytest.approx(ref.delta_fro.item(), rel=1e-4)
+        assert row["w_fro"] == pytest.approx(ref.w_fro.item(), rel=1e-4)
+        assert row["rel_delta"] == pytest.approx(ref.rel_delta.item(), rel=1e-4)
+        assert row["angle_delta_w_deg"] == pytest.approx(math.degrees(ref.angle_delta_w.item()), rel=1e-4, abs=1e-3)
+        assert row["angle_w_prime_deg"] == pytest.approx(math.degrees(ref.angle_w_prime.item()), rel=1e-4, abs=1e-4)
+        assert row["delta_fro"] > 1e-3  # the update really moved
+        if kind == "dora":
+            assert math.isnan(row["sigma_max"]) and row["dora_mag_drift"] > 0
+        else:
+            assert row["sigma_max"] == pytest.approx(torch.linalg.svdvals(dW)[0].item(), rel=1e-4)
+        if "delora" in kind:
+            assert row["delta_fro"] <= row["bound"] * (1 + 1e-5) <= row["bound_loose"] * (1 + 1e-5)
+            assert row["bound_ratio"] == pytest.approx(row["delta_fro"] / row["bound"])
+            assert not math.isnan(row["lambda"])
+        else:
+            assert math.isnan(row["bound"]) and math.isnan(row["lambda"])
+    if kind == "delora":  # lambda_pattern and rank_pattern reach the rows
+        assert last.loc["v_proj", "rank"] == 2 and last.loc["q_proj", "rank"] == 4
+        assert abs(last.loc["v_proj", "lambda"]) < abs(last.loc["q_proj", "lambda"])
+
+
+def test_delora_never_exceeds_its_bound_at_absurd_learning_rates():
+    torch.manual_seed(1)
+    for build in (BUILDERS["delora"], BUILDERS["ours-delora"], BUILDERS["ours-delora-paper"]):
+        df = _train(build(), steps=10, lr=5.0).to_dataframe()
+        assert (df["delta_fro"] <= df["bound"] * (1 + 1e-5)).all()
+
+
+def test_several_lora_adapters_track_the_active_one():
+    model = get_peft_model(Block(), LoraConfig(r=4, target_modules=["q_proj"]), adapter_name="first")
+    model.add_adapter("second", LoraConfig(r=2, target_modules=["q_proj"], use_rslora=True))
+    model.set_adapter("second")
+    rows = Tracker(model).step(0)
+    assert [(r["layer"], r["method"], r["rank"]) for r in rows] == [("q_proj", "rslora", 2)]
+
+
+def test_unknown_adapter_types_are_skipped_with_one_warning():
+    from peft import IA3Config
+
+    model = get_peft_model(Block(), IA3Config(target_modules=["q_proj", "v_proj"], feedforward_modules=[]))
+    with pytest.warns(UserWarning, match="skips them: Linear") as record:
+        with pytest.raises(ValueError, match="no adapted layers"):
+            Tracker(model)
+    assert len([w for w in record if "skips" in str(w.message)]) == 1
+
+
+def test_every_and_explicit_steps():
+    model = BUILDERS["ours-delora"]()
+    tracker = Tracker(model, every=3)
+    assert tracker.step(1) == [] and tracker.step(2) == []
+    assert len(tracker.step(3)) == 2
+    summary = tracker.summary()
+    assert set(summary) >= {"delora/delta_fro_mean", "delora/bound_ratio_max", "delora/lambda_mean"}
+    assert all(isinstance(v, float) for v in summary.values())
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_save_load_round_trip_is_lossless(tmp_path, suffix):
+    tracker = _train(BUILDERS["dora"]())  # NaN columns included
+    tracker.save(tmp_path / f"h{suffix}")
+    loaded = Tracker.load(tmp_path / f"h{suffix}")
+    original = tracker.to_dataframe()
+    assert list(loaded.columns) == list(COLUMNS)
+    for column in COLUMNS:
+        a, b = original[column].tolist(), loaded[column].tolist()
+        assert all((x == y) or (isinstance(x, float) and math.isnan(x) and math.isnan(y)) for x, y in zip(a, b)), column
+
+
+def test_streaming_appends_so_a_killed_run_keeps_its_rows(tmp_path):
+    model = BUILDERS["ours-delora"]()
+    path = tmp_path / "stream.jsonl"
+    tracker = Tracker(model, path=path, keep_rows=False)
+    for step in range(5):
+        tracker.step(step)
+        assert len(path.read_text().splitlines()) == 2 * (step + 1)  # on disk after every record
+    assert tracker.rows == []  # nothing held in memory
+    assert len(load_history(path)) == 10
+
+
+def test_bad_input_messages(tmp_path):
+    with pytest.raises(ValueError, match="no adapted layers.*add_delora"):
+        Tracker(Block())
+    with pytest.raises(ValueError, match="positive integer"):
+        Tracker(BUILDERS["ours-delora"](), every=0)
+    with pytest.raises(ValueError, match="end in .csv or .jsonl"):
+        Tracker(BUILDERS["ours-delora"](), path=tmp_path / "h.parquet")
+    bogus = tmp_path / "notes.csv"
+    bogus.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a tracker history.*lacks the columns"):
+        Tracker.load(bogus)
+    assert bogus.read_text() == "a,b\n1,2\n"  # nothing overwritten
+    garbage = tmp_path / "x.jsonl"
+    garbage.write_text("this is not json\n")
+    with pytest.raises(ValueError, match="not a tracker history"):
+        Tracker.load(garbage)
+    with pytest.raises(FileNotFoundError):
+        Tracker.load(tmp_path / "missing.csv")
+
+
+def test_metrics_use_float32_on_a_bf16_model():
+    model = add_delora(Block().to(torch.bfloat16), ["q_proj"], r=4, delora_lambda=2.0)
+    nn.init.normal_(model.q_proj.delora_B)
+    row = Tracker(model).step(0)[0]
+    reference = g.dense_geometry(model.q_proj.base_layer.weight.double(), model.q_proj.delta_weight().double())
+    assert row["delta_fro"] == pytest.approx(reference.delta_fro.item(), rel=1e-3)
+
+
+DDP_SCRIPT = r'''
+import os, sys, torch, torch.distributed as dist
+from torch import nn
+from delora_viz.layer import add_delora
+from delora_viz.track import Tracker
+dist.init_process_group("gloo")
+torch.manual_seed(0)
+model = nn.parallel.DistributedDataParallel(add_delora(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)), ["0"], r=2, delora_lambda=1.0))
+opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+tracker = Tracker(model, path=sys.argv[1]).watch(opt)
+for _ in range(3):
+    opt.zero_grad(); model(torch.randn(4, 8)).sum().backward(); opt.step()
+print(f"rank {dist.get_rank()} rows {len(tracker.rows)} active {tracker.active}", flush=True)
+dist.destroy_process_group()
+'''
+
+
+def test_ddp_two_processes_write_one_history(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    out = tmp_path / "history.jsonl"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", str(script), str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rank 0 rows 3 active True" in result.stdout and "rank 1 rows 0 active False" in result.stdout
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["step"] for row in lines] == [1, 2, 3] and lines[0]["layer"] == "0"
