@@ -16,3 +16,24 @@ import torch  # noqa: E402
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    from builders import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    from builders import build_tiny_bert_classifier
+
+    return build_tiny_bert_classifier(tmp_path_factory.mktemp("tiny-bert"), num_labels=3)
+
+
+@pytest.fixture(scope="session")
+def text_files(tmp_path_factory):
+    from builders import write_text_files
+
+    return write_text_files(tmp_path_factory.mktemp("data"))

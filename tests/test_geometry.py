@@ -76,17 +76,18 @@ def test_dora_per_row_form_matches_dense(shape, seed, mag_scale):
     m, n, r = shape
     W, A, B = _rand(m, n), _rand(r, n), _rand(m, r)
     dora = g.DoraUpdate(A, B, scaling=0.5, magnitude=W.norm(dim=1) * mag_scale * (0.5 + torch.rand(m, dtype=torch.float64)))
-    closed, row_scale = g.dora_update_stats(W, dora)
+    closed, row_scale, row_norms = g.dora_update_stats(W, dora)
     dense = g.dense_dora_delta(W, dora)
     # angle atol: sqrt(eps) ||dW|| / ||W'|| with ||dW|| / ||W'|| up to ~300 here
     _assert_geometry_close(closed, g.dense_geometry(W, dense), rtol=1e-8, angle_atol=1e-5)
     torch.testing.assert_close(row_scale, dora.magnitude / (W + 0.5 * B @ A).norm(dim=1))
+    torch.testing.assert_close(row_norms, W.norm(dim=1))
 
 
 def test_dora_at_init_is_zero_update():
     W, A = _rand(10, 7), _rand(3, 7)
     B = torch.zeros(10, 3, dtype=torch.float64)
-    geo, _ = g.dora_update_stats(W, g.DoraUpdate(A, B, 2.0, W.norm(dim=1)))
+    geo, _, _ = g.dora_update_stats(W, g.DoraUpdate(A, B, 2.0, W.norm(dim=1)))
     assert geo.delta_fro.item() < 1e-7
     assert geo.angle_w_prime.item() < 1e-7
 

@@ -1,0 +1,136 @@
+"""The shared runner: learning, compare, sweep, stop, divergence, outputs, bad input."""
+import json
+import math
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+from delora_viz.config import TrainConfig
+from delora_viz.train import RunResult, StepEvent, compare, iter_compare, iter_train, lr_sweep, prepare, train
+
+
+def _cfg(model, data, **kw):
+    base = dict(model=model, data=data, steps=6, batch_size=4, max_length=16, eval_every=3, eval_examples=8, device="cpu")
+    return TrainConfig(**(base | kw))
+
+
+@pytest.mark.slow
+def test_embedded_default_learns_well_above_chance():
+    """MiniLM + BBC News (5 topics, chance 0.2): DeLoRA at its default rate."""
+    result = train(TrainConfig(method="delora", steps=30, eval_every=30, eval_examples=64))
+    history = result.history_frame()
+    assert history["eval_metric"].iloc[0] < 0.45  # the fresh head is near chance
+    assert result.final["eval_metric"] >= 0.6
+    assert result.status == "finished" and result.final["bound_ratio_max"] <= 1.0
+
+
+def test_events_then_result(tiny_bert_dir, text_files):
+    events = list(iter_train(_cfg(tiny_bert_dir, text_files["csv"], method="lora")))
+    steps, result = events[:-1], events[-1]
+    assert all(isinstance(e, StepEvent) for e in steps) and isinstance(result, RunResult)
+    assert [e.step for e in steps] == list(range(1, 7))
+    assert [e.eval_metric is not None for e in steps] == [False, False, True, False, False, True]
+    assert all(len(e.rows) == 4 for e in steps)  # 2 layers x (query, value)
+    assert result.final["steps"] == 6 and set(result.tracker_frame()["step"]) == set(range(7))
+    assert not math.isnan(result.history[0]["eval_metric"])  # step 0 is evaluated too
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "delora", "delora-paper"])
+def test_every_method_trains_and_saves_a_peft_adapter(method, tiny_bert_dir, text_files, tmp_path):
+    result = train(_cfg(tiny_bert_dir, text_files["csv"], method=method, output_dir=str(tmp_path)))
+    assert (tmp_path / "delora_history.jsonl").is_file() and (tmp_path / "summary.json").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "finished"
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+    reloaded = PeftModel.from_pretrained(base, str(tmp_path)).eval()
+    enc = prepare(_cfg(tiny_bert_dir, text_files["csv"])).loaded.tokenizer(["a test sentence"], return_tensors="pt")
+    torch.testing.assert_close(reloaded(**enc).logits, result.model.eval()(**enc).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_causal_lm_on_a_local_tiny_llama(tiny_llama_dir, text_files, tmp_path):
+    result = train(_cfg(tiny_llama_dir, text_files["txt"], task="causal_lm", output_dir=str(tmp_path)))
+    assert result.final["eval_name"] == "perplexity" and math.isfinite(result.final["eval_metric"])
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), str(tmp_path))
+    assert reloaded.peft_config["default"].peft_type.value == "DELORA"
+
+
+def test_compare_interleaves_on_the_same_data(tiny_bert_dir, text_files):
+    config = _cfg(tiny_bert_dir, text_files["csv"])
+    events = [e for e in iter_compare(["lora", "dora", "delora"], config) if isinstance(e, StepEvent)]
+    assert [(e.run, e.step) for e in events[:6]] == [("lora", 1), ("dora", 1), ("delora", 1), ("lora", 2), ("dora", 2), ("delora", 2)]
+    results = compare(["lora", "delora"], config)
+    assert set(results) == {"lora", "delora"}
+    # same seed, same data order, same start: the step-0 evaluation is identical
+    assert results["lora"].history[0]["eval_metric"] == results["delora"].history[0]["eval_metric"]
+
+
+def test_lr_sweep_and_divergence_leave_other_runs_alone(tiny_bert_dir, text_files):
+    config = _cfg(tiny_bert_dir, text_files["csv"], steps=8, eval_every=0)
+    sweep = lr_sweep(["lora", "delora"], [1.0, 1000.0], config)  # x1000: LoRA at lr 1, DeLoRA at 30
+    assert list(sweep.columns) == ["method", "lr_multiplier", "lr", "final_distance", "eval_metric", "eval_name", "diverged"]
+    assert len(sweep) == 4
+    lora_absurd = sweep[(sweep.method == "lora") & (sweep.lr_multiplier > 1)].iloc[0]
+    assert not sweep[sweep.lr_multiplier == 1.0]["diverged"].any()
+    assert lora_absurd["diverged"] or lora_absurd["final_distance"] > 10 * sweep[(sweep.method == "lora") & (sweep.lr_multiplier == 1.0)]["final_distance"].iloc[0]
+    delora_absurd = sweep[(sweep.method == "delora") & (sweep.lr_multiplier > 1)].iloc[0]
+    assert not delora_absurd["diverged"]  # the bound keeps DeLoRA finite at any rate
+
+
+def test_forced_divergence_is_marked_and_the_run_ends(tiny_bert_dir, text_files, monkeypatch):
+    import delora_viz.train as runner
+
+    real_loss = runner._loss
+    calls = {"n": 0}
+
+    def nan_at_step_3(model, batch, loaded):
+        calls["n"] += 1
+        loss = real_loss(model, batch, loaded)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(runner, "_loss", nan_at_step_3)
+    result = train(_cfg(tiny_bert_dir, text_files["csv"], method="lora"))
+    assert result.status == "diverged" and result.diverged_at == 3
+    assert result.tracker_frame()["step"].max() == 2  # rows up to the last good step are kept
+
+
+def test_stop_ends_within_one_step(tiny_bert_dir, text_files):
+    seen = []
+    stop = lambda: len(seen) >= 2  # noqa: E731
+    for event in iter_compare(["lora", "delora"], _cfg(tiny_bert_dir, text_files["csv"], steps=50), stop=stop):
+        seen.append(event)
+    results = [e for e in seen if isinstance(e, RunResult)]
+    assert {r.status for r in results} == {"stopped"}
+    assert max(e.step for e in seen if isinstance(e, StepEvent)) == 1
+    assert all(len(r.rows) > 0 for r in results)  # what was recorded is kept
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(method="adalora"), "unknown method"),
+        (dict(steps=0), "steps must be a positive integer"),
+        (dict(batch_size=-1), "batch_size must be a positive integer"),
+        (dict(max_length=4), "max_length must be at least 8"),
+        (dict(lr=0.0), "lr must be a number"),
+        (dict(lr=float("inf")), "lr must be a number"),
+        (dict(r=0), "positive integer"),
+        (dict(delora_lambda=-1.0), "finite number > 0"),
+        (dict(eval_fraction=1.0), "eval_fraction"),
+        (dict(save_every=5), "save_every needs output_dir"),
+    ],
+)
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_bad_model_and_data_fail_before_training(tiny_bert_dir, text_files):
+    with pytest.raises(ValueError, match="not available offline"):
+        prepare(TrainConfig(model="someone/not-downloaded-model"))
+    with pytest.raises(ValueError, match="no text column.*one of: id, score, label"):
+        prepare(_cfg(tiny_bert_dir, text_files["no_text_csv"]))
+    with pytest.raises(ValueError, match="choose at least one method"):
+        next(iter_compare([], _cfg(tiny_bert_dir, text_files["csv"])))
+    with pytest.raises(ValueError, match="multipliers must be positive"):
+        lr_sweep(["lora"], [0.0], _cfg(tiny_bert_dir, text_files["csv"]))
