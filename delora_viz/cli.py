@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save_step", type=int, default=0, help="save the adapter every N steps (0: only at the end)")
     t.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, cuda:1, mps or cpu")
     t.add_argument("--rank", type=int, default=8)
-    t.add_argument("--delora_lambda", type=float, default=15.0)
+    t.add_argument("--delora_lambda", type=float, default=5.0, help="the bound on ||dW||_F is |lambda| max_j ||W[:, j]||; 5 suits MiniLM, 10-15 LLMs (PEFT: 15)")
     t.add_argument("--module_dropout", type=float, default=0.0)
     t.add_argument("--target_modules", default=None, help="comma-separated, e.g. q_proj,v_proj; default: the model's query/value projections")
     t.add_argument("--hub_model_id", default=None, help="repository to push to with --push_to_hub")
