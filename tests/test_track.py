@@ -228,3 +228,18 @@ def test_ddp_two_processes_write_one_history(tmp_path):
     assert "rank 0 rows 3 active True" in result.stdout and "rank 1 rows 0 active False" in result.stdout
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["step"] for row in lines] == [1, 2, 3] and lines[0]["layer"] == "0"
+
+
+def test_sharded_weights_are_refused_not_measured_wrongly():
+    model = BUILDERS["ours-delora"]()
+    model.q_proj.base_layer.weight.ds_id = 7  # what DeepSpeed ZeRO-3 puts on a partitioned parameter
+    with pytest.raises(NotImplementedError, match="sharded.*FSDP or DeepSpeed ZeRO-3"):
+        Tracker(model)
+
+
+def test_merged_peft_layers_are_skipped_with_a_warning():
+    model = BUILDERS["lora"]()
+    model.base_model.model.q_proj.merge()
+    with pytest.warns(UserWarning, match="merged LoRA/DoRA layers"):
+        rows = Tracker(model).step(0)
+    assert [r["layer"] for r in rows] == ["v_proj"]
