@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import re
-import zlib
 from pathlib import Path
 
 import matplotlib
@@ -24,35 +23,23 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-# Okabe-Ito palette (colour-blind friendly); one fixed colour per method.
-METHOD_COLORS = {
-    "lora": "#0072B2",          # blue
-    "rslora": "#56B4E9",        # sky blue
-    "dora": "#009E73",          # bluish green
-    "delora": "#D55E00",        # vermillion
-    "delora-paper": "#CC79A7",  # reddish purple
-}
-_FALLBACK_COLORS = ("#E69F00", "#000000", "#999999", "#F0E442")  # orange, black, grey, yellow
-_BOUNDED = ("delora", "delora-paper")
+from .plots_live import (
+    METHOD_COLORS, has_values, iter_runs, layer_step_table, live_colors, live_frame, live_loss_frame,
+    mean_by_step, method_color, numeric, require_rows, short_layer, worst_layer,
+)
+
+__all__ = [  # the figures, plus the colours and live frames re-exported from plots_live
+    "METHOD_COLORS", "method_color", "plot_update_norm", "plot_angles", "plot_lambda", "plot_loss",
+    "plot_bound_heatmap", "plot_angle_strength", "plot_lr_sweep", "plot_singular_values", "save_figures",
+    "live_frame", "live_loss_frame", "live_colors",
+]
+
 _STYLE = {
     "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
     "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8, "legend.frameon": False,
     "lines.linewidth": 1.8, "image.cmap": "viridis",
 }
 NORM = r"$\|\Delta W\|_F$"
-
-
-def method_color(name: str) -> str:
-    """Colour of a method or of a run label naming one ("delora@lr x10" -> delora's colour).
-
-    Matches the longest known method name appearing as a word in ``name`` (case-insensitive);
-    unknown labels get a stable colour from the rest of the Okabe-Ito palette.
-    """
-    low = str(name).lower()
-    for key in sorted(METHOD_COLORS, key=len, reverse=True):
-        if re.search(rf"(?<![a-z]){re.escape(key)}(?![a-z])", low):
-            return METHOD_COLORS[key]
-    return _FALLBACK_COLORS[zlib.crc32(low.encode()) % len(_FALLBACK_COLORS)]
 
 
 def _styled(fn):
@@ -64,66 +51,24 @@ def _styled(fn):
     return wrapper
 
 
-def _require(df: pd.DataFrame, columns, what: str) -> None:
-    if df is None or len(df) == 0:
-        raise ValueError(f"{what}: the frame is empty (no rows to plot)")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; got {list(df.columns)}")
-
-
-def run_labels(df: pd.DataFrame) -> pd.Series:
-    """The run label of each row: ``run`` when present (gaps filled by ``method``), else ``method``."""
-    if "run" in df.columns:
-        return df["run"].fillna(df.get("method", "run")).astype(str)
-    return df["method"].astype(str)
-
-
-def iter_runs(df: pd.DataFrame):
-    """Yield ``(run, method, rows, colour)`` in order of first appearance.
-
-    Runs sharing a method get progressively lighter shades of the method colour.
-    """
-    labels = run_labels(df)
-    seen: dict[str, int] = {}
-    for run in pd.unique(labels):
-        rows = df[labels == run]
-        method = str(rows["method"].iloc[0]) if "method" in rows.columns else run
-        k = seen[method] = seen.get(method, -1) + 1
-        yield run, method, rows, _shade(method_color(method), 0.3 * min(k, 2))
-
-
-def _shade(color: str, amount: float) -> str:
-    rgb = np.array(matplotlib.colors.to_rgb(color))
-    return matplotlib.colors.to_hex(rgb + (1 - rgb) * amount)
-
-
-def _has(rows: pd.DataFrame, col: str) -> bool:
-    return col in rows.columns and bool(np.isfinite(pd.to_numeric(rows[col], errors="coerce")).any())
-
-
-def _mean_by_step(rows: pd.DataFrame, col: str) -> pd.Series:
-    return pd.to_numeric(rows[col], errors="coerce").groupby(rows["step"]).mean().dropna().sort_index()
-
-
-def short_layer(name: str, width: int = 38) -> str:
-    """A readable layer name: drops PEFT's ``base_model.model.`` and keeps the tail."""
-    name = str(name).removeprefix("base_model.model.")
-    return name if len(name) <= width else "…" + name[-(width - 1):]
-
-
-def _axes(ax, ncols: int = 1, polar: bool = False, width: float = 6.4):
+def _axes(ax, ncols: int = 1, width: float = 6.4, height: float = 4.2):
     """New figure with ``ncols`` axes, or the given ``ax``. Returns (figure, list of axes)."""
     if ax is not None:
         return ax.figure, [ax]
-    fig = Figure(figsize=(width * ncols if ncols > 1 else width, 4.2), layout="constrained")
-    kw = {"projection": "polar"} if polar else {}
-    return fig, [fig.add_subplot(1, ncols, i + 1, **kw) for i in range(ncols)]
+    fig = Figure(figsize=(width * ncols if ncols > 1 else width, height), layout="constrained")
+    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
 
 
-def _legend(ax) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best")
+def _legend(ax, handles=None, labels=None) -> None:
+    """Legend inside when short; outside on the right when long (always, for polar)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    if len(handles) > 5 or getattr(ax, "name", "") == "polar":  # a half disc's top is at 0.75
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 0.75 if ax.name == "polar" else 1.0))
+    else:
+        ax.legend(handles, labels, loc="best")
 
 
 @_styled
@@ -132,32 +77,27 @@ def plot_update_norm(tracker_df: pd.DataFrame, ax=None, show_worst_layer: bool =
 
     Solid lines: mean over layers of ||dW||_F per run. Dashed lines (label "bound ...", gid
     "bound-mean:<run>"): DeLoRA's bound on ||dW||_F, |lambda| times the frozen column norms of W.
-    Thin lines: the layer closest to its bound at the last step (its norm solid, its bound dashed,
+    Thin lines: the layer closest to its bound at the last step (its norm solid, its bound dotted,
     gid "bound-worst:<run>"). Look for: LoRA's norm grows with training and learning rate,
     unchecked; DeLoRA's stays under its dashed line, which moves only when lambda moves.
     """
-    _require(tracker_df, ["step", "method", "delta_fro"], "plot_update_norm")
-    fig, (ax,) = _axes(ax)
-    for run, method, rows, color in iter_runs(tracker_df):
-        m = _mean_by_step(rows, "delta_fro")
-        ax.plot(m.index, m.values, color=color, label=f"{run} {NORM} (mean)", gid=f"norm:{run}")
-        if not _has(rows, "bound"):
+    require_rows(tracker_df, ["step", "method", "delta_fro"], "plot_update_norm")
+    fig, (ax,) = _axes(ax, width=8.8, height=4.4)
+    for run, _, rows, color in iter_runs(tracker_df):
+        m = mean_by_step(rows, "delta_fro")
+        ax.plot(m.index, m.values, color=color, label=f"{run} (mean over layers)", gid=f"norm:{run}")
+        if not has_values(rows, "bound"):
             continue
-        b = _mean_by_step(rows, "bound")
-        ax.plot(b.index, b.values, "--", color=color, label=f"bound (mean) · {run}", gid=f"bound-mean:{run}")
-        if show_worst_layer and "layer" in rows.columns:
-            ratio = pd.to_numeric(rows["delta_fro"], errors="coerce") / pd.to_numeric(rows["bound"], errors="coerce")
-            ratio = ratio.replace([np.inf, -np.inf], np.nan).dropna()
-            if ratio.empty:
-                continue
-            last = rows.loc[ratio.index, "step"].max()
-            layer = rows.loc[ratio[rows.loc[ratio.index, "step"] == last].idxmax(), "layer"]
+        b = mean_by_step(rows, "bound")
+        ax.plot(b.index, b.values, "--", color=color, label=f"bound · {run} (mean)", gid=f"bound-mean:{run}")
+        layer = worst_layer(rows) if show_worst_layer else None
+        if layer is not None:
             one = rows[rows["layer"] == layer].sort_values("step")
             short = short_layer(layer, 28)
             ax.plot(one["step"], one["delta_fro"], color=color, lw=0.9, alpha=0.8,
-                    label=f"{run} {NORM}, worst layer {short}", gid=f"norm-worst:{run}")
+                    label=f"{run}, worst layer: {short}", gid=f"norm-worst:{run}")
             ax.plot(one["step"], one["bound"], ":", color=color, lw=1.1, alpha=0.9,
-                    label=f"bound (worst layer) · {run}", gid=f"bound-worst:{run}")
+                    label=f"bound · {run}, worst layer", gid=f"bound-worst:{run}")
     ax.set(title="Update size vs DeLoRA's bound", xlabel="step", ylabel=f"{NORM} (Frobenius norm)")
     ax.set_ylim(bottom=0)
     _legend(ax)
@@ -172,15 +112,16 @@ def plot_angles(tracker_df: pd.DataFrame, ax=None) -> Figure:
     update is nearly orthogonal to W (typical in high dimension). Right (or dotted): how far the
     adapted weight has turned away from W; it stays small while ||dW|| << ||W||.
     """
-    _require(tracker_df, ["step", "method", "angle_delta_w_deg", "angle_w_prime_deg"], "plot_angles")
+    require_rows(tracker_df, ["step", "method", "angle_delta_w_deg", "angle_w_prime_deg"], "plot_angles")
     fig, axes = _axes(ax, ncols=2, width=5.6)
     a1, a2 = (axes[0], axes[0]) if len(axes) == 1 else axes
     for run, _, rows, color in iter_runs(tracker_df):
-        m = _mean_by_step(rows, "angle_delta_w_deg")
+        m = mean_by_step(rows, "angle_delta_w_deg")
         a1.plot(m.index, m.values, color=color, label=f"{run}" + (" ∠(ΔW, W)" if a1 is a2 else ""))
-        m = _mean_by_step(rows, "angle_w_prime_deg")
+        m = mean_by_step(rows, "angle_w_prime_deg")
         a2.plot(m.index, m.values, ":" if a1 is a2 else "-", color=color,
                 label=f"{run} ∠(W+ΔW, W)" if a1 is a2 else "_nolegend_")
+    a1.axhline(90, color="0.6", lw=0.8, ls=":", zorder=0)  # orthogonal to W
     if a1 is a2:
         a1.set(title="Update angles (mean over layers)", xlabel="step", ylabel="angle (degrees)")
     else:
@@ -197,16 +138,15 @@ def plot_lambda(tracker_df: pd.DataFrame, ax=None) -> Figure:
     lambda alone sets the update's scale (||dW||_F <= |lambda| max_j ||W[:, j]||), decoupled from
     its direction. Look for how far it drifts from its initial value, and how fast with the lr.
     """
-    _require(tracker_df, ["step", "method", "lambda"], "plot_lambda")
-    runs = [r for r in iter_runs(tracker_df) if _has(r[2], "lambda")]
+    require_rows(tracker_df, ["step", "method", "lambda"], "plot_lambda")
+    runs = [r for r in iter_runs(tracker_df) if has_values(r[2], "lambda")]
     if not runs:
         raise ValueError("plot_lambda: no run has a finite 'lambda' (it is NaN for LoRA/DoRA); track a DeLoRA run")
     fig, (ax,) = _axes(ax)
     for run, _, rows, color in runs:
-        lam = pd.to_numeric(rows["lambda"], errors="coerce").groupby(rows["step"]).agg(["mean", "min", "max"])
-        lam = lam.dropna().sort_index()
+        lam = numeric(rows, "lambda").groupby(rows["step"]).agg(["mean", "min", "max"]).dropna().sort_index()
         ax.fill_between(lam.index, lam["min"], lam["max"], color=color, alpha=0.2, lw=0)
-        ax.plot(lam.index, lam["mean"], color=color, label=f"{run} λ (mean; band: min-max over layers)")
+        ax.plot(lam.index, lam["mean"], color=color, label=f"{run} (mean; band: min to max over layers)")
     ax.set(title="DeLoRA's learned strength λ", xlabel="step", ylabel="λ (dimensionless)")
     _legend(ax)
     return fig
@@ -219,20 +159,20 @@ def plot_loss(history_df: pd.DataFrame, ax=None) -> Figure:
     The eval metric goes on a second panel, or on a twin y axis when ``ax`` is given.
     Look for: which method learns fastest at the same learning rate, and which one diverges.
     """
-    _require(history_df, ["step", "method", "loss"], "plot_loss")
-    has_eval = _has(history_df, "eval_metric")
+    require_rows(history_df, ["step", "method", "loss"], "plot_loss")
+    has_eval = has_values(history_df, "eval_metric")
     fig, axes = _axes(ax, ncols=2 if has_eval and ax is None else 1, width=5.6)
     a1 = axes[0]
     twin = has_eval and ax is not None
     a2 = a1.twinx() if twin else (axes[1] if has_eval else None)
     for run, _, rows, color in iter_runs(history_df):
-        loss = _mean_by_step(rows, "loss")
+        loss = mean_by_step(rows, "loss")
         if not loss.empty:
             a1.plot(loss.index, loss.values, color=color, alpha=0.25, lw=0.8, label="_nolegend_")
             smooth = loss.ewm(span=max(2, len(loss) // 10)).mean()
             a1.plot(smooth.index, smooth.values, color=color, label=run)
-        if has_eval and _has(rows, "eval_metric"):
-            ev = _mean_by_step(rows, "eval_metric")
+        if has_eval and has_values(rows, "eval_metric"):
+            ev = mean_by_step(rows, "eval_metric")
             a2.plot(ev.index, ev.values, "o" if twin else "o-", color=color, ms=5, lw=1.2,
                     label=f"{run} (eval)" if twin else run)
     a1.set(title="Training loss", xlabel="step", ylabel="loss (cross-entropy)")
@@ -248,7 +188,7 @@ def plot_loss(history_df: pd.DataFrame, ax=None) -> Figure:
         a2.grid(False)
         a2.spines["right"].set_visible(True)
         (h1, l1), (h2, l2) = a1.get_legend_handles_labels(), a2.get_legend_handles_labels()
-        a1.legend(h1 + h2, l1 + l2, loc="best")
+        a2.legend(h1 + h2, l1 + l2, loc="best", ncols=2)  # on the twin: it is drawn on top
     else:
         a2.set(title=f"Eval {name}", xlabel="step")
         _legend(a1)
@@ -265,29 +205,18 @@ def plot_bound_heatmap(tracker_df: pd.DataFrame, run: str | None = None, ax=None
     Look for: which layers push against their bound, and when (often right after step 1 for
     PEFT's zero-init B). Grey cells have no value (e.g. dW = 0 with bound 0).
     """
-    _require(tracker_df, ["step", "method", "layer", "delta_fro"], "plot_bound_heatmap")
+    require_rows(tracker_df, ["step", "method", "layer", "delta_fro"], "plot_bound_heatmap")
     runs = {r: rows for r, _, rows, _ in iter_runs(tracker_df)}
     if run is None:
-        run = next((r for r, rows in runs.items() if _has(rows, "bound")), next(iter(runs)))
+        run = next((r for r, rows in runs.items() if has_values(rows, "bound")), next(iter(runs)))
     if run not in runs:
         raise ValueError(f"plot_bound_heatmap: no rows with run {run!r}; runs are {list(runs)}")
-    rows = runs[run]
-    delta = pd.to_numeric(rows["delta_fro"], errors="coerce")
-    if _has(rows, "bound"):
-        value, label = delta / pd.to_numeric(rows["bound"], errors="coerce"), f"{NORM} / bound (1 = at the bound)"
-    elif "w_fro" in rows.columns or "rel_delta" in rows.columns:
-        value = (pd.to_numeric(rows["rel_delta"], errors="coerce") if "rel_delta" in rows.columns
-                 else delta / pd.to_numeric(rows["w_fro"], errors="coerce"))
-        label = f"{NORM} / $\\|W\\|_F$ (relative update size)"
-    else:
-        raise ValueError("plot_bound_heatmap: need 'bound', 'rel_delta' or 'w_fro' to normalise delta_fro")
-    table = (pd.DataFrame({"layer": rows["layer"], "step": rows["step"], "v": value.replace([np.inf, -np.inf], np.nan)})
-             .pivot_table(index="layer", columns="step", values="v", aggfunc="mean", dropna=False, sort=False))
-    table = table.reindex(index=pd.unique(rows["layer"]), columns=sorted(table.columns))
+    table, bounded = layer_step_table(runs[run])
+    label = f"{NORM} / bound (1 = at the bound)" if bounded else f"{NORM} / $\\|W\\|_F$ (relative update size)"
     fig, (ax,) = _axes(ax, width=7.2)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
     data = np.ma.masked_invalid(table.to_numpy(dtype=float))
-    vmax = 1.0 if _has(rows, "bound") and data.count() and data.max() <= 1.0 else None
+    vmax = 1.0 if bounded and data.count() and data.max() <= 1.0 else None
     im = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=vmax)
     steps, layers = list(table.columns), [short_layer(x) for x in table.index]
     ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
@@ -309,28 +238,32 @@ def plot_angle_strength(tracker_df: pd.DataFrame, ax=None) -> Figure:
     on the radius at the last step, mean over layers of bound / ||W||_F. Look for: DeLoRA
     turns freely while its radius is capped by the arc; LoRA's radius is free to run away.
     """
-    _require(tracker_df, ["step", "method", "angle_delta_w_deg", "rel_delta"], "plot_angle_strength")
+    require_rows(tracker_df, ["step", "method", "angle_delta_w_deg", "rel_delta"], "plot_angle_strength")
     if ax is not None and getattr(ax, "name", "") != "polar":
         raise ValueError("plot_angle_strength needs a polar axes: fig.add_subplot(projection='polar')")
-    fig, (ax,) = _axes(ax, polar=True)
+    if ax is None:  # equal aspect: the half disc is the middle half of a square box; let the box overhang
+        fig = Figure(figsize=(8.0, 3.9))
+        ax = fig.add_axes((0.5 / 8.0, -0.6 / 3.9, 5.0 / 8.0, 5.0 / 3.9), projection="polar")
+    fig = ax.figure
     for run, _, rows, color in iter_runs(tracker_df):
-        path = pd.concat([_mean_by_step(rows, "angle_delta_w_deg"), _mean_by_step(rows, "rel_delta")],
+        path = pd.concat([mean_by_step(rows, "angle_delta_w_deg"), mean_by_step(rows, "rel_delta")],
                          axis=1, join="inner").dropna()
         if path.empty:
             continue
         theta = np.deg2rad(path.iloc[:, 0].to_numpy())
         ax.plot(theta, path.iloc[:, 1], color=color, label=run, gid=f"path:{run}")
         ax.plot(theta[-1:], path.iloc[-1:, 1], "o", color=color, ms=7, label="_nolegend_")
-        if _has(rows, "bound") and "w_fro" in rows.columns:
-            rel = pd.to_numeric(rows["bound"], errors="coerce") / pd.to_numeric(rows["w_fro"], errors="coerce")
-            rel = rel.replace([np.inf, -np.inf], np.nan)
+        if has_values(rows, "bound") and "w_fro" in rows.columns:
+            rel = (numeric(rows, "bound") / numeric(rows, "w_fro")).replace([np.inf, -np.inf], np.nan)
             last = rel[rows["step"] == rows.loc[rel.dropna().index, "step"].max()].mean()
             arc = np.linspace(0, np.pi, 181)
             ax.plot(arc, np.full_like(arc, last), "--", color=color, lw=1.2, label=f"bound · {run}", gid=f"bound:{run}")
     ax.set_thetamin(0)
     ax.set_thetamax(180)
     ax.set_ylim(bottom=0)
-    ax.set_title("Angle vs strength: ∠(ΔW, W) in degrees, radius $\\|\\Delta W\\|_F / \\|W\\|_F$")
+    ax.set_title("Direction vs strength of the update (mean over layers)", y=0.82)  # top of the half disc
+    ax.text(0.5, 0.17, "angle: ∠(ΔW, W) in degrees;  radius: $\\|\\Delta W\\|_F / \\|W\\|_F$",
+            transform=ax.transAxes, ha="center", va="top")
     _legend(ax)
     return fig
 
@@ -344,32 +277,36 @@ def plot_lr_sweep(sweep_df: pd.DataFrame, ax=None) -> Figure:
     the distance panel is drawn. Look for: LoRA's distance grows with the lr (and diverges);
     DeLoRA's stays nearly flat, because lambda, not the lr, sets how far it may go.
     """
-    _require(sweep_df, ["method", "lr_multiplier", "final_distance"], "plot_lr_sweep")
-    if (pd.to_numeric(sweep_df["lr_multiplier"], errors="coerce") <= 0).any():
+    require_rows(sweep_df, ["method", "lr_multiplier", "final_distance"], "plot_lr_sweep")
+    if (numeric(sweep_df, "lr_multiplier") <= 0).any():
         raise ValueError("plot_lr_sweep: lr_multiplier must be > 0 (plotted on a log axis)")
     panels = [("final_distance", r"$\|W' - W\|_F$ (Frobenius norm, mean over layers)", "Distance from W")]
-    if ax is None and _has(sweep_df, "eval_metric"):
+    if ax is None and has_values(sweep_df, "eval_metric"):
         names = sweep_df["eval_name"].dropna().unique() if "eval_name" in sweep_df else []
         name = str(names[0]) if len(names) == 1 else "eval metric"
         panels.append(("eval_metric", name, f"Eval {name}"))
     fig, axes = _axes(ax, ncols=len(panels), width=5.6)
     df = sweep_df.assign(_div=sweep_df["diverged"].eq(True) if "diverged" in sweep_df else False)
     for a, (col, ylabel, title) in zip(axes, panels):
-        for i, (method, rows, color) in enumerate((m, r, c) for _, m, r, c in iter_runs(df.assign(run=df["method"]))):
+        for i, (method, _, rows, color) in enumerate(iter_runs(df.assign(run=df["method"]))):
             rows = rows.sort_values("lr_multiplier")
             ok = rows[~rows["_div"]]
-            y = pd.to_numeric(ok[col], errors="coerce")
-            a.plot(ok["lr_multiplier"][np.isfinite(y)], y[np.isfinite(y)], "o-", color=color, label=method)
+            y = numeric(ok, col)
+            a.plot(ok["lr_multiplier"][y.notna()], y.dropna(), "o-", color=color, label=method)
             bad = rows[rows["_div"]]
             if len(bad):
-                a.plot(bad["lr_multiplier"], np.full(len(bad), 0.97 - 0.04 * i), "x", color=color, ms=9,
+                a.plot(bad["lr_multiplier"], np.full(len(bad), 0.96 - 0.035 * i), "x", color=color, ms=9,
                        mew=2, transform=a.get_xaxis_transform(), gid="diverged", label="_nolegend_", clip_on=False)
         a.set_xscale("log")
-        ys = pd.to_numeric(df.loc[~df["_div"], col], errors="coerce")
-        if col == "final_distance" and (ys > 0).any() and not (ys <= 0).any():
+        a.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}×"))
+        a.axvline(1.0, color="0.6", lw=0.8, ls=":", zorder=0)  # the recommended lr
+        ys = numeric(df[~df["_div"]], col)
+        if (col == "final_distance" or ylabel == "perplexity") and (ys > 0).any() and not (ys <= 0).any():
             a.set_yscale("log")
-        if (df["_div"]).any():
+        if df["_div"].any():  # headroom so the 'x' markers sit above the data
             a.plot([], [], "x", color="0.3", mew=2, label="diverged")
+            lo, hi = a.get_ylim()
+            a.set_ylim(lo, hi * (hi / lo) ** 0.2 if a.get_yscale() == "log" else hi + 0.2 * (hi - lo))
         a.set(title=title, xlabel="learning-rate multiplier (× recommended lr)", ylabel=ylabel)
         _legend(a)
     return fig
@@ -397,7 +334,7 @@ def plot_singular_values(singular_values, ax=None, label: str | None = None) -> 
         all_positive &= bool((s > 0).any())
         ax.plot(np.arange(1, s.size + 1), s, "o-", ms=4, color=method_color(name), label=str(name))
     if all_positive:
-        ax.set_yscale("log")  # non-positive values are simply not drawn on the log axis
+        ax.set_yscale("log", nonpositive="mask")  # zeros are simply not drawn
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(title="Singular values of ΔW", xlabel="index i (largest first)", ylabel="$\\sigma_i$ (same units as W)")
     _legend(ax)

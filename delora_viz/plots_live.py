@@ -1,9 +1,10 @@
-"""Long-format frames for live plots (Gradio's ``gr.LinePlot(x="step", y="value", color="series")``).
+"""Data side of the plots (pure pandas, no matplotlib): method colours, runs, per-step means,
+and long-format frames for live plots (Gradio's ``gr.LinePlot(x="step", y="value", color="series")``).
 
-Pure pandas, cheap enough to rebuild after every training step: a ``gr.LinePlot`` redraws in a
-few ms where a matplotlib figure costs ~100 ms. Each frame has the columns ``step``, ``value``,
-``series``, holds means over layers, and keeps at most ``max_points`` evenly spaced rows per
-series (always the last one). An empty input gives an empty frame, so the app can call these
+``plots.py`` draws the static figures from the same helpers. Live frames are cheap enough to
+rebuild after every training step (a ``gr.LinePlot`` redraws in a few ms where a matplotlib
+figure costs ~100 ms). Each has the columns ``step``, ``value``, ``series``, holds means over
+layers, and keeps at most ``max_points`` evenly spaced rows per series (always the last one). An empty input gives an empty frame, so the app can call these
 before the first step; a metric with no data (``lambda`` of a LoRA-only run) does too.
 
     frame = live_frame(tracker_df, "delta_fro")
@@ -11,10 +12,122 @@ before the first step; a metric with no data (``lambda`` of a LoRA-only run) doe
 """
 from __future__ import annotations
 
+import re
+import zlib
+
 import numpy as np
 import pandas as pd
 
-from .plots import _has, _mean_by_step, _shade, iter_runs, method_color
+# Okabe-Ito palette (colour-blind friendly); one fixed colour per method.
+METHOD_COLORS = {
+    "lora": "#0072b2",          # blue
+    "rslora": "#56b4e9",        # sky blue
+    "dora": "#009e73",          # bluish green
+    "delora": "#d55e00",        # vermillion
+    "delora-paper": "#cc79a7",  # reddish purple
+}
+_FALLBACK_COLORS = ("#e69f00", "#000000", "#999999", "#f0e442")  # orange, black, grey, yellow
+
+
+def method_color(name: str) -> str:
+    """Colour of a method or of a run label naming one ("delora@lr x10" -> delora's colour).
+
+    Matches the longest known method name appearing as a word in ``name`` (case-insensitive);
+    unknown labels get a stable colour from the rest of the Okabe-Ito palette.
+    """
+    low = str(name).lower()
+    for key in sorted(METHOD_COLORS, key=len, reverse=True):
+        if re.search(rf"(?<![a-z]){re.escape(key)}(?![a-z])", low):
+            return METHOD_COLORS[key]
+    return _FALLBACK_COLORS[zlib.crc32(low.encode()) % len(_FALLBACK_COLORS)]
+
+
+def require_rows(df: pd.DataFrame, columns, what: str) -> None:
+    """ValueError naming ``what`` if ``df`` is empty or lacks one of ``columns``."""
+    if df is None or len(df) == 0:
+        raise ValueError(f"{what}: the frame is empty (no rows to plot)")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; got {list(df.columns)}")
+
+
+def run_labels(df: pd.DataFrame) -> pd.Series:
+    """The run label of each row: ``run`` when present (gaps filled by ``method``), else ``method``."""
+    if "run" in df.columns:
+        return df["run"].fillna(df.get("method", "run")).astype(str)
+    return df["method"].astype(str)
+
+
+def iter_runs(df: pd.DataFrame):
+    """Yield ``(run, method, rows, colour)`` in order of first appearance.
+
+    Runs sharing a method get progressively lighter shades of the method colour.
+    """
+    labels = run_labels(df)
+    seen: dict[str, int] = {}
+    for run in pd.unique(labels):
+        rows = df[labels == run]
+        method = str(rows["method"].iloc[0]) if "method" in rows.columns else run
+        k = seen[method] = seen.get(method, -1) + 1
+        yield run, method, rows, shade(method_color(method), 0.3 * min(k, 2))
+
+
+def shade(color: str, amount: float) -> str:
+    """``color`` ("#rrggbb") mixed with white: amount 0 keeps it, 1 gives white."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
+
+
+def numeric(rows: pd.DataFrame, col: str) -> pd.Series:
+    """Column ``col`` as floats, with anything non-numeric or infinite turned into NaN."""
+    return pd.to_numeric(rows[col], errors="coerce").astype(float).replace([np.inf, -np.inf], np.nan)
+
+
+def has_values(rows: pd.DataFrame, col: str) -> bool:
+    """True if column ``col`` exists and holds at least one finite value (bound/lambda: DeLoRA only)."""
+    return col in rows.columns and bool(numeric(rows, col).notna().any())
+
+
+def mean_by_step(rows: pd.DataFrame, col: str) -> pd.Series:
+    """Mean over layers of ``col`` per step (NaNs skipped), indexed by step."""
+    return numeric(rows, col).groupby(rows["step"]).mean().dropna().sort_index()
+
+
+def worst_layer(rows: pd.DataFrame) -> str | None:
+    """The layer of one run closest to its bound (max delta_fro / bound) at the last step that has one."""
+    if not has_values(rows, "bound") or "layer" not in rows.columns:
+        return None
+    ratio = (numeric(rows, "delta_fro") / numeric(rows, "bound")).replace([np.inf, -np.inf], np.nan).dropna()
+    if ratio.empty:
+        return None
+    steps = rows.loc[ratio.index, "step"]
+    return rows.loc[ratio[steps == steps.max()].idxmax(), "layer"]
+
+
+def layer_step_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Layer x step table for one run: delta_fro / bound when it has a bound (flag True),
+    else rel_delta = delta_fro / w_fro (flag False). Layers in order of first appearance."""
+    bounded = has_values(rows, "bound")
+    if bounded:
+        value = numeric(rows, "delta_fro") / numeric(rows, "bound")
+    elif "rel_delta" in rows.columns or "w_fro" in rows.columns:
+        value = numeric(rows, "rel_delta") if "rel_delta" in rows.columns else numeric(rows, "delta_fro") / numeric(rows, "w_fro")
+    else:
+        raise ValueError("no 'bound', 'rel_delta' or 'w_fro' column to normalise delta_fro by")
+    table = (pd.DataFrame({"layer": rows["layer"], "step": rows["step"], "v": value.replace([np.inf, -np.inf], np.nan)})
+             .pivot_table(index="layer", columns="step", values="v", aggfunc="mean", dropna=False, sort=False))
+    return table.reindex(index=pd.unique(rows["layer"]), columns=sorted(table.columns)), bounded
+
+
+def short_layer(name: str, width: int = 38) -> str:
+    """A readable layer name from the block index on ("layer.1.attention.self.value"), tail-cut."""
+    parts = str(name).split(".")
+    first_digit = next((k for k, p in enumerate(parts) if p.isdigit()), 0)
+    name = ".".join(parts[max(first_digit - 1, 0):])
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+# ---- long frames for gr.LinePlot ------------------------------------------------------------
 
 LIVE_METRICS = ("delta_fro", "angle_delta_w_deg", "lambda", "rel_delta")
 COLUMNS = ("step", "value", "series")
@@ -62,11 +175,11 @@ def live_frame(tracker_df: pd.DataFrame, metric: str, max_points: int = 300) -> 
     parts = []
     for run, _, rows, _ in iter_runs(tracker_df):
         if metric == "delta_fro":
-            parts.append(_series(_mean_by_step(rows, metric), f"{run} ||dW||", max_points))
-            if _has(rows, "bound"):
-                parts.append(_series(_mean_by_step(rows, "bound"), f"{run} bound", max_points))
-        elif _has(rows, metric):
-            parts.append(_series(_mean_by_step(rows, metric), run, max_points))
+            parts.append(_series(mean_by_step(rows, metric), f"{run} ||dW||", max_points))
+            if has_values(rows, "bound"):
+                parts.append(_series(mean_by_step(rows, "bound"), f"{run} bound", max_points))
+        elif has_values(rows, metric):
+            parts.append(_series(mean_by_step(rows, metric), run, max_points))
     return _concat(parts)
 
 
@@ -78,7 +191,7 @@ def live_loss_frame(history_df: pd.DataFrame, max_points: int = 300) -> pd.DataF
     missing = [c for c in ("step", "method", "loss") if c not in history_df.columns]
     if missing:
         raise ValueError(f"live_loss_frame: history frame is missing column(s) {missing}")
-    return _concat([_series(_mean_by_step(rows, "loss"), run, max_points) for run, _, rows, _ in iter_runs(history_df)])
+    return _concat([_series(mean_by_step(rows, "loss"), run, max_points) for run, _, rows, _ in iter_runs(history_df)])
 
 
 def live_colors(frame: pd.DataFrame, source_df: pd.DataFrame | None = None) -> dict[str, str]:
@@ -92,5 +205,5 @@ def live_colors(frame: pd.DataFrame, source_df: pd.DataFrame | None = None) -> d
     for s in pd.unique(frame["series"]):
         run = s.removesuffix(" bound").removesuffix(" ||dW||")
         color = runs.get(run) or method_color(run)
-        colors[s] = _shade(color, 0.45) if s.endswith(" bound") else color
+        colors[s] = shade(color, 0.45) if s.endswith(" bound") else color
     return colors

@@ -69,8 +69,10 @@ def render(fig):
     return fig
 
 
-def lines_by_gid(fig, prefix):
-    return [ln for ax in fig.axes for ln in ax.get_lines() if (ln.get_gid() or "").startswith(prefix)]
+def lines_by_gid(fig, gid):
+    """Lines whose gid is ``gid``, or starts with it when ``gid`` ends with ':'."""
+    match = (lambda g: g.startswith(gid)) if gid.endswith(":") else (lambda g: g == gid)
+    return [ln for ax in fig.axes for ln in ax.get_lines() if match(ln.get_gid() or "")]
 
 
 def test_method_color_fixed_and_fallback():
@@ -148,7 +150,7 @@ def test_ax_argument_draws_into_given_axes():
 def test_angles_two_panels():
     fig = render(plot_angles(tracker_frame()))
     assert len(fig.axes) == 2
-    assert all(len(ax.get_lines()) == 3 for ax in fig.axes)
+    assert [len(ax.get_lines()) for ax in fig.axes] == [3 + 1, 3]  # + the 90 deg reference line
     assert all("degrees" in ax.get_ylabel() for ax in fig.axes)
     # NaN angle at step 0 is skipped, not drawn as NaN
     assert all(np.isfinite(ln.get_ydata()).all() for ln in fig.axes[0].get_lines())
