@@ -134,14 +134,15 @@ def iter_train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        loss = loss.item()
         new_rows = [dict(r, run=run) for r in tracker.step(step)]
         rows.extend(new_rows)
         is_eval = config.eval_every and (step % config.eval_every == 0 or step == config.steps)
         metric = evaluate() if is_eval else None
-        history.append(_record(run, config.method, step, loss.item(), lr, metric, eval_name))
+        history.append(_record(run, config.method, step, loss, lr, metric, eval_name))
         if out_dir and config.save_every and step % config.save_every == 0:
             adapter_dir = _save(model, config, loaded, out_dir)
-        yield StepEvent(run, config.method, step, config.steps, loss.item(), lr, new_rows, metric, eval_name, time.perf_counter() - started)
+        yield StepEvent(run, config.method, step, config.steps, loss, lr, new_rows, metric, eval_name, time.perf_counter() - started)
     model.eval()
     if out_dir and status != "diverged":  # a diverged run keeps its last good save
         adapter_dir = _save(model, config, loaded, out_dir)
