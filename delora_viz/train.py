@@ -84,6 +84,7 @@ class Prepared:
 
 
 def prepare(config: TrainConfig) -> Prepared:
+    torch.manual_seed(config.seed)  # a fresh task head is drawn at load: the same seed, the same head everywhere
     data = load_data(config.data, config.task or _task_for(config.model), eval_fraction=config.eval_fraction,
                      max_examples=config.max_examples, seed=config.seed)  # fmt: skip
     loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)

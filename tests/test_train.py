@@ -148,3 +148,12 @@ def test_smollm2_preset_trains_with_delora(monkeypatch, tmp_path_factory):
     assert result.final["eval_name"] == "perplexity" and math.isfinite(result.final["eval_metric"])
     assert result.final["eval_metric"] < 1000  # a real pretrained LM, not a random one
     assert result.tracker_frame()["layer"].nunique() == 60  # 30 layers x (q_proj, v_proj)
+
+
+def test_same_seed_draws_the_same_fresh_head():
+    """MiniLM's classifier head is drawn from torch's global RNG at load: prepare() seeds it first."""
+    heads = []
+    for noise in (1, 5):
+        torch.rand(noise)  # whatever ran before must not matter
+        heads.append(prepare(TrainConfig(max_examples=40)).loaded.model.classifier.weight.detach().clone())
+    assert torch.equal(heads[0], heads[1])

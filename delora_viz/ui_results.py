@@ -1,0 +1,142 @@
+"""What the app hands out after a comparison (no Gradio in here): the metrics table, the downloads
+(tracker CSV, figures, PEFT adapters) and the per-layer inspection of a trained model."""
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .adapters import find_adapters
+from .geometry import DoraUpdate, dense_dora_delta, singular_values
+from .methods import METHODS, save_adapter
+from .plots import (plot_angle_strength, plot_angles, plot_bound_heatmap, plot_lambda, plot_loss, plot_singular_values,
+                    plot_update_norm, save_figures)  # fmt: skip
+from .train import TASK_TYPES, Prepared, RunResult
+
+TABLE_COLUMNS = ("run", "method", "status", "steps", "lr", "eval", "delta_fro_mean", "rel_delta_mean",
+                 "angle_delta_w_deg_mean", "bound_ratio_max", "lambda_mean", "seconds")  # fmt: skip
+SHOW_RANKS = 4  # singular values shown: 4 r (LoRA/DeLoRA have <= r non-zero, the paper init 2r)
+LAYER_COLUMNS = ("run", "step", "delta_fro", "w_fro", "rel_delta", "angle_delta_w_deg", "bound", "bound_ratio",
+                 "lambda", "sigma_max", "dora_mag_drift")  # fmt: skip
+
+
+def _clean(df: pd.DataFrame) -> pd.DataFrame:
+    """NaN -> None, so the table shows a blank cell (and the JSON stays valid)."""
+    return df.astype(object).where(df.notna(), None)
+
+
+def rounded(df: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """Float columns to `digits` significant digits, for display."""
+    out = df.copy()
+    for col in out.select_dtypes("float").columns:
+        out[col] = out[col].map(lambda v: float(f"{v:.{digits}g}"))
+    return out
+
+
+def results_table(results: list[RunResult]) -> pd.DataFrame:
+    """One row per run: final eval metric, update size, bound use, lambda, status, time."""
+    rows = []
+    for r in results:
+        f = r.final
+        row = {k: f.get(k, math.nan) for k in TABLE_COLUMNS}
+        row.update(method=METHODS[r.method].label if r.method in METHODS else r.method, status=r.status,
+                   eval=f"{f['eval_metric']:.4g} {f['eval_name']}" if not math.isnan(f["eval_metric"]) else None)  # fmt: skip
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    numeric = [c for c in TABLE_COLUMNS if c not in ("run", "method", "status", "eval", "steps")]
+    df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").apply(lambda c: c.map(lambda v: float(f"{v:.4g}")))
+    return _clean(df)
+
+
+def tracker_frame(results: list[RunResult]) -> pd.DataFrame:
+    frames = [r.tracker_frame() for r in results if r.rows]
+    df = pd.concat(frames, ignore_index=True)
+    return df[["run"] + [c for c in df.columns if c != "run"]]
+
+
+def history_frame(results: list[RunResult]) -> pd.DataFrame:
+    return pd.concat([r.history_frame() for r in results], ignore_index=True)
+
+
+def figures(results: list[RunResult]) -> dict:
+    """The teaching figures of a comparison (matplotlib), by file name."""
+    tracker, history = tracker_frame(results), history_frame(results)
+    figs = {"update_norm": plot_update_norm(tracker), "angles": plot_angles(tracker), "loss": plot_loss(history),
+            "bound_heatmap": plot_bound_heatmap(tracker), "angle_vs_strength": plot_angle_strength(tracker)}  # fmt: skip
+    if pd.to_numeric(tracker["lambda"], errors="coerce").notna().any():
+        figs["lambda"] = plot_lambda(tracker)
+    return figs
+
+
+def _zip(folder: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(folder))
+    return target
+
+
+def write_downloads(results: list[RunResult], prepared: Prepared, directory: Path) -> list[str]:
+    """tracker CSV (all runs, a `run` column), per-step log CSV, figures (PNG zip), adapters (zip of PEFT dirs)."""
+    directory = Path(directory)
+    tracker = directory / "delora-viz_tracker.csv"
+    tracker_frame(results).to_csv(tracker, index=False)
+    log = directory / "delora-viz_loss-and-eval.csv"
+    history_frame(results).to_csv(log, index=False)
+    save_figures(figures(results), directory / "figures", dpi=120)
+    for r in results:
+        save_adapter(r.model, r.method, directory / "adapters" / r.run.replace(" ", "_"),
+                     base_model_name_or_path=prepared.loaded.source, task_type=TASK_TYPES[prepared.loaded.task],
+                     head_modules=prepared.loaded.head_modules)  # fmt: skip
+    zips = [_zip(directory / "figures", directory / "delora-viz_figures.zip"),
+            _zip(directory / "adapters", directory / "delora-viz_adapters.zip")]  # fmt: skip
+    return [str(p) for p in (tracker, log, *zips)]
+
+
+# ----------------------------------------------------------------------------- inspect one layer
+def layer_names(results: list[RunResult]) -> list[str]:
+    names: list[str] = []
+    for r in results:
+        names.extend(row["layer"] for row in r.rows if row["layer"] not in names)
+    return list(dict.fromkeys(names))
+
+
+@torch.no_grad()
+def layer_singular_values(result: RunResult, layer: str) -> torch.Tensor:
+    """Singular values of the trained dW of one layer. DoRA's update is not low rank: dense, one layer."""
+    views = {v.name: v for v in find_adapters(result.model)}
+    if layer not in views:
+        raise ValueError(f"run {result.run!r} has no adapted layer {layer!r}")
+    view = views[layer]
+    update = view.update()
+    if isinstance(update, DoraUpdate):
+        W = view.weight().detach().float()
+        dense = dense_dora_delta(W, DoraUpdate(update.A.float(), update.B.float(), update.scaling, update.magnitude.float()))
+        return torch.linalg.svdvals(dense).cpu()
+    return singular_values(update.to(torch.float32)).cpu()
+
+
+def inspect_layer(results: dict[str, RunResult], run: str, layer: str):
+    """(singular values figure, bound heatmap of `run`, angle-vs-strength figure, numbers table) for `layer`.
+
+    The singular values, the polar path and the numbers show `layer` in every run, so methods compare."""
+    if not results:
+        raise ValueError("nothing to inspect yet: run a comparison first (Compare tab)")
+    if run not in results:
+        raise ValueError(f"choose a run: one of {', '.join(results)}")
+    ordered = [results[run]] + [r for name, r in results.items() if name != run]
+    svals = {r.run: layer_singular_values(r, layer) for r in ordered}
+    tracker = tracker_frame(ordered)
+    one = tracker[tracker["layer"] == layer]
+    heat = plot_bound_heatmap(tracker_frame([results[run]]), run=run)
+    polar = plot_angle_strength(one)
+    shown = SHOW_RANKS * max(r.config.r for r in ordered)  # DoRA's dense dW has min(m, n) values: show the head
+    sv_fig = plot_singular_values({run: values[:shown] for run, values in svals.items()})
+    sv_fig.axes[0].set_title(f"Singular values of ΔW (first {shown})\n{layer}")
+    last = one.loc[one.groupby("run", sort=False)["step"].idxmax(), list(LAYER_COLUMNS)]
+    numbers = last.assign(sigma_max=[float(svals[r][0]) if len(svals[r]) else math.nan for r in last["run"]])
+    numbers = numbers.apply(lambda c: c.map(lambda v: float(f"{v:.4g}") if isinstance(v, float) else v))
+    return sv_fig, heat, polar, _clean(numbers.reset_index(drop=True))

@@ -1,0 +1,107 @@
+"""The app in a real headless browser: Debian's chromium driven by Playwright (never `playwright install`).
+
+Starts `python app.py --port N` in a subprocess, types the tiny local model and data into the page,
+presses Train, watches the status and the plots, presses Stop, and saves artifacts/app.png.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).parents[1]
+ARTIFACTS = ROOT / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium"),
+]
+pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed (pip install playwright)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = _free_port()
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"the app did not start; see {ARTIFACTS / 'app.log'}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    box.fill(value)
+    box.press("Tab")  # commit the value (Gradio reads inputs on change/blur)
+
+
+def _status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def test_train_live_plots_stop_and_screenshot(page, tiny_bert_dir, text_files):
+    page.wait_for_selector("#train")
+    assert page.locator("#train").inner_text().strip() == "Train"
+    assert page.locator("#stop").inner_text().strip() == "Stop"
+    _fill(page, "model-path", tiny_bert_dir)
+    _fill(page, "data", text_files["csv"])
+    _fill(page, "steps", "400")
+    page.click("#train")
+    # the status advances: wait for a few live steps
+    page.wait_for_function("() => /step ([3-9]|\\d\\d+)\\/400/.test(document.querySelector('#status').innerText)", timeout=90_000)
+    assert re.search(r"step \d+/400 · \S+ loss [\d.]+ · [\d.]+ steps/s", _status(page)), _status(page)
+    for key in ("norm", "angle", "lambda", "loss"):  # every live plot has drawn something
+        page.wait_for_selector(f"#plot-{key} canvas, #plot-{key} svg", timeout=30_000)
+    page.wait_for_timeout(1500)  # a few more redraws, for the screenshot
+    page.click("#stop")
+    page.wait_for_function("() => /stopped at step/.test(document.querySelector('#status').innerText)", timeout=60_000)
+    page.wait_for_function("() => /delora-viz_adapters/.test(document.querySelector('#downloads').innerText)", timeout=60_000)
+    assert "finished" not in _status(page) and "writing" not in _status(page)
+    table = page.locator("#results").inner_text()
+    assert all(label in table for label in ("LoRA", "DoRA", "DeLoRA")) and table.count("stopped") == 3, table
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+    assert (ARTIFACTS / "app.png").stat().st_size > 10_000
