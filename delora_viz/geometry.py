@@ -197,10 +197,14 @@ def geometry_from_inner_products(delta_sq: Tensor, inner: Tensor, w_sq: Tensor) 
     return UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, torch.atan2(q, w_fro + p))
 
 
-def update_geometry(W: Tensor, update: LowRankUpdate) -> UpdateGeometry:
-    """All norms and angles of a low-rank update against W, in the dtype of the inputs."""
+def update_geometry(W: Tensor, update: LowRankUpdate, w_fro_sq: Tensor | None = None) -> UpdateGeometry:
+    """All norms and angles of a low-rank update against W, in the dtype of the inputs.
+
+    w_fro_sq: ||W||_F^2 if the caller has it (W is frozen, so a tracker computes it once)."""
     delta_fro = fro_norm(update)
-    return geometry_from_inner_products(delta_fro * delta_fro, inner_with(W, update), weight_fro_sq(W, update.U.dtype))
+    if w_fro_sq is None:
+        w_fro_sq = weight_fro_sq(W, update.U.dtype)
+    return geometry_from_inner_products(delta_fro * delta_fro, inner_with(W, update), w_fro_sq)
 
 
 def singular_values(update: LowRankUpdate) -> Tensor:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .adapters import AdapterView, find_adapters, no_adapters_message, parameters_are_sharded
-from .geometry import DoraUpdate, dora_update_stats, singular_values, update_geometry
+from .geometry import DoraUpdate, dora_update_stats, singular_values, update_geometry, weight_fro_sq
 
 COLUMNS = (
     "step", "layer", "method", "rank",
@@ -56,6 +56,7 @@ class Tracker:
         self.path = _check_suffix(path) if path is not None else None
         self._hooks: list = []
         self._optimizer_steps = 0
+        self._w_sq: dict[str, tuple] = {}  # layer -> ((data_ptr, version) of W, ||W||_F^2): W is frozen
         self.views: list[AdapterView] = []
         if not self.active:
             return
@@ -100,7 +101,7 @@ class Tracker:
             drift = torch.linalg.vector_norm(update.magnitude - row_norms) / torch.linalg.vector_norm(row_norms)
         else:
             update = update.to(self.dtype)
-            geo = update_geometry(W, update)
+            geo = update_geometry(W, update, self._weight_fro_sq(view.name, W))
             sigma = singular_values(update)[0]
         if view.delora_lambda is not None:
             lam = view.delora_lambda().detach().to(self.dtype).squeeze()
@@ -113,6 +114,14 @@ class Tracker:
             bound, loose, ratio, lam, sigma, drift,
         )  # fmt: skip
         return torch.stack([torch.as_tensor(v, dtype=self.dtype, device=W.device).reshape(()) for v in values])
+
+    def _weight_fro_sq(self, name: str, W: torch.Tensor) -> torch.Tensor:
+        """||W||_F^2, recomputed only when W is another tensor or was modified in place (its _version)."""
+        key = (W.data_ptr(), W._version)
+        cached = self._w_sq.get(name)
+        if cached is None or cached[0] != key:
+            cached = self._w_sq[name] = (key, weight_fro_sq(W, self.dtype))
+        return cached[1]
 
     # ------------------------------------------------------------------ optimizer hook
     def watch(self, optimizer) -> "Tracker":

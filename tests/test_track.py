@@ -222,7 +222,12 @@ def test_ddp_two_processes_write_one_history(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     out = tmp_path / "history.jsonl"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", str(script), str(out)]
+    import socket
+
+    with socket.socket() as sock:  # a free port: a fixed one can be taken by another run
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "--master_addr=127.0.0.1", str(script), str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rank 0 rows 3 active True" in result.stdout and "rank 1 rows 0 active False" in result.stdout
@@ -243,3 +248,14 @@ def test_merged_peft_layers_are_skipped_with_a_warning():
     with pytest.warns(UserWarning, match="merged LoRA/DoRA layers"):
         rows = Tracker(model).step(0)
     assert [r["layer"] for r in rows] == ["v_proj"]
+
+
+def test_cached_weight_norm_follows_in_place_changes_of_w():
+    model = BUILDERS["ours-delora"]()
+    nn.init.normal_(model.q_proj.delora_B)
+    tracker = Tracker(model)
+    first = tracker.step(0)[0]["w_fro"]
+    with torch.no_grad():
+        model.q_proj.base_layer.weight.mul_(2.0)  # e.g. a merge: W changes in place
+    second = tracker.step(1)[0]["w_fro"]
+    assert second == pytest.approx(2 * first, rel=1e-6)
