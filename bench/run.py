@@ -25,8 +25,9 @@ for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
 # (PASSIVE) waiters avoid that but cost ~0.1 ms to wake per BLAS call on a calm machine. Either can
 # dominate the many small ops of Tracker.step(), so the choice is made before torch loads libgomp
 # (hence this look at argv before argparse) and recorded with the results. --omp-wait-policy:
-# auto (default): passive if the 1-minute load average already exceeds 3/4 of the CPUs, else libgomp's
-# default; passive | default | active force one. Without the flag an OMP_WAIT_POLICY already in the
+# passive (default: the only choice that stays stable when other processes' load changes mid-run),
+# default (libgomp's own), active, or auto (passive if the 1-minute load average already exceeds 3/4
+# of the CPUs at start, else libgomp's default). Without the flag an OMP_WAIT_POLICY already in the
 # environment is respected.
 def _omp_policy(argv) -> str:
     policy = next((a.split("=", 1)[1] for a in argv if a.startswith("--omp-wait-policy=")), None)
@@ -34,7 +35,9 @@ def _omp_policy(argv) -> str:
         policy = argv[argv.index("--omp-wait-policy") + 1]
     if policy is None and "OMP_WAIT_POLICY" in os.environ:
         return f"from the environment ({os.environ['OMP_WAIT_POLICY']})"
-    if policy in (None, "auto"):
+    if policy is None:
+        policy, reason = "passive", "the benchmark's default"
+    elif policy == "auto":
         try:
             busy = os.getloadavg()[0] > 0.75 * len(os.sched_getaffinity(0))
         except (OSError, AttributeError):
@@ -42,7 +45,7 @@ def _omp_policy(argv) -> str:
         policy = "passive" if busy else "default"
         reason = "auto: machine busy" if busy else "auto: machine calm"
     else:
-        reason = "forced"
+        reason = "forced"  # an invalid value is rejected by argparse below
     if policy == "default":
         os.environ.pop("OMP_WAIT_POLICY", None)
     elif policy in ("passive", "active"):
@@ -79,9 +82,9 @@ def parse_args(argv=None):
     p.add_argument("--json", default=str(HERE / "results.json"), help="where to write the results (default bench/results.json)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections among {','.join(SECTIONS)}")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--omp-wait-policy", choices=("auto", "passive", "default", "active"), default="auto",
-                   help="OpenMP waiting threads (chosen before torch loads): auto = passive if the machine is already busy, "
-                        "else libgomp's default; see the comment at the top of this file")
+    p.add_argument("--omp-wait-policy", choices=("passive", "default", "active", "auto"), default="passive",
+                   help="OpenMP waiting threads, chosen before torch loads (default passive: stable on shared machines; "
+                        "'default' = libgomp's spinning default); see the comment at the top of this file")
     # geometry
     p.add_argument("--sizes", default=None, help="square layer widths (default 1024,4096,8192; quick 1024,4096)")
     p.add_argument("--ranks", default="8,16,64")

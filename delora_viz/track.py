@@ -28,6 +28,10 @@ COLUMNS = (
     "bound", "bound_loose", "bound_ratio", "lambda", "sigma_max", "dora_mag_drift",
 )  # fmt: skip
 _MEASURED = COLUMNS[4:]  # computed on the device, copied to the host once per record
+# A CPU record of layers up to this many weights runs on one thread: its ~100 small ops per layer gain
+# nothing from threads, and each BLAS call that needs a second OpenMP thread costs ~0.1 ms to wake it
+# (tens of ms when other processes keep the cores busy and the threads spin). Larger layers keep them.
+ONE_THREAD_MAX_WEIGHTS = 1 << 22
 SUFFIXES = (".csv", ".jsonl")
 NAN = float("nan")
 
@@ -78,7 +82,7 @@ class Tracker:
         step = self._optimizer_steps if step is None else int(step)
         if not self.active or step % self.every:
             return []
-        with torch.no_grad():
+        with torch.no_grad(), _one_thread_if(self._small_on_cpu()):
             values = torch.stack([self._measure(view) for view in self.views]).cpu().tolist()  # (layers, metrics)
         rows = [
             {"step": step, "layer": view.name, "method": view.method, "rank": view.rank, **dict(zip(_MEASURED, vals))}
@@ -114,6 +118,10 @@ class Tracker:
             bound, loose, ratio, lam, sigma, drift,
         )  # fmt: skip
         return torch.stack([torch.as_tensor(v, dtype=self.dtype, device=W.device).reshape(()) for v in values])
+
+    def _small_on_cpu(self) -> bool:
+        weights = [view.weight() for view in self.views]
+        return all(W.device.type == "cpu" for W in weights) and max(W.numel() for W in weights) <= ONE_THREAD_MAX_WEIGHTS
 
     def _weight_fro_sq(self, name: str, W: torch.Tensor) -> torch.Tensor:
         """||W||_F^2, recomputed only when W is another tensor or was modified in place (its _version)."""
@@ -176,6 +184,22 @@ class Tracker:
 
 
 # ----------------------------------------------------------------------------- pure helpers
+class _one_thread_if:
+    """torch.set_num_threads(1) inside the block when `enabled`; the previous count restored after."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.threads = enabled, None
+
+    def __enter__(self):
+        if self.enabled and torch.get_num_threads() > 1:
+            self.threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+
+
 def summarize(rows: list[dict], prefix: str = "delora/") -> dict[str, float]:
     """{prefix + metric_mean / _max} over layers, skipping NaN; empty dict for no rows."""
     out = {}
