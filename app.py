@@ -1,8 +1,9 @@
-"""delora-viz in the browser: `python app.py [--host 127.0.0.1] [--port 7860] [--share] [--max-upload-mb 50]`.
+"""delora-viz in the browser: `python app.py [--host 127.0.0.1] [--port 7860] [--share]`.
 
-Thin on purpose: the app lives in delora_viz/ui.py. Building `demo` loads nothing; models load on Train.
+Thin on purpose: the app lives in delora_viz/app/. Building `demo` loads nothing; models load on Train.
 """
-from delora_viz.ui import build_demo, main
+
+from delora_viz.app.layout import build_demo, main
 
 demo = build_demo()
 

@@ -3,9 +3,10 @@
     python bench/app_bench.py [--steps N] [--device cpu] [--model M] [--data D]   # prints one JSON line
 
 Run in a fresh process (bench/run.py starts it as a subprocess), so nothing is warm but the OS page
-cache: it imports delora_viz.train, then times iter_compare(DEFAULT_METHODS, TrainConfig(...)) from
+cache: it imports delora_viz.training.loop, then times iter_compare(DEFAULT_METHODS, TrainConfig(...)) from
 the call that prepares the data and model to the first StepEvent and to the last RunResult.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def measure(steps: int | None, device: str, model: str | None, data: str | None, eval_examples: int | None) -> dict:
     t_import = time.perf_counter()
-    from delora_viz.config import TrainConfig
-    from delora_viz.methods import DEFAULT_METHODS
-    from delora_viz.train import RunResult, StepEvent, iter_compare, prepare
+    from delora_viz.training.config import TrainConfig
+    from delora_viz.training.loop import RunResult, StepEvent, iter_compare, prepare
+    from delora_viz.training.methods import DEFAULT_METHODS
 
     import_s = time.perf_counter() - t_import
     kw = dict(device=device, model=model, data=data)
@@ -46,12 +47,22 @@ def measure(steps: int | None, device: str, model: str | None, data: str | None,
     end = max(ends.values())
     train_s = end - first
     return dict(
-        methods=list(DEFAULT_METHODS), steps=config.steps, eval_every=config.eval_every, eval_examples=config.eval_examples,
-        device=str(prepared.loaded.device), dtype=str(prepared.loaded.dtype).removeprefix("torch."), model=prepared.loaded.name,
-        import_s=import_s, prepare_s=prepare_s, first_point_s=first, first_point_run=first_run, end_s=end,
-        run_end_s=ends, steps_done=steps_done,
+        methods=list(DEFAULT_METHODS),
+        steps=config.steps,
+        eval_every=config.eval_every,
+        eval_examples=config.eval_examples,
+        device=str(prepared.loaded.device),
+        dtype=str(prepared.loaded.dtype).removeprefix("torch."),
+        model=prepared.loaded.name,
+        import_s=import_s,
+        prepare_s=prepare_s,
+        first_point_s=first,
+        first_point_run=first_run,
+        end_s=end,
+        run_end_s=ends,
+        steps_done=steps_done,
         steps_per_s_all_methods=(sum(steps_done.values()) - 1) / train_s if train_s > 0 else None,
-    )  # fmt: skip
+    )
 
 
 def main(argv=None) -> int:

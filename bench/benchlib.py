@@ -10,6 +10,7 @@ workers, thermal, page cache) hit both sides alike; the ratio is taken within ea
 ran seconds apart) and the median over rounds ignores the rounds that a burst of load hit.
 The ratio of the medians is reported beside it: when the two disagree, the machine was too noisy.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -48,8 +49,13 @@ class Timer:
         return time.perf_counter() - t0
 
 
-def interleave(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, timer: Timer,
-               on_round: Callable[[int], None] | None = None) -> dict[str, list[float]]:  # fmt: skip
+def interleave(
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int,
+    timer: Timer,
+    on_round: Callable[[int], None] | None = None,
+) -> dict[str, list[float]]:
     """Time each function `repeats` times, alternating the order every round; warm-up rounds untimed.
 
     on_round(i), if given, runs (untimed) before round i (negative for warm-up rounds): e.g. to pick the
@@ -133,7 +139,9 @@ def peak_extra_bytes(fn: Callable[[], object], device: str | torch.device = "cpu
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=False) as prof:
         out = fn()
         del out
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"]
+    events = [
+        e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"
+    ]
     events.sort(key=lambda e: e.start_ns())
     running = peak = 0
     for e in events:

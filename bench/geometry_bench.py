@@ -7,14 +7,15 @@ Both sides start from the same parameters (A, B, lambda, magnitude) and produce 
 (||dW||, ||W||, the two angles), in float32 as the Tracker does, whatever dtype W is stored in.
 err_closed / err_dense: the largest relative error of each against a float64 reference.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
-
 from benchlib import Timer, interleave, median, paired_ratio, peak_extra_bytes, ratio_ci, spread
-from delora_viz import geometry as G
+
+from delora_viz.core import geometry as G
 
 METHODS = ("lora", "dora", "delora")
 
@@ -78,20 +79,31 @@ def run(sizes, ranks, repeats: int, warmup: int, device: str = "cpu", dtype=torc
                 mem_closed = peak_extra_bytes(closed, device)
                 mem_dense = peak_extra_bytes(dense, device)
                 row = dict(
-                    method=method, size=m, rank=r, repeats=repeats,
-                    closed_ms=median(times["closed"]) * 1e3, dense_ms=median(times["dense"]) * 1e3,
+                    method=method,
+                    size=m,
+                    rank=r,
+                    repeats=repeats,
+                    closed_ms=median(times["closed"]) * 1e3,
+                    dense_ms=median(times["dense"]) * 1e3,
                     speedup=paired_ratio(times["dense"], times["closed"]),  # median over rounds of dense_i / closed_i
                     speedup_ci95=ratio_ci(times["dense"], times["closed"]),
                     speedup_of_medians=median(times["dense"]) / median(times["closed"]),
-                    closed_spread=spread(times["closed"]), dense_spread=spread(times["dense"]),
-                    closed_peak_bytes=mem_closed, dense_peak_bytes=mem_dense,
+                    closed_spread=spread(times["closed"]),
+                    dense_spread=spread(times["dense"]),
+                    closed_peak_bytes=mem_closed,
+                    dense_peak_bytes=mem_dense,
                     matrix_bytes=m * m * 4,  # one out x in float32 tensor
                     closed_allocates_matrix=mem_closed >= m * m * 4,
-                    err_closed=err_closed, err_dense=err_dense,
-                )  # fmt: skip
+                    err_closed=err_closed,
+                    err_dense=err_dense,
+                )
                 rows.append(row)
-                log(f"  geometry {method:6s} {m:5d} r={r:<3d} closed {row['closed_ms']:8.2f} ms  dense {row['dense_ms']:8.2f} ms  "
-                    f"x{row['speedup']:6.1f}  mem {mem_closed / 2**20:7.2f} vs {mem_dense / 2**20:7.1f} MiB  err {err_closed:.0e} vs {err_dense:.0e}")
+                log(
+                    f"  geometry {method:6s} {m:5d} r={r:<3d} closed "
+                    f"{row['closed_ms']:8.2f} ms  dense {row['dense_ms']:8.2f} ms  "
+                    f"x{row['speedup']:6.1f}  mem {mem_closed / 2**20:7.2f} vs "
+                    f"{mem_dense / 2**20:7.1f} MiB  err {err_closed:.0e} vs {err_dense:.0e}"
+                )
             del W, A, B, lam, w_norm, mag
             if torch.device(device).type == "cuda":
                 torch.cuda.empty_cache()
@@ -99,7 +111,9 @@ def run(sizes, ranks, repeats: int, warmup: int, device: str = "cpu", dtype=torc
 
 
 @torch.no_grad()
-def breakdown(m: int, r: int, repeats: int, warmup: int, device: str = "cpu", dtype=torch.float32, log=print) -> list[dict]:
+def breakdown(
+    m: int, r: int, repeats: int, warmup: int, device: str = "cpu", dtype=torch.float32, log=print
+) -> list[dict]:
     """Where the time of DeLoRA's closed form and of the dense path goes (the speed-up target case),
     plus what caching ||W||_F^2 (W is frozen) would save. Every part timed interleaved with the others."""
     W, A, B, lam, w_norm, _ = _factors(m, r, device, dtype)
@@ -119,14 +133,15 @@ def breakdown(m: int, r: int, repeats: int, warmup: int, device: str = "cpu", dt
         "closed: weight_fro_sq (a pass over W)": lambda: G.weight_fro_sq(W, f32),
         "closed: ||dW|| from Grams": lambda: G.fro_norm(u),
         "closed with ||W||^2 cached (proposal)": cached,
-        "dense: all (U @ V.T + dense_geometry)": lambda: G.dense_geometry(W.to(f32), G.delora_update(A, B, lam, w_norm).dense()),
+        "dense: all (U @ V.T + dense_geometry)": lambda: G.dense_geometry(
+            W.to(f32), G.delora_update(A, B, lam, w_norm).dense()
+        ),
         "dense: U @ V.T (materialise dW)": lambda: u.dense(),
         "dense: dense_geometry(W, dW)": lambda: G.dense_geometry(W.to(f32), dW),
         "dense: a fresh m x n tensor (alloc + fill)": lambda: torch.empty(m, m, device=device).fill_(1.0),
-    }  # fmt: skip
+    }
     times = interleave(parts, repeats, warmup, Timer(device))
     rows = [dict(part=name, size=m, rank=r, ms=median(t) * 1e3) for name, t in times.items()]
     for row in rows:
         log(f"  breakdown {m} r={r}: {row['part']:44s} {row['ms']:8.2f} ms")
     return rows
-

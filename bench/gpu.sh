@@ -24,7 +24,7 @@ done
 
 python - "$device" "$model" <<'PY'
 import sys, torch
-from delora_viz.models import is_available_offline
+from delora_viz.training.models import is_available_offline
 device, model = sys.argv[1], sys.argv[2]
 if device.startswith("cuda") and not torch.cuda.is_available():
     sys.exit("gpu.sh: no CUDA GPU visible to torch here; run `bash bench/gpu.sh --device cpu --quick` instead")

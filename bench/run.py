@@ -7,6 +7,7 @@ tracking (Tracker.step() overhead on real training steps), layer (our DeLoRALine
 app (the app's default comparison: time to first live point and to the end), scaling (tracker cost
 vs layers and width, extrapolated to Llama-8B). Prints tables and a target summary; writes JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+for _k, _v in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
     os.environ.setdefault(_k, _v)
+
+
 # OpenMP waiting policy. Threads that spin while waiting (libgomp's default) turn every parallel region
 # into a wait for a CPU time slice (~20 ms) when other processes keep the cores busy; sleeping
 # (PASSIVE) waiters avoid that but cost ~0.1 ms to wake per BLAS call on a calm machine. Either can
@@ -59,7 +67,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # sibling modules: benchlib, geometry_bench, ...
 
 import torch  # noqa: E402
-
 from benchlib import load_average, machine_info, table  # noqa: E402
 
 SECTIONS = ("geometry", "tracking", "layer", "app", "scaling")
@@ -78,24 +85,40 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="delora-viz benchmarks (ratios measured side by side).")
     p.add_argument("--quick", action="store_true", help="small sizes, few repeats: under 3 minutes on 2 CPU cores")
     p.add_argument("--device", default="cpu", help="cpu or cuda (CUDA events + synchronize for timing)")
-    p.add_argument("--dtype", default="auto", help="model / W storage dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
-    p.add_argument("--json", default=str(HERE / "results.json"), help="where to write the results (default bench/results.json)")
+    p.add_argument(
+        "--dtype", default="auto", help="model / W storage dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16"
+    )
+    p.add_argument(
+        "--json", default=str(HERE / "results.json"), help="where to write the results (default bench/results.json)"
+    )
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections among {','.join(SECTIONS)}")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--omp-wait-policy", choices=("passive", "default", "active", "auto"), default="passive",
-                   help="OpenMP waiting threads, chosen before torch loads (default passive: stable on shared machines; "
-                        "'default' = libgomp's spinning default); see the comment at the top of this file")
+    p.add_argument(
+        "--omp-wait-policy",
+        choices=("passive", "default", "active", "auto"),
+        default="passive",
+        help="OpenMP waiting threads, chosen before torch loads (default passive: stable on shared machines; "
+        "'default' = libgomp's spinning default); see the comment at the top of this file",
+    )
     # geometry
     p.add_argument("--sizes", default=None, help="square layer widths (default 1024,4096,8192; quick 1024,4096)")
     p.add_argument("--ranks", default="8,16,64")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per geometry case (default 7; quick 3)")
     # training benchmarks
-    p.add_argument("--model", default=None, help="model for tracking/layer benchmarks (default: embedded MiniLM; e.g. smollm2)")
-    p.add_argument("--data", default=None, help="data for tracking/layer benchmarks (default: the model's embedded default)")
-    p.add_argument("--task", default=None, help="classification | causal_lm (default: from the model, as TrainConfig does)")
+    p.add_argument(
+        "--model", default=None, help="model for tracking/layer benchmarks (default: embedded MiniLM; e.g. smollm2)"
+    )
+    p.add_argument(
+        "--data", default=None, help="data for tracking/layer benchmarks (default: the model's embedded default)"
+    )
+    p.add_argument(
+        "--task", default=None, help="classification | causal_lm (default: from the model, as TrainConfig does)"
+    )
     p.add_argument("--rank", type=int, default=8, help="adapter rank in the training benchmarks")
     p.add_argument("--rounds", type=int, default=None, help="interleaved A/B rounds (default 15; quick 7)")
-    p.add_argument("--layer-widths", default=None, help="single-layer ours-vs-PEFT widths (default 384,1024,4096; quick 1024)")
+    p.add_argument(
+        "--layer-widths", default=None, help="single-layer ours-vs-PEFT widths (default 384,1024,4096; quick 1024)"
+    )
     # app
     p.add_argument("--app-steps", type=int, default=None, help="steps per method (default TrainConfig's 40; quick 4)")
     p.add_argument("--app-model", default=None, help="default: the app's default model")
@@ -104,7 +127,11 @@ def parse_args(argv=None):
     # scaling
     p.add_argument("--scaling-widths", default=None, help="default 256,1024,2048,4096; quick 256,1024")
     p.add_argument("--scaling-layers", default=None, help="default 1,4,16,64; quick 1,4,16")
-    p.add_argument("--scaling-checks", default=None, help="non-square OUTxIN shapes to check the fit (default 1024x4096,4096x1024; quick 256x1024)")
+    p.add_argument(
+        "--scaling-checks",
+        default=None,
+        help="non-square OUTxIN shapes to check the fit (default 1024x4096,4096x1024; quick 256x1024)",
+    )
     p.add_argument("--scaling-rank", type=int, default=16)
     args = p.parse_args(argv)
     q = args.quick
@@ -133,8 +160,13 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------- sections
 def run_app(args, log) -> dict:
     cmd = [sys.executable, str(HERE / "app_bench.py"), "--device", args.device]
-    for flag, value in (("--steps", args.app_steps), ("--model", args.app_model), ("--data", args.app_data),
-                        ("--eval-examples", args.app_eval_examples), ("--threads", args.threads)):  # fmt: skip
+    for flag, value in (
+        ("--steps", args.app_steps),
+        ("--model", args.app_model),
+        ("--data", args.app_data),
+        ("--eval-examples", args.app_eval_examples),
+        ("--threads", args.threads),
+    ):
         if value is not None:
             cmd += [flag, str(value)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
@@ -142,8 +174,11 @@ def run_app(args, log) -> dict:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"app benchmark failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(lines[-1].removeprefix("APP_BENCH "))
-    log(f"  app: {result['model']} on {result['device']}, {len(result['methods'])} methods x {result['steps']} steps: "
-        f"first live point {result['first_point_s']:.1f} s (prepare {result['prepare_s']:.1f} s), end {result['end_s']:.1f} s")
+    log(
+        f"  app: {result['model']} on {result['device']}, {len(result['methods'])} methods x {result['steps']} steps: "
+        f"first live point {result['first_point_s']:.1f} s (prepare "
+        f"{result['prepare_s']:.1f} s), end {result['end_s']:.1f} s"
+    )
     return result
 
 
@@ -154,69 +189,173 @@ def targets(results: dict) -> list[dict]:
     for method in ("lora", "dora", "delora"):
         row = geo.get((method, 4096, 16))
         value = row["speedup"] if row else None
-        out.append(dict(name=f"geometry speed-up {method} 4096 r=16", value=value, target=f">= {TARGETS['geometry_speedup']:g}x",
-                        met=None if value is None else value >= TARGETS["geometry_speedup"]))  # fmt: skip
+        out.append(
+            dict(
+                name=f"geometry speed-up {method} 4096 r=16",
+                value=value,
+                target=f">= {TARGETS['geometry_speedup']:g}x",
+                met=None if value is None else value >= TARGETS["geometry_speedup"],
+            )
+        )
     if geo:
         worst = max(r["closed_peak_bytes"] / r["matrix_bytes"] for r in geo.values())
-        out.append(dict(name="closed form never allocates an out x in tensor (max peak / matrix bytes)", value=worst,
-                        target="< 1", met=worst < 1))  # fmt: skip
+        out.append(
+            dict(
+                name="closed form never allocates an out x in tensor (max peak / matrix bytes)",
+                value=worst,
+                target="< 1",
+                met=worst < 1,
+            )
+        )
     for row in results.get("tracking", []):
         lo, hi = row["overhead_ratio_ci95"]
-        out.append(dict(name=f"tracking overhead {row['method']} ({row['layers']} layers, every step)", value=row["overhead_direct"],
-                        target=f"<= {TARGETS['tracking_overhead']:g}", met=row["overhead_direct"] <= TARGETS["tracking_overhead"],
-                        ab_ratio=row["overhead_ratio"], ab_ci95=[lo, hi], ab_consistent=lo <= row["overhead_direct"] <= hi))  # fmt: skip
+        out.append(
+            dict(
+                name=f"tracking overhead {row['method']} ({row['layers']} layers, every step)",
+                value=row["overhead_direct"],
+                target=f"<= {TARGETS['tracking_overhead']:g}",
+                met=row["overhead_direct"] <= TARGETS["tracking_overhead"],
+                ab_ratio=row["overhead_ratio"],
+                ab_ci95=[lo, hi],
+                ab_consistent=lo <= row["overhead_direct"] <= hi,
+            )
+        )
     for row in results.get("layer", []):
         if row["level"] == "model":
-            out.append(dict(name="ours / PEFT DeLoRA forward+backward (model)", value=row["ratio"],
-                            target=f"<= {TARGETS['ours_vs_peft']:g}", met=row["ratio"] <= TARGETS["ours_vs_peft"]))  # fmt: skip
+            out.append(
+                dict(
+                    name="ours / PEFT DeLoRA forward+backward (model)",
+                    value=row["ratio"],
+                    target=f"<= {TARGETS['ours_vs_peft']:g}",
+                    met=row["ratio"] <= TARGETS["ours_vs_peft"],
+                )
+            )
     return out
 
 
 def report(results: dict, log) -> None:
     if results.get("geometry"):
-        log("\nGeometry: closed form vs dense (median ms; speed-up = median of per-round dense / closed; peak extra memory)")
-        log(table(results["geometry"], [("method", "method", "s"), ("m=n", "size", "d"), ("r", "rank", "d"),
-                                        ("closed ms", "closed_ms", ".2f"), ("dense ms", "dense_ms", ".1f"),
-                                        ("speed-up", "speedup", ".1f"), ("closed peak", "closed_peak_bytes", "bytes"),
-                                        ("dense peak", "dense_peak_bytes", "bytes"), ("m x n fp32", "matrix_bytes", "bytes"),
-                                        ("err closed", "err_closed", ".0e"), ("err dense", "err_dense", ".0e")]))  # fmt: skip
+        log(
+            "\nGeometry: closed form vs dense (median ms; speed-up = "
+            "median of per-round dense / closed; peak extra memory)"
+        )
+        log(
+            table(
+                results["geometry"],
+                [
+                    ("method", "method", "s"),
+                    ("m=n", "size", "d"),
+                    ("r", "rank", "d"),
+                    ("closed ms", "closed_ms", ".2f"),
+                    ("dense ms", "dense_ms", ".1f"),
+                    ("speed-up", "speedup", ".1f"),
+                    ("closed peak", "closed_peak_bytes", "bytes"),
+                    ("dense peak", "dense_peak_bytes", "bytes"),
+                    ("m x n fp32", "matrix_bytes", "bytes"),
+                    ("err closed", "err_closed", ".0e"),
+                    ("err dense", "err_dense", ".0e"),
+                ],
+            )
+        )
     if results.get("geometry_breakdown"):
         log("\nWhere the time goes (DeLoRA, 4096 x 4096, r = 16; each part timed interleaved with the others)")
         log(table(results["geometry_breakdown"], [("part", "part", "s"), ("ms", "ms", ".2f")]))
     if results.get("tracking"):
-        log("\nTracking overhead on real training steps (A/B ratio = median of per-round tracked / plain, with its 95% CI; "
-            "share = Tracker.step alone / plain step; the target uses 1 + share)")
-        log(table([dict(r, ci_s="{:.3f}-{:.3f}".format(*r["overhead_ratio_ci95"])) for r in results["tracking"]], [("method", "method", "s"), ("layers", "layers", "d"), ("plain ms", "plain_step_ms", ".1f"),
-                                        ("tracked ms", "tracked_step_ms", ".1f"), ("ratio", "overhead_ratio", ".3f"),
-                                        ("95% CI", "ci_s", "s"), ("of medians", "overhead_ratio_of_medians", ".3f"),
-                                        ("Tracker.step ms", "tracker_step_ms", ".2f"), ("share", "direct_share", ".3%"), ("ms/layer", "tracker_ms_per_layer", ".3f"),
-                                        ("1-thread Tracker.step ms", "tracker_1_thread_ms", ".2f")]))  # fmt: skip
+        log(
+            "\nTracking overhead on real training steps (A/B ratio = "
+            "median of per-round tracked / plain, with its 95% CI; "
+            "share = Tracker.step alone / plain step; the target uses 1 + share)"
+        )
+        log(
+            table(
+                [dict(r, ci_s="{:.3f}-{:.3f}".format(*r["overhead_ratio_ci95"])) for r in results["tracking"]],
+                [
+                    ("method", "method", "s"),
+                    ("layers", "layers", "d"),
+                    ("plain ms", "plain_step_ms", ".1f"),
+                    ("tracked ms", "tracked_step_ms", ".1f"),
+                    ("ratio", "overhead_ratio", ".3f"),
+                    ("95% CI", "ci_s", "s"),
+                    ("of medians", "overhead_ratio_of_medians", ".3f"),
+                    ("Tracker.step ms", "tracker_step_ms", ".2f"),
+                    ("share", "direct_share", ".3%"),
+                    ("ms/layer", "tracker_ms_per_layer", ".3f"),
+                    ("1-thread Tracker.step ms", "tracker_1_thread_ms", ".2f"),
+                ],
+            )
+        )
     if results.get("layer"):
         log("\nOur DeLoRALinear vs PEFT's DeloraLinear, forward + backward (ours / PEFT)")
         rows = [dict(r, ci_s="{:.3f}-{:.3f}".format(*r["ratio_ci95"])) for r in results["layer"]]
-        log(table(rows, [("level", "level", "s"), ("ours ms", "ours_ms", ".3f"), ("PEFT ms", "peft_ms", ".3f"),
-                         ("ratio", "ratio", ".3f"), ("95% CI", "ci_s", "s"), ("of medians", "ratio_of_medians", ".3f")]))  # fmt: skip
+        log(
+            table(
+                rows,
+                [
+                    ("level", "level", "s"),
+                    ("ours ms", "ours_ms", ".3f"),
+                    ("PEFT ms", "peft_ms", ".3f"),
+                    ("ratio", "ratio", ".3f"),
+                    ("95% CI", "ci_s", "s"),
+                    ("of medians", "ratio_of_medians", ".3f"),
+                ],
+            )
+        )
     if results.get("app"):
         a = results["app"]
-        log(f"\nApp default comparison ({', '.join(a['methods'])}; {a['steps']} steps each; {a['model']} on {a['device']}):")
-        log(f"  import {a['import_s']:.1f} s (not counted) | prepare {a['prepare_s']:.1f} s | first live point {a['first_point_s']:.1f} s "
-            f"| end {a['end_s']:.1f} s | {a['steps_per_s_all_methods']:.2f} steps/s over all methods")
+        log(
+            f"\nApp default comparison ({', '.join(a['methods'])}; "
+            f"{a['steps']} steps each; {a['model']} on {a['device']}):"
+        )
+        log(
+            f"  import {a['import_s']:.1f} s (not counted) | prepare "
+            f"{a['prepare_s']:.1f} s | first live point {a['first_point_s']:.1f} s "
+            f"| end {a['end_s']:.1f} s | {a['steps_per_s_all_methods']:.2f} steps/s over all methods"
+        )
     if results.get("scaling"):
         s = results["scaling"]
         log(f"\nTracker cost scaling (DeLoRA r={s['rank']}, {s['dtype']}; Tracker.step ms)")
-        log(table(s["by_layers"] + s["by_width"], [("layers", "layers", "d"), ("m=n", "width", "d"), ("Tracker.step ms", "tracker_ms", ".2f"),
-                                                   ("ms/layer", "ms_per_layer", ".3f")]))  # fmt: skip
+        log(
+            table(
+                s["by_layers"] + s["by_width"],
+                [
+                    ("layers", "layers", "d"),
+                    ("m=n", "width", "d"),
+                    ("Tracker.step ms", "tracker_ms", ".2f"),
+                    ("ms/layer", "ms_per_layer", ".3f"),
+                ],
+            )
+        )
         f, e = s["fit"], s["llama_8b"]
-        log(f"  fit: {f['per_record_ms']:.2f} ms per record + per layer {f['per_layer_ms']:.3f} ms + {f['per_million_weights_ms']:.3f} ms per 1e6 weights")
+        log(
+            f"  fit: {f['per_record_ms']:.2f} ms per record + per layer "
+            f"{f['per_layer_ms']:.3f} ms + {f['per_million_weights_ms']:.3f} ms per 1e6 weights"
+        )
         for c in s["checks"]:
-            log(f"  check {c['layers']} x {c['out']}x{c['inp']}: measured {c['tracker_ms']:.2f} ms, predicted {c['predicted_ms']:.2f} ms")
-        log(f"  Llama-8B extrapolation: all {e['all_linear_modules']} linear modules {e['all_linear_ms'] / 1e3:.2f} s per record; "
-            f"q+v ({e['q_v_modules']}) {e['q_v_ms'] / 1e3:.2f} s per record")
+            log(
+                f"  check {c['layers']} x {c['out']}x{c['inp']}: measured "
+                f"{c['tracker_ms']:.2f} ms, predicted {c['predicted_ms']:.2f} ms"
+            )
+        log(
+            f"  Llama-8B extrapolation: all {e['all_linear_modules']} "
+            f"linear modules {e['all_linear_ms'] / 1e3:.2f} s per record; "
+            f"q+v ({e['q_v_modules']}) {e['q_v_ms'] / 1e3:.2f} s per record"
+        )
     if results.get("targets"):
         log("\nTargets")
-        rows = [dict(t, value_s="-" if t["value"] is None else f"{t['value']:.3f}",
-                     met_s={True: "MET", False: "MISSED", None: "not measured"}[t["met"]]) for t in results["targets"]]  # fmt: skip
-        log(table(rows, [("target", "name", "s"), ("measured", "value_s", "s"), ("goal", "target", "s"), ("", "met_s", "s")]))
+        rows = [
+            dict(
+                t,
+                value_s="-" if t["value"] is None else f"{t['value']:.3f}",
+                met_s={True: "MET", False: "MISSED", None: "not measured"}[t["met"]],
+            )
+            for t in results["targets"]
+        ]
+        log(
+            table(
+                rows,
+                [("target", "name", "s"), ("measured", "value_s", "s"), ("goal", "target", "s"), ("", "met_s", "s")],
+            )
+        )
 
 
 def _clean(obj):
@@ -238,13 +377,19 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     machine = machine_info(args.device)
     machine["omp_wait_policy_choice"] = OMP_POLICY
-    log(f"delora-viz benchmarks on {machine['cpu_model']} ({machine['nproc']} CPUs, torch {machine['torch']}, "
-        f"{machine['torch_threads']} threads, load {machine['load_average_1min_at_start']}, OpenMP wait policy {OMP_POLICY}), "
+    log(
+        f"delora-viz benchmarks on {machine['cpu_model']} ({machine['nproc']} CPUs, torch {machine['torch']}, "
+        f"{machine['torch_threads']} threads, load "
+        f"{machine['load_average_1min_at_start']}, OpenMP wait policy {OMP_POLICY}), "
         f"device {args.device}, dtype {args.dtype}"
-        f"{', quick' if args.quick else ''}")  # fmt: skip
+        f"{', quick' if args.quick else ''}"
+    )
     if machine["load_average_1min_at_start"] and machine["load_average_1min_at_start"] > machine["nproc"]:
-        log(f"  warning: load average {machine['load_average_1min_at_start']} > {machine['nproc']} CPUs: other processes compete "
-            "for the cores; absolute times (and ratios involving many small ops) will be noisy. See bench/RESULTS.md.")
+        log(
+            f"  warning: load average {machine['load_average_1min_at_start']} "
+            f"> {machine['nproc']} CPUs: other processes compete "
+            "for the cores; absolute times (and ratios involving many small ops) will be noisy. See bench/RESULTS.md."
+        )
     results: dict = {}
     seconds: dict = {}
     load: dict = {}
@@ -256,32 +401,56 @@ def main(argv=None) -> int:
         if section == "geometry":
             import geometry_bench
 
-            results["geometry"] = geometry_bench.run(args.sizes, args.ranks, args.repeats, args.warmup, args.device, args.torch_dtype, log=log)
+            results["geometry"] = geometry_bench.run(
+                args.sizes, args.ranks, args.repeats, args.warmup, args.device, args.torch_dtype, log=log
+            )
             if 4096 in args.sizes and 16 in args.ranks:  # the target case: where the time goes
-                results["geometry_breakdown"] = geometry_bench.breakdown(4096, 16, args.repeats, args.warmup, args.device, args.torch_dtype, log=log)
+                results["geometry_breakdown"] = geometry_bench.breakdown(
+                    4096, 16, args.repeats, args.warmup, args.device, args.torch_dtype, log=log
+                )
         elif section in ("tracking", "layer"):
             import training_bench as tb
 
             if prepared is None:
                 config = tb.train_config(args.model, args.data, args.device, args.dtype, r=args.rank, task=args.task)
-                from delora_viz.train import prepare
+                from delora_viz.training.loop import prepare
 
                 prepared = prepare(config)
-                log(f"  model: {prepared.loaded.name}, {prepared.data.task}, targets {prepared.loaded.default_target_modules}, "
-                    f"{prepared.loaded.dtype}, batch {config.batch_size} x {config.max_length}")
+                log(
+                    f"  model: {prepared.loaded.name}, {prepared.data.task}, "
+                    f"targets {prepared.loaded.default_target_modules}, "
+                    f"{prepared.loaded.dtype}, batch {config.batch_size} x {config.max_length}"
+                )
             if section == "tracking":
                 results["tracking"] = tb.tracking_overhead(prepared, config, args.rounds, args.warmup, log=log)
             else:
                 results["layer"] = [tb.ours_vs_peft_model(prepared, config, args.rounds, args.warmup, log=log)]
-                results["layer"] += tb.ours_vs_peft_layer(args.layer_widths, args.rank, config.delora_lambda, args.rounds, args.warmup,
-                                                          args.device, args.torch_dtype, log=log)  # fmt: skip
+                results["layer"] += tb.ours_vs_peft_layer(
+                    args.layer_widths,
+                    args.rank,
+                    config.delora_lambda,
+                    args.rounds,
+                    args.warmup,
+                    args.device,
+                    args.torch_dtype,
+                    log=log,
+                )
         elif section == "app":
             results["app"] = run_app(args, log)
         elif section == "scaling":
             import training_bench as tb
 
-            results["scaling"] = tb.scaling(args.scaling_widths, args.scaling_layers, args.scaling_rank, args.repeats, args.warmup,
-                                            args.device, args.torch_dtype, extra_shapes=args.scaling_checks, log=log)  # fmt: skip
+            results["scaling"] = tb.scaling(
+                args.scaling_widths,
+                args.scaling_layers,
+                args.scaling_rank,
+                args.repeats,
+                args.warmup,
+                args.device,
+                args.torch_dtype,
+                extra_shapes=args.scaling_checks,
+                log=log,
+            )
         seconds[section] = time.perf_counter() - t0
         load[section] = load_average()
     results["targets"] = targets(results)
@@ -289,8 +458,13 @@ def main(argv=None) -> int:
     report(results, log)
     log(f"\ntotal {runtime:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
     machine["load_average_1min_after_section"] = load
-    out = dict(machine=machine, config={k: v for k, v in vars(args).items() if k != "torch_dtype"}, results=results,
-               section_seconds=seconds, runtime_s=runtime)  # fmt: skip
+    out = dict(
+        machine=machine,
+        config={k: v for k, v in vars(args).items() if k != "torch_dtype"},
+        results=results,
+        section_seconds=seconds,
+        runtime_s=runtime,
+    )
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_clean(out), indent=1, default=str) + "\n")

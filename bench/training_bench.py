@@ -1,33 +1,39 @@
 """Benchmarks on real training steps: tracking overhead, our DeLoRALinear vs PEFT's, tracker scaling.
 
 All of them use the shared runner's own pieces (train.prepare, train._batches, train._loss, the
-method registry), so a "step" here is exactly a step of delora_viz.train: autocast where the runner
+method registry), so a "step" here is exactly a step of delora_viz.training.loop: autocast where the runner
 uses it, AdamW, zero_grad(set_to_none=True).
 """
+
 from __future__ import annotations
 
 import copy
 import math
 
 import torch
+from benchlib import Timer, interleave, median, paired_ratio, ratio_ci, spread
 from torch import nn
 
-from benchlib import Timer, interleave, median, paired_ratio, ratio_ci, spread
-from delora_viz.config import TrainConfig
-from delora_viz.layer import DeLoRALinear, add_delora, delora_layers
-from delora_viz.methods import DEFAULT_METHODS, build_adapted_model, get_method
-from delora_viz.track import Tracker
-from delora_viz.train import TASK_TYPES, Prepared, _batches, _loss, _param_groups
+from delora_viz.core.layer import DeLoRALinear, add_delora, delora_layers
+from delora_viz.core.track import Tracker
+from delora_viz.training.config import TrainConfig
+from delora_viz.training.loop import TASK_TYPES, Prepared, _batches, _loss, _param_groups
+from delora_viz.training.methods import DEFAULT_METHODS, build_adapted_model, get_method
 
 
 def _adapted(prepared: Prepared, config: TrainConfig, method: str) -> nn.Module:
     loaded = prepared.loaded
     torch.manual_seed(config.seed)
     model = build_adapted_model(
-        copy.deepcopy(loaded.model), method, config.target_modules or loaded.default_target_modules, r=config.r,
-        delora_lambda=config.delora_lambda, lora_alpha=config.lora_alpha, head_modules=loaded.head_modules,
+        copy.deepcopy(loaded.model),
+        method,
+        config.target_modules or loaded.default_target_modules,
+        r=config.r,
+        delora_lambda=config.delora_lambda,
+        lora_alpha=config.lora_alpha,
+        head_modules=loaded.head_modules,
         task_type=TASK_TYPES[prepared.data.task],
-    )  # fmt: skip
+    )
     return model.train()
 
 
@@ -36,8 +42,42 @@ def _some_batches(prepared: Prepared, config: TrainConfig, n: int = 4) -> list[d
     return [next(gen) for _ in range(n)]
 
 
+def _step_functions(model, optimizer, tracker, batches, loaded):
+    """The timed functions of one method (closures over one model), and the per-round batch switch."""
+    state = {"batch": batches[0], "step": 0}
+
+    def use_batch(i):  # every function of a round sees the same batch (lengths differ between batches)
+        state["batch"] = batches[i % len(batches)]
+
+    def step():
+        state["step"] += 1
+        loss = _loss(model, state["batch"], loaded)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def tracked():
+        step()
+        tracker.step(state["step"])
+
+    def tracker_one_thread():  # what-if: the record computed on one thread (a proposal, see RESULTS.md)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            tracker.step(state["step"])
+        finally:
+            torch.set_num_threads(threads)
+
+    fns = {"plain": step, "tracked": tracked, "tracker_only": lambda: tracker.step(state["step"])}
+    if loaded.device.type == "cpu":
+        fns["tracker_1_thread"] = tracker_one_thread
+    return fns, use_batch
+
+
 # ----------------------------------------------------------------------------- 2. tracking overhead
-def tracking_overhead(prepared: Prepared, config: TrainConfig, rounds: int, warmup: int, methods=DEFAULT_METHODS, log=print):
+def tracking_overhead(
+    prepared: Prepared, config: TrainConfig, rounds: int, warmup: int, methods=DEFAULT_METHODS, log=print
+):
     """Per method: optimizer steps with Tracker.step() after each vs without, same model, same batches.
 
     Three things are timed in every round, order alternating, on that round's batch: a plain step, a
@@ -56,46 +96,33 @@ def tracking_overhead(prepared: Prepared, config: TrainConfig, rounds: int, warm
         lr = (config.lr or get_method(method).default_lr) * config.lr_multiplier
         optimizer = torch.optim.AdamW(_param_groups(model, loaded.head_modules, lr, config.head_lr))
         tracker = Tracker(model)
-        state = {"batch": batches[0], "step": 0}
-
-        def use_batch(i):  # every function of a round sees the same batch (lengths differ between batches)
-            state["batch"] = batches[i % len(batches)]
-
-        def step():
-            state["step"] += 1
-            loss = _loss(model, state["batch"], loaded)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        def tracked():
-            step()
-            tracker.step(state["step"])
-
-        def tracker_one_thread():  # what-if: the record computed on one thread (a proposal, see RESULTS.md)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                tracker.step(state["step"])
-            finally:
-                torch.set_num_threads(threads)
-
-        fns = {"plain": step, "tracked": tracked, "tracker_only": lambda: tracker.step(state["step"])}
-        if loaded.device.type == "cpu":
-            fns["tracker_1_thread"] = tracker_one_thread
+        fns, use_batch = _step_functions(model, optimizer, tracker, batches, loaded)
         times = interleave(fns, rounds, warmup, timer, on_round=use_batch)
         plain, track, alone = (median(times[k]) for k in ("plain", "tracked", "tracker_only"))
         row = dict(
-            method=method, layers=len(tracker.views), rounds=rounds,
-            plain_step_ms=plain * 1e3, tracked_step_ms=track * 1e3, tracker_step_ms=alone * 1e3,
-            overhead_ratio=paired_ratio(times["tracked"], times["plain"]), overhead_ratio_ci95=ratio_ci(times["tracked"], times["plain"]),
-            overhead_ratio_of_medians=track / plain, direct_share=alone / plain, overhead_direct=1 + alone / plain, plain_spread=spread(times["plain"]), tracked_spread=spread(times["tracked"]),
+            method=method,
+            layers=len(tracker.views),
+            rounds=rounds,
+            plain_step_ms=plain * 1e3,
+            tracked_step_ms=track * 1e3,
+            tracker_step_ms=alone * 1e3,
+            overhead_ratio=paired_ratio(times["tracked"], times["plain"]),
+            overhead_ratio_ci95=ratio_ci(times["tracked"], times["plain"]),
+            overhead_ratio_of_medians=track / plain,
+            direct_share=alone / plain,
+            overhead_direct=1 + alone / plain,
+            plain_spread=spread(times["plain"]),
+            tracked_spread=spread(times["tracked"]),
             tracker_ms_per_layer=alone * 1e3 / len(tracker.views),
             tracker_1_thread_ms=median(times["tracker_1_thread"]) * 1e3 if "tracker_1_thread" in times else None,
-        )  # fmt: skip
+        )
         rows.append(row)
-        log(f"  tracking {method:6s} {row['layers']} layers: plain {row['plain_step_ms']:.1f} ms, tracked {row['tracked_step_ms']:.1f} ms "
-            f"(x{row['overhead_ratio']:.3f}), Tracker.step {row['tracker_step_ms']:.2f} ms ({100 * row['direct_share']:.2f}% of a step)")
+        log(
+            f"  tracking {method:6s} {row['layers']} layers: plain "
+            f"{row['plain_step_ms']:.1f} ms, tracked {row['tracked_step_ms']:.1f} ms "
+            f"(x{row['overhead_ratio']:.3f}), Tracker.step {row['tracker_step_ms']:.2f} "
+            f"ms ({100 * row['direct_share']:.2f}% of a step)"
+        )
         del model, optimizer, tracker
     return rows
 
@@ -148,13 +175,23 @@ def ours_vs_peft_model(prepared: Prepared, config: TrainConfig, rounds: int, war
 
     times = interleave({"ours": fwd_bwd(ours), "peft": fwd_bwd(peft_model)}, rounds, warmup, timer)
     row = dict(
-        level="model", layers=n, rounds=rounds, ours_ms=median(times["ours"]) * 1e3, peft_ms=median(times["peft"]) * 1e3,
-        ratio=paired_ratio(times["ours"], times["peft"]), ratio_ci95=ratio_ci(times["ours"], times["peft"]),
+        level="model",
+        layers=n,
+        rounds=rounds,
+        ours_ms=median(times["ours"]) * 1e3,
+        peft_ms=median(times["peft"]) * 1e3,
+        ratio=paired_ratio(times["ours"], times["peft"]),
+        ratio_ci95=ratio_ci(times["ours"], times["peft"]),
         ratio_of_medians=median(times["ours"]) / median(times["peft"]),
-        loss_abs_diff=diff, ours_spread=spread(times["ours"]), peft_spread=spread(times["peft"]),
-    )  # fmt: skip
-    log(f"  ours vs PEFT (model, {n} layers): ours {row['ours_ms']:.1f} ms, PEFT {row['peft_ms']:.1f} ms, ratio {row['ratio']:.3f} "
-        f"(loss diff {diff:.1e})")
+        loss_abs_diff=diff,
+        ours_spread=spread(times["ours"]),
+        peft_spread=spread(times["peft"]),
+    )
+    log(
+        f"  ours vs PEFT (model, {n} layers): ours {row['ours_ms']:.1f} "
+        f"ms, PEFT {row['peft_ms']:.1f} ms, ratio {row['ratio']:.3f} "
+        f"(loss diff {diff:.1e})"
+    )
     return row
 
 
@@ -167,8 +204,18 @@ class _One(nn.Module):
         return self.proj(x)
 
 
-def ours_vs_peft_layer(widths, r: int, delora_lambda: float, rounds: int, warmup: int, device="cpu", dtype=torch.float32,
-                       batch: int = 8, length: int = 64, log=print) -> list[dict]:  # fmt: skip
+def ours_vs_peft_layer(
+    widths,
+    r: int,
+    delora_lambda: float,
+    rounds: int,
+    warmup: int,
+    device="cpu",
+    dtype=torch.float32,
+    batch: int = 8,
+    length: int = 64,
+    log=print,
+) -> list[dict]:
     """One d x d layer, input (batch, length, d) that requires grad: forward + backward of each."""
     from peft import DeloraConfig, get_peft_model
 
@@ -176,7 +223,9 @@ def ours_vs_peft_layer(widths, r: int, delora_lambda: float, rounds: int, warmup
     for d in widths:
         torch.manual_seed(0)
         base = nn.Linear(d, d).to(device=device, dtype=dtype)
-        peft_model = get_peft_model(_One(copy.deepcopy(base)), DeloraConfig(r=r, delora_lambda=delora_lambda, target_modules=["proj"]))
+        peft_model = get_peft_model(
+            _One(copy.deepcopy(base)), DeloraConfig(r=r, delora_lambda=delora_lambda, target_modules=["proj"])
+        )
         ours = _One(DeLoRALinear(copy.deepcopy(base), r=r, delora_lambda=delora_lambda))
         _copy_peft_into_ours(peft_model, ours)
         x = torch.randn(batch, length, d, device=device, dtype=dtype, requires_grad=True)
@@ -192,14 +241,24 @@ def ours_vs_peft_layer(widths, r: int, delora_lambda: float, rounds: int, warmup
 
         times = interleave({"ours": fwd_bwd(ours), "peft": fwd_bwd(peft_model)}, rounds, warmup, timer)
         row = dict(
-            level=f"layer {d}", width=d, rounds=rounds, ours_ms=median(times["ours"]) * 1e3, peft_ms=median(times["peft"]) * 1e3,
-            ratio=paired_ratio(times["ours"], times["peft"]), ratio_ci95=ratio_ci(times["ours"], times["peft"]),
-        ratio_of_medians=median(times["ours"]) / median(times["peft"]),
-            out_abs_diff=diff, ours_spread=spread(times["ours"]), peft_spread=spread(times["peft"]),
-        )  # fmt: skip
+            level=f"layer {d}",
+            width=d,
+            rounds=rounds,
+            ours_ms=median(times["ours"]) * 1e3,
+            peft_ms=median(times["peft"]) * 1e3,
+            ratio=paired_ratio(times["ours"], times["peft"]),
+            ratio_ci95=ratio_ci(times["ours"], times["peft"]),
+            ratio_of_medians=median(times["ours"]) / median(times["peft"]),
+            out_abs_diff=diff,
+            ours_spread=spread(times["ours"]),
+            peft_spread=spread(times["peft"]),
+        )
         rows.append(row)
-        log(f"  ours vs PEFT (layer {d}x{d}, x {batch}x{length}): ours {row['ours_ms']:.3f} ms, PEFT {row['peft_ms']:.3f} ms, "
-            f"ratio {row['ratio']:.3f} (max diff {diff:.1e})")
+        log(
+            f"  ours vs PEFT (layer {d}x{d}, x {batch}x{length}): ours "
+            f"{row['ours_ms']:.3f} ms, PEFT {row['peft_ms']:.3f} ms, "
+            f"ratio {row['ratio']:.3f} (max diff {diff:.1e})"
+        )
     return rows
 
 
@@ -232,7 +291,9 @@ def _fit_cost(rows):
     (relative errors); returns (c0, a, b) in ms. With three unknowns, trying every subset is enough."""
     import itertools
 
-    X = torch.tensor([[1.0, row["layers"], row["layers"] * row["out"] * row["inp"]] for row in rows], dtype=torch.float64)
+    X = torch.tensor(
+        [[1.0, row["layers"], row["layers"] * row["out"] * row["inp"]] for row in rows], dtype=torch.float64
+    )
     y = torch.tensor([row["tracker_ms"] for row in rows], dtype=torch.float64)
     Xw, yw = X / y[:, None], torch.ones_like(y)
     best, best_err = (0.0, 0.0, 0.0), math.inf
@@ -251,12 +312,29 @@ def _fit_cost(rows):
 
 
 # Llama-3-8B: 32 decoder layers, each with these 7 nn.Linear (out, in) shapes.
-LLAMA_8B = {"q_proj": (4096, 4096), "k_proj": (1024, 4096), "v_proj": (1024, 4096), "o_proj": (4096, 4096),
-            "gate_proj": (14336, 4096), "up_proj": (14336, 4096), "down_proj": (4096, 14336)}  # fmt: skip
+LLAMA_8B = {
+    "q_proj": (4096, 4096),
+    "k_proj": (1024, 4096),
+    "v_proj": (1024, 4096),
+    "o_proj": (4096, 4096),
+    "gate_proj": (14336, 4096),
+    "up_proj": (14336, 4096),
+    "down_proj": (4096, 14336),
+}
 LLAMA_8B_LAYERS = 32
 
 
-def scaling(widths, layer_counts, r: int, repeats: int, warmup: int, device="cpu", dtype=torch.float32, extra_shapes=(), log=print) -> dict:
+def scaling(
+    widths,
+    layer_counts,
+    r: int,
+    repeats: int,
+    warmup: int,
+    device="cpu",
+    dtype=torch.float32,
+    extra_shapes=(),
+    log=print,
+) -> dict:
     """Tracker.step() time vs the number of adapted layers (at the smallest width) and vs width (4 layers).
 
     Model: one record costs T = c0 + sum over layers of (a + b m n) ms, fitted to all measurements
@@ -280,19 +358,33 @@ def scaling(widths, layer_counts, r: int, repeats: int, warmup: int, device="cpu
         ms = _tracker_ms([(m, n)] * per_shape, r, repeats, warmup, device, dtype)
         predicted = c0 + per_shape * predict(m, n)
         checks.append(dict(out=m, inp=n, layers=per_shape, tracker_ms=ms, predicted_ms=predicted))
-        log(f"  scaling: check {per_shape} layers of {m}x{n}: Tracker.step {ms:.2f} ms measured, {predicted:.2f} ms predicted")
+        log(
+            f"  scaling: check {per_shape} layers of {m}x{n}: Tracker.step "
+            f"{ms:.2f} ms measured, {predicted:.2f} ms predicted"
+        )
     all_modules = LLAMA_8B_LAYERS * sum(predict(m, n) for m, n in LLAMA_8B.values()) + c0
     qv = LLAMA_8B_LAYERS * (predict(*LLAMA_8B["q_proj"]) + predict(*LLAMA_8B["v_proj"])) + c0
     extrapolation = dict(
-        model="Llama-3-8B (32 layers x q,k,v,o,gate,up,down)", rank=r,
-        all_linear_modules=LLAMA_8B_LAYERS * len(LLAMA_8B), all_linear_ms=all_modules,
-        q_v_modules=LLAMA_8B_LAYERS * 2, q_v_ms=qv,
-    )  # fmt: skip
-    log(f"  scaling: fit per layer = {a:.3f} ms + {b * 1e6:.3f} ms per 1e6 weights; per record {c0:.2f} ms; "
-        f"Llama-8B all 224 linear {all_modules / 1e3:.2f} s/record, q+v only {qv / 1e3:.2f} s/record")
-    return dict(rank=r, dtype=str(dtype).removeprefix("torch."), by_layers=by_count, by_width=by_width, checks=checks,
-                fit=dict(per_record_ms=c0, per_layer_ms=a, per_million_weights_ms=b * 1e6),
-                llama_8b=extrapolation)  # fmt: skip
+        model="Llama-3-8B (32 layers x q,k,v,o,gate,up,down)",
+        rank=r,
+        all_linear_modules=LLAMA_8B_LAYERS * len(LLAMA_8B),
+        all_linear_ms=all_modules,
+        q_v_modules=LLAMA_8B_LAYERS * 2,
+        q_v_ms=qv,
+    )
+    log(
+        f"  scaling: fit per layer = {a:.3f} ms + {b * 1e6:.3f} ms per 1e6 weights; per record {c0:.2f} ms; "
+        f"Llama-8B all 224 linear {all_modules / 1e3:.2f} s/record, q+v only {qv / 1e3:.2f} s/record"
+    )
+    return dict(
+        rank=r,
+        dtype=str(dtype).removeprefix("torch."),
+        by_layers=by_count,
+        by_width=by_width,
+        checks=checks,
+        fit=dict(per_record_ms=c0, per_layer_ms=a, per_million_weights_ms=b * 1e6),
+        llama_8b=extrapolation,
+    )
 
 
 def train_config(model=None, data=None, device="cpu", dtype="auto", r=8, delora_lambda=None, task=None) -> TrainConfig:
@@ -301,4 +393,3 @@ def train_config(model=None, data=None, device="cpu", dtype="auto", r=8, delora_
     if delora_lambda is not None:
         kw["delora_lambda"] = delora_lambda
     return TrainConfig(**kw)
-

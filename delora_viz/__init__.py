@@ -1,24 +1,35 @@
 """delora-viz: learn, see and measure DeLoRA.
 
-The flat API: the layer and its surgery, the geometry of an update, the tracker and its callback,
-and the training runner the app, the notebooks and the CLI share. Heavy modules load on first use.
+The flat API. The core (the layer and its surgery, the geometry of an update, the tracker, the
+history files, PEFT interop) loads eagerly and needs only torch and peft. TrackerCallback
+(transformers) and the training runner (the `[app]` extra) load on first use.
 """
-from .geometry import LowRankUpdate, delora_bound, delora_update, dora_update_stats, singular_values, update_geometry
-from .layer import DeLoRALinear, add_delora, delora_layers, delora_parameters, merge_delora, remove_delora
-from .peft_io import load_peft_delora, save_peft_delora, save_peft_lora
-from .track import Tracker, load_history
 
-__version__ = "0.1.0"
+import importlib
+
+from .core import *  # noqa: F403
+from .core import __all__ as _core_all
+
+__version__ = "0.2.0"
 
 _LAZY = {
-    "TrackerCallback": "hf",
-    "find_adapters": "adapters",
+    "TrackerCallback": "core.callback",
+    "TrainConfig": "training",
+    "train": "training",
+    "compare": "training",
+    "lr_sweep": "training",
+    "iter_train": "training",
+    "iter_compare": "training",
+    "iter_lr_sweep": "training",
 }
+__all__ = [*_core_all, *_LAZY]
 
 
-def __getattr__(name):  # transformers and friends import only when asked for
+def __getattr__(name):  # transformers and the runner import only when asked for
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'delora_viz' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -4,6 +4,7 @@ The notebooks are committed without outputs; tests/test_notebooks.py executes th
 that the committed files are exactly what this script writes (`python notebooks/_build.py --check`).
 Edit the cells here, never the .ipynb files.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,7 +31,7 @@ SETUP_NOTE = md(
     `FAST` is set when the environment variable `DELORA_VIZ_FAST=1` (the tests set it): fewer steps
     and smaller sizes, so the notebook runs in CI in seconds. Leave it unset for the real picture.
     `%matplotlib inline` lets Jupyter draw the `matplotlib.figure.Figure` objects that
-    `delora_viz.plots` returns (they never touch pyplot's global state).
+    `delora_viz.plots.figures` returns (they never touch pyplot's global state).
     """
 )
 
@@ -451,7 +452,7 @@ NOTEBOOKS["02_geometry_of_an_update"] = [
 
         1. How big LoRA, DoRA and DeLoRA updates get, and which way they point, on one real pretrained
            layer (the query projection of all-MiniLM-L6-v2's first block, 384 × 384).
-        2. Why the closed forms in `delora_viz.geometry` give the same numbers as the dense matrices, and
+        2. Why the closed forms in `delora_viz.core.geometry` give the same numbers as the dense matrices, and
            what they save (timed here on a 4096 × 4096 layer).
         3. Why angles are computed with `atan2` rather than `arccos`.
         4. The angle-vs-strength picture: every method's update is nearly orthogonal to $W$; what
@@ -476,9 +477,9 @@ NOTEBOOKS["02_geometry_of_an_update"] = [
 
         from delora_viz import LowRankUpdate, Tracker, find_adapters, singular_values, update_geometry
         from delora_viz import plots
-        from delora_viz.geometry import DoraUpdate, dense_geometry, dora_update_stats, fro_norm
-        from delora_viz.methods import METHODS, build_adapted_model
-        from delora_viz.models import load_model
+        from delora_viz.core.geometry import DoraUpdate, dense_geometry, dora_update_stats, fro_norm
+        from delora_viz.training.methods import METHODS, build_adapted_model
+        from delora_viz.training.models import load_model
 
         FAST = os.environ.get("DELORA_VIZ_FAST") == "1"
         _ = torch.manual_seed(0)
@@ -795,8 +796,8 @@ NOTEBOOKS["03_tracking_your_training"] = [
 
         from delora_viz import Tracker, TrackerCallback, load_history
         from delora_viz import plots
-        from delora_viz.data import load_data
-        from delora_viz.models import load_model
+        from delora_viz.training.data import load_data
+        from delora_viz.training.models import load_model
 
         FAST = os.environ.get("DELORA_VIZ_FAST") == "1"
         STEPS, BATCH, MAX_LEN = (6, 4, 32) if FAST else (60, 8, 64)
@@ -920,7 +921,9 @@ NOTEBOOKS["03_tracking_your_training"] = [
         plots.plot_bound_heatmap(hf_history)
         """
     ),
-    md("What reached TensorBoard (read back from the event file; `tensorboard --logdir runs/03_tracking` shows it live):"),
+    md(
+        "What reached TensorBoard (read back from the event file; `tensorboard --logdir runs/03_tracking` shows it live):"
+    ),
     code(
         """
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -961,7 +964,7 @@ NOTEBOOKS["03_tracking_your_training"] = [
             if FAST:
                 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-                from delora_viz.models import minilm_dir
+                from delora_viz.training.models import minilm_dir
 
                 sft_tok = AutoTokenizer.from_pretrained(minilm_dir())
                 sft_tok.eos_token = sft_tok.sep_token  # a BERT vocabulary: [SEP] ends a text
@@ -1054,9 +1057,9 @@ NOTEBOOKS["04_lora_dora_delora"] = [
         from IPython.display import Markdown, display
 
         from delora_viz import plots
-        from delora_viz.config import TrainConfig
-        from delora_viz.methods import METHODS
-        from delora_viz.train import RunResult, compare, iter_lr_sweep, prepare, sweep_frame
+        from delora_viz.training.config import TrainConfig
+        from delora_viz.training.methods import METHODS
+        from delora_viz.training.loop import RunResult, compare, iter_lr_sweep, prepare, sweep_frame
 
         FAST = os.environ.get("DELORA_VIZ_FAST") == "1"
         warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notices
@@ -1242,7 +1245,7 @@ NOTEBOOKS["05_bring_your_own_model"] = [
         3. What `target_modules` and `lambda_pattern` (and the rank) do to the bound.
 
         **The model:** in full mode SmolLM2-135M-Instruct, the embedded preset
-        (`delora_viz.models.load_model("smollm2")` converts its GGUF once, ~20 s, then loads from a cache); any
+        (`delora_viz.training.models.load_model("smollm2")` converts its GGUF once, ~20 s, then loads from a cache); any
         Hugging Face causal LM id or local directory works the same way (Llama, Qwen, Mistral...: DeLoRA
         needs `nn.Linear` layers, so not GPT-2). In fast mode, a tiny random Llama built and saved right
         here, because training SmolLM2 on a CPU takes minutes.
@@ -1270,8 +1273,8 @@ NOTEBOOKS["05_bring_your_own_model"] = [
 
         from delora_viz import Tracker, TrackerCallback, load_history
         from delora_viz import plots
-        from delora_viz.data import load_data
-        from delora_viz.models import load_model, minilm_dir
+        from delora_viz.training.data import load_data
+        from delora_viz.training.models import load_model, minilm_dir
 
         FAST = os.environ.get("DELORA_VIZ_FAST") == "1"
         STEPS, BATCH, MAX_LEN = (10, 4, 48) if FAST else (60, 8, 64)

@@ -4,6 +4,7 @@ Plain functions (no pytest fixtures): conftest.py and any test can wrap them.
 The tiny models reuse the embedded MiniLM tokenizer (BERT WordPiece, 30522 tokens), so they
 load with AutoTokenizer offline; their weights are random but seeded (deterministic).
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,30 +14,36 @@ from pathlib import Path
 
 import torch
 
-from delora_viz.models import minilm_dir
+from delora_viz.training.models import minilm_dir
 
 TOPICS = {
-    "sports": ["The striker scored twice as the home team won the cup final",
-               "A late goal sealed the match for the visitors in the league",
-               "The tennis champion won the title in straight sets",
-               "Fans cheered as the runner broke the marathon record",
-               "The coach praised his players after the narrow win",
-               "The goalkeeper saved a penalty in the second half",
-               "Injury kept the captain out of the championship game"],
-    "weather": ["Heavy rain and strong winds are expected across the coast tonight",
-                "A warm sunny afternoon will be followed by scattered showers",
-                "Forecasters warn of snow and icy roads by the morning",
-                "The heatwave will continue with temperatures above thirty degrees",
-                "Thick fog slowed traffic before the sun broke through",
-                "A cold front brings thunderstorms and hail to the region",
-                "Clear skies tonight with frost likely in rural areas"],
-    "cooking": ["Whisk the eggs with sugar and fold in the flour gently",
-                "Simmer the tomato sauce with garlic and fresh basil",
-                "Roast the vegetables in olive oil until golden and crisp",
-                "Knead the dough and let it rise for an hour before baking",
-                "Season the soup with salt, pepper and a squeeze of lemon",
-                "Fry the onions slowly until they are soft and sweet",
-                "Bake the cake for forty minutes and let it cool"],
+    "sports": [
+        "The striker scored twice as the home team won the cup final",
+        "A late goal sealed the match for the visitors in the league",
+        "The tennis champion won the title in straight sets",
+        "Fans cheered as the runner broke the marathon record",
+        "The coach praised his players after the narrow win",
+        "The goalkeeper saved a penalty in the second half",
+        "Injury kept the captain out of the championship game",
+    ],
+    "weather": [
+        "Heavy rain and strong winds are expected across the coast tonight",
+        "A warm sunny afternoon will be followed by scattered showers",
+        "Forecasters warn of snow and icy roads by the morning",
+        "The heatwave will continue with temperatures above thirty degrees",
+        "Thick fog slowed traffic before the sun broke through",
+        "A cold front brings thunderstorms and hail to the region",
+        "Clear skies tonight with frost likely in rural areas",
+    ],
+    "cooking": [
+        "Whisk the eggs with sugar and fold in the flour gently",
+        "Simmer the tomato sauce with garlic and fresh basil",
+        "Roast the vegetables in olive oil until golden and crisp",
+        "Knead the dough and let it rise for an hour before baking",
+        "Season the soup with salt, pepper and a squeeze of lemon",
+        "Fry the onions slowly until they are soft and sweet",
+        "Bake the cake for forty minutes and let it cool",
+    ],
 }
 
 
@@ -67,11 +74,19 @@ def build_tiny_llama(path, vocab_from: str = "minilm", seed: int = 0) -> str:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = _tokenizer(vocab_from)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                         max_position_embeddings=512, tie_word_embeddings=True,
-                         pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id,
-                         eos_token_id=tok.sep_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id,
+    )
     with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
@@ -83,9 +98,16 @@ def build_tiny_bert_classifier(path, num_labels: int = 3, seed: int = 0) -> str:
     from transformers import BertConfig, BertForSequenceClassification
 
     tok = _tokenizer()
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                        num_hidden_layers=2, num_attention_heads=4, num_labels=num_labels,
-                        max_position_embeddings=512, pad_token_id=tok.pad_token_id)
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_labels=num_labels,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BertForSequenceClassification(config)
@@ -97,8 +119,15 @@ def build_tiny_gpt2(path, seed: int = 0) -> str:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tok = _tokenizer()
-    config = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128,
-                        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=128,
+        bos_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
@@ -129,25 +158,32 @@ def write_text_files(directory) -> dict[str, str]:
     d.mkdir(parents=True, exist_ok=True)
     rows = labeled_rows()
     names = sorted(TOPICS)
-    paths = {k: d / f for k, f in [("csv", "topics.csv"), ("json", "topics.json"),
-                                  ("jsonl", "topics.jsonl"), ("json_data", "topics_data.json"),
-                                  ("txt", "lines.txt"), ("qa_csv", "qa.csv"),
-                                  ("no_text_csv", "numbers.csv")]}
+    paths = {
+        k: d / f
+        for k, f in [
+            ("csv", "topics.csv"),
+            ("json", "topics.json"),
+            ("jsonl", "topics.jsonl"),
+            ("json_data", "topics_data.json"),
+            ("txt", "lines.txt"),
+            ("qa_csv", "qa.csv"),
+            ("no_text_csv", "numbers.csv"),
+        ]
+    }
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=["text", "label"])
         w.writeheader()
         w.writerows(rows)
     paths["json"].write_text(json.dumps([{"sentence": r["text"], "category": r["label"]} for r in rows]))
-    paths["jsonl"].write_text("".join(json.dumps({"content": r["text"], "label": names.index(r["label"])})
-                                      + "\n" for r in rows))
-    paths["json_data"].write_text(json.dumps({"data": [{"text": r["text"], "topic": r["label"]}
-                                                       for r in rows]}))
+    paths["jsonl"].write_text(
+        "".join(json.dumps({"content": r["text"], "label": names.index(r["label"])}) + "\n" for r in rows)
+    )
+    paths["json_data"].write_text(json.dumps({"data": [{"text": r["text"], "topic": r["label"]} for r in rows]}))
     paths["txt"].write_text("\n\n".join(r["text"] + "." for r in rows) + "\n")
     with open(paths["qa_csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["question", "answer"])
-        w.writerows([[f"What is topic number {i}?", f"It is about {r['label']}."]
-                     for i, r in enumerate(rows[:12])])
+        w.writerows([[f"What is topic number {i}?", f"It is about {r['label']}."] for i, r in enumerate(rows[:12])])
     with open(paths["no_text_csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "score", "label"])

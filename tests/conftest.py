@@ -1,4 +1,5 @@
 """Shared test setup: offline, deterministic, small."""
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,4 +1,5 @@
 """bench/: the benchmark entry points run end to end and write well-formed JSON (no timing assertions)."""
+
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # every test runs bench/ in a subprocess
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 
@@ -21,11 +23,38 @@ def _strict_json(path: Path) -> dict:
 def _tiny_args(model_dir, data, out) -> list[str]:
     """--quick shrunk further: tiny layers, a tiny BERT / Llama, 2 rounds of everything."""
     return [
-        "--quick", "--sizes", "128", "--ranks", "4", "--repeats", "2", "--rounds", "2", "--layer-widths", "64",
-        "--model", str(model_dir), "--data", str(data),
-        "--app-model", str(model_dir), "--app-data", str(data), "--app-steps", "2", "--app-eval-examples", "8",
-        "--scaling-widths", "32,64", "--scaling-layers", "1,2", "--scaling-checks", "32x64", "--json", str(out),
-    ]  # fmt: skip
+        "--quick",
+        "--sizes",
+        "128",
+        "--ranks",
+        "4",
+        "--repeats",
+        "2",
+        "--rounds",
+        "2",
+        "--layer-widths",
+        "64",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--app-model",
+        str(model_dir),
+        "--app-data",
+        str(data),
+        "--app-steps",
+        "2",
+        "--app-eval-examples",
+        "8",
+        "--scaling-widths",
+        "32,64",
+        "--scaling-layers",
+        "1,2",
+        "--scaling-checks",
+        "32x64",
+        "--json",
+        str(out),
+    ]
 
 
 def _run(cmd, timeout=600):
@@ -44,7 +73,11 @@ def test_quick_run_writes_every_section(tiny_bert_dir, text_files, tmp_path):
     res = data["results"]
 
     geo = res["geometry"]
-    assert sorted((r["method"], r["size"], r["rank"]) for r in geo) == [("delora", 128, 4), ("dora", 128, 4), ("lora", 128, 4)]
+    assert sorted((r["method"], r["size"], r["rank"]) for r in geo) == [
+        ("delora", 128, 4),
+        ("dora", 128, 4),
+        ("lora", 128, 4),
+    ]
     for row in geo:
         assert row["closed_ms"] > 0 and row["dense_ms"] > 0 and row["speedup"] > 0
         assert row["matrix_bytes"] == 128 * 128 * 4
@@ -54,11 +87,15 @@ def test_quick_run_writes_every_section(tiny_bert_dir, text_files, tmp_path):
 
     assert [r["method"] for r in res["tracking"]] == ["lora", "dora", "delora"]
     for row in res["tracking"]:
-        assert row["layers"] == 4 and row["plain_step_ms"] > 0 and row["overhead_ratio"] > 0 and row["tracker_step_ms"] > 0
+        assert (
+            row["layers"] == 4 and row["plain_step_ms"] > 0 and row["overhead_ratio"] > 0 and row["tracker_step_ms"] > 0
+        )
 
     levels = [r["level"] for r in res["layer"]]
     assert levels == ["model", "layer 64"]
-    assert res["layer"][0]["loss_abs_diff"] < 1e-4 and res["layer"][1]["out_abs_diff"] < 1e-4  # same model, same numbers
+    assert (
+        res["layer"][0]["loss_abs_diff"] < 1e-4 and res["layer"][1]["out_abs_diff"] < 1e-4
+    )  # same model, same numbers
     assert all(r["ratio"] > 0 for r in res["layer"])
 
     app = res["app"]
@@ -80,9 +117,26 @@ def test_quick_run_writes_every_section(tiny_bert_dir, text_files, tmp_path):
 
 def test_only_selects_sections_and_bad_arguments_fail(tmp_path):
     out = tmp_path / "geo.json"
-    _run([sys.executable, str(BENCH / "run.py"), "--only", "geometry", "--sizes", "64", "--ranks", "2", "--repeats", "1", "--json", str(out)])
+    _run(
+        [
+            sys.executable,
+            str(BENCH / "run.py"),
+            "--only",
+            "geometry",
+            "--sizes",
+            "64",
+            "--ranks",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert set(_strict_json(out)["results"]) == {"geometry", "targets"}
-    bad = subprocess.run([sys.executable, str(BENCH / "run.py"), "--only", "nonsense"], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--only", "nonsense"], cwd=ROOT, capture_output=True, text=True
+    )
     assert bad.returncode != 0 and "unknown sections" in bad.stderr
 
 
@@ -90,7 +144,12 @@ def test_gpu_script_runs_on_cpu_with_a_causal_lm(tiny_llama_dir, text_files, tmp
     out = tmp_path / "gpu.json"
     args = _tiny_args(tiny_llama_dir, text_files["txt"], out)
     args[args.index("--app-model") : args.index("--app-steps")] = []  # the app bench keeps its classifier default...
-    args += ["--only", "geometry,tracking,layer,scaling", "--task", "causal_lm"]  # ...so leave it out here (test_quick_run covers it)
+    args += [
+        "--only",
+        "geometry,tracking,layer,scaling",
+        "--task",
+        "causal_lm",
+    ]  # ...so leave it out here (test_quick_run covers it)
     _run(["bash", str(BENCH / "gpu.sh"), "--device", "cpu", *args])
     data = _strict_json(out)
     assert data["config"]["device"] == "cpu" and data["config"]["model"] == str(tiny_llama_dir)
@@ -117,5 +176,7 @@ def test_peak_memory_probe_sees_torch_allocations():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_quick_run_on_cuda(tiny_bert_dir, text_files, tmp_path):
     out = tmp_path / "cuda.json"
-    _run([sys.executable, str(BENCH / "run.py"), "--device", "cuda", *_tiny_args(tiny_bert_dir, text_files["csv"], out)])
+    _run(
+        [sys.executable, str(BENCH / "run.py"), "--device", "cuda", *_tiny_args(tiny_bert_dir, text_files["csv"], out)]
+    )
     assert _strict_json(out)["machine"]["device"] == "cuda"

@@ -3,6 +3,7 @@
 Starts `python app.py --port N` in a subprocess, types the tiny local model and data into the page,
 presses Train, watches the status and the plots, presses Stop, and saves artifacts/app.png.
 """
+
 import os
 import re
 import socket
@@ -17,14 +18,23 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = ROOT / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium"),
 ]
-pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed (pip install playwright)")
+pytest.importorskip(
+    "playwright.sync_api", reason="the playwright Python package is not installed (pip install playwright)"
+)
 
 
 def _free_port() -> int:
@@ -39,7 +49,9 @@ def app_url():
     env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while True:
@@ -91,14 +103,18 @@ def test_train_live_plots_stop_and_screenshot(page, tiny_bert_dir, text_files):
     _fill(page, "steps", "400")
     page.click("#train")
     # the status advances: wait for a few live steps
-    page.wait_for_function("() => /step ([3-9]|\\d\\d+)\\/400/.test(document.querySelector('#status').innerText)", timeout=90_000)
+    page.wait_for_function(
+        "() => /step ([3-9]|\\d\\d+)\\/400/.test(document.querySelector('#status').innerText)", timeout=90_000
+    )
     assert re.search(r"step \d+/400 · \S+ loss [\d.]+ · [\d.]+ steps/s", _status(page)), _status(page)
     for key in ("norm", "angle", "lambda", "loss"):  # every live plot has drawn something
         page.wait_for_selector(f"#plot-{key} canvas, #plot-{key} svg", timeout=30_000)
     page.wait_for_timeout(1500)  # a few more redraws, for the screenshot
     page.click("#stop")
     page.wait_for_function("() => /stopped at step/.test(document.querySelector('#status').innerText)", timeout=60_000)
-    page.wait_for_function("() => /delora-viz_adapters/.test(document.querySelector('#downloads').innerText)", timeout=60_000)
+    page.wait_for_function(
+        "() => /delora-viz_adapters/.test(document.querySelector('#downloads').innerText)", timeout=60_000
+    )
     assert "finished" not in _status(page) and "writing" not in _status(page)
     table = page.locator("#results").inner_text()
     assert all(label in table for label in ("LoRA", "DoRA", "DeLoRA")) and table.count("stopped") == 3, table

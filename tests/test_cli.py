@@ -1,4 +1,5 @@
 """`delora-viz train` end to end with the flags of PEFT's delora_finetuning.py."""
+
 import json
 import subprocess
 import sys
@@ -9,18 +10,49 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from delora_viz.cli import main
-from delora_viz.track import load_history
+from delora_viz.core.history import load_history
 
 
 def test_seed_flags_on_a_local_llama_then_peft_loads_the_output(tiny_llama_dir, text_files, tmp_path):
     out = tmp_path / "out"
     argv = [
-        "train", "--base_model", tiny_llama_dir, "--data_path", text_files["txt"], "--output_dir", str(out),
-        "--batch_size", "4", "--num_epochs", "1", "--learning_rate", "3e-3", "--cutoff_len", "32",
-        "--val_set_size", "8", "--eval_step", "2", "--save_step", "2", "--device", "cpu", "--rank", "4",
-        "--delora_lambda", "2", "--module_dropout", "0.05", "--target_modules", "q_proj,v_proj",
-        "--hub_model_id", "me/adapter", "--task", "causal_lm", "--quiet",
-    ]  # fmt: skip
+        "train",
+        "--base_model",
+        tiny_llama_dir,
+        "--data_path",
+        text_files["txt"],
+        "--output_dir",
+        str(out),
+        "--batch_size",
+        "4",
+        "--num_epochs",
+        "1",
+        "--learning_rate",
+        "3e-3",
+        "--cutoff_len",
+        "32",
+        "--val_set_size",
+        "8",
+        "--eval_step",
+        "2",
+        "--save_step",
+        "2",
+        "--device",
+        "cpu",
+        "--rank",
+        "4",
+        "--delora_lambda",
+        "2",
+        "--module_dropout",
+        "0.05",
+        "--target_modules",
+        "q_proj,v_proj",
+        "--hub_model_id",
+        "me/adapter",
+        "--task",
+        "causal_lm",
+        "--quiet",
+    ]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["eval_name"] == "perplexity"
@@ -36,10 +68,26 @@ def test_seed_flags_on_a_local_llama_then_peft_loads_the_output(tiny_llama_dir, 
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_default_model_and_method_flag_via_the_console_script(tmp_path):
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "delora_viz.cli", "train", "--output_dir", str(out), "--max_steps", "2",
-           "--eval_step", "0", "--method", "dora", "--max_examples", "60", "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "delora_viz.cli",
+        "train",
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--eval_step",
+        "0",
+        "--method",
+        "dora",
+        "--max_examples",
+        "60",
+        "--quiet",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "all-MiniLM-L6-v2" in result.stderr or "MiniLM" in result.stderr

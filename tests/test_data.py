@@ -1,12 +1,20 @@
-"""delora_viz.data: embedded sources, local files, HF names offline, splits and bad input."""
+"""delora_viz.training.data: embedded sources, local files, HF names offline, splits and bad input."""
+
 import json
 from collections import Counter
 
 import pytest
-
 from builders import write_text_files
-from delora_viz.data import (EMBEDDED_CAUSAL_LM, EMBEDDED_CLASSIFICATION, TextData, describe,
-                             load_bbc_news, load_chatterbot_pairs, load_data)
+
+from delora_viz.training.data import (
+    EMBEDDED_CAUSAL_LM,
+    EMBEDDED_CLASSIFICATION,
+    TextData,
+    describe,
+    load_bbc_news,
+    load_chatterbot_pairs,
+    load_data,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +37,7 @@ def _write(path, text):
 
 
 # ---------------------------------------------------------------- embedded
+
 
 def test_bbc_raw_corpus_has_2225_articles_in_5_topics():
     texts, topics = load_bbc_news()
@@ -88,6 +97,7 @@ def test_bbc_as_causal_lm_drops_labels():
 
 # ---------------------------------------------------------------- local files
 
+
 @pytest.mark.parametrize("kind", ["csv", "json", "jsonl", "json_data"])
 def test_labeled_files_load_with_auto_detected_columns(files, kind):
     d = load_data(files[kind])
@@ -105,13 +115,13 @@ def test_txt_is_one_example_per_non_empty_line(files):
 
 def test_question_answer_columns_become_one_text(files):
     d = load_data(files["qa_csv"], task="causal_lm")
-    assert all(t.startswith("Question: What is topic") and "\nAnswer: It is about" in t
-               for t in _all_texts(d))
+    assert all(t.startswith("Question: What is topic") and "\nAnswer: It is about" in t for t in _all_texts(d))
 
 
 def test_explicit_columns_and_string_int_labels(tmp_path):
     rows = "id,title,body_text,kind\n" + "".join(
-        f"{i},t{i},\"body {i} about {'cats' if i % 2 else 'dogs'}\",{i % 2 + 1}\n" for i in range(10))
+        f'{i},t{i},"body {i} about {"cats" if i % 2 else "dogs"}",{i % 2 + 1}\n' for i in range(10)
+    )
     path = _write(tmp_path / "x.csv", rows)
     d = load_data(path, text_column="body_text", label_column="kind")
     assert d.label_names == ["1", "2"]  # integers keep numeric order, names are str(int)
@@ -130,8 +140,7 @@ def test_json_object_of_columns_and_multiline_csv_cells(tmp_path):
 
 
 def test_rows_with_missing_cells_are_dropped(tmp_path):
-    rows = [{"text": f"t{i}", "label": i % 2} for i in range(6)] + [{"text": "", "label": 1},
-                                                                    {"text": "no label"}]
+    rows = [{"text": f"t{i}", "label": i % 2} for i in range(6)] + [{"text": "", "label": 1}, {"text": "no label"}]
     path = _write(tmp_path / "x.jsonl", "\n".join(json.dumps(r) for r in rows))
     assert len(_all_texts(load_data(path))) == 6
 
@@ -149,6 +158,7 @@ def test_describe_is_one_line(bbc, files):
 
 
 # ---------------------------------------------------------------- bad input
+
 
 def test_no_text_column_lists_the_columns(files):
     with pytest.raises(ValueError, match=r"text_column.*id, score, label"):
@@ -234,10 +244,12 @@ def test_hf_dataset_columns_class_labels_and_split(monkeypatch):
     """The datasets path without network: load_dataset is replaced by an in-memory DatasetDict."""
     import datasets
 
-    feats = datasets.Features({"sentence": datasets.Value("string"),
-                               "label": datasets.ClassLabel(names=["neg", "pos"])})
-    train = datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(20)],
-                                        "label": [i % 2 for i in range(20)]}, features=feats)
+    feats = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    train = datasets.Dataset.from_dict(
+        {"sentence": [f"s{i}" for i in range(20)], "label": [i % 2 for i in range(20)]}, features=feats
+    )
     test = datasets.Dataset.from_dict({"sentence": ["u1", "u2"], "label": [-1, -1]}, features=feats)
     calls = []
 

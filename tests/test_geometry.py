@@ -1,4 +1,5 @@
 """Closed forms against dense matrices, and the DeLoRA bounds."""
+
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delora_viz import geometry as g
+from delora_viz.core import geometry as g
 
 
 def _rand(*shape, dtype=torch.float64, scale=1.0):
@@ -17,7 +18,9 @@ def _assert_geometry_close(closed, dense, rtol, angle_atol=1e-6, norm_atol=0.0):
     """Norms to rtol. Angles also to angle_atol radians: the closed form gets the part of dW orthogonal
     to W by a subtraction, so when dW is (nearly) parallel to W it is exact only to ~sqrt(eps) ||dW||."""
     for field in ("delta_fro", "w_fro", "rel_delta"):  # atol: the dense reference rounds too, at ~eps ||W||
-        torch.testing.assert_close(getattr(closed, field), getattr(dense, field), rtol=rtol, atol=norm_atol + 1e-13 * (1 + dense.w_fro.item()))
+        torch.testing.assert_close(
+            getattr(closed, field), getattr(dense, field), rtol=rtol, atol=norm_atol + 1e-13 * (1 + dense.w_fro.item())
+        )
     torch.testing.assert_close(closed.angle_w_prime, dense.angle_w_prime, rtol=rtol, atol=angle_atol)
     a, b = closed.angle_delta_w, dense.angle_delta_w
     if dense.delta_fro.item() <= norm_atol + 1e-13 * (1 + dense.w_fro.item()):
@@ -75,7 +78,9 @@ def test_dora_per_row_form_matches_dense(shape, seed, mag_scale):
     torch.manual_seed(seed)
     m, n, r = shape
     W, A, B = _rand(m, n), _rand(r, n), _rand(m, r)
-    dora = g.DoraUpdate(A, B, scaling=0.5, magnitude=W.norm(dim=1) * mag_scale * (0.5 + torch.rand(m, dtype=torch.float64)))
+    dora = g.DoraUpdate(
+        A, B, scaling=0.5, magnitude=W.norm(dim=1) * mag_scale * (0.5 + torch.rand(m, dtype=torch.float64))
+    )
     closed, row_scale, row_norms = g.dora_update_stats(W, dora)
     dense = g.dense_dora_delta(W, dora)
     # angle atol: sqrt(eps) ||dW|| / ||W'|| with ||dW|| / ||W'|| up to ~300 here

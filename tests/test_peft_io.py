@@ -1,4 +1,5 @@
 """Round trips between our DeLoRALinear and PEFT adapter directories."""
+
 import copy
 
 import pytest
@@ -6,8 +7,8 @@ import torch
 from peft import PeftModel
 from torch import nn
 
-from delora_viz.layer import add_delora, delora_layers
-from delora_viz.peft_io import load_peft_delora, save_peft_delora, save_peft_lora
+from delora_viz.core.layer import add_delora, delora_layers
+from delora_viz.core.peft_io import load_peft_delora, save_peft_delora, save_peft_lora
 
 
 class Net(nn.Module):

@@ -1,4 +1,5 @@
 """Plots and live frames on synthetic tracker/history/sweep tables: fast, headless, no torch needed."""
+
 from io import BytesIO
 
 import numpy as np
@@ -6,12 +7,18 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from delora_viz import plots
 from delora_viz.plots import (
-    METHOD_COLORS, method_color, plot_angle_strength, plot_angles, plot_bound_heatmap, plot_loss,
-    plot_lambda, plot_lr_sweep, plot_singular_values, plot_update_norm, save_figures,
+    plot_angle_strength,
+    plot_angles,
+    plot_bound_heatmap,
+    plot_lambda,
+    plot_loss,
+    plot_lr_sweep,
+    plot_singular_values,
+    plot_update_norm,
+    save_figures,
 )
-from delora_viz.plots_live import live_colors, live_frame, live_loss_frame
+from delora_viz.plots.frames import METHOD_COLORS, live_colors, live_frame, live_loss_frame, method_color, short_layer
 
 LAYERS = ["base_model.model.encoder.layer.0.attention.self.query", "encoder.layer.0.value", "encoder.layer.1.query"]
 STEPS = 20
@@ -30,12 +37,26 @@ def tracker_frame(methods=("lora", "dora", "delora"), steps=STEPS, layers=LAYERS
                 lam = 0.5 + 0.3 * t + 0.05 * li if bounded else np.nan
                 bound = (2 if method == "delora-paper" else 1) * lam * max_col if bounded else np.nan
                 delta = bound * (0.3 + 0.6 * t) * (0.9 + 0.1 * rng.random()) if bounded else (0.2 + li) * t * 3
-                rows.append(dict(
-                    run=method, step=step, layer=layer, method=method, rank=4, delta_fro=delta, w_fro=w_fro,
-                    rel_delta=delta / w_fro, angle_delta_w_deg=np.nan if step == 0 else 88 - 10 * t + li,
-                    angle_w_prime_deg=np.degrees(np.arctan2(delta, w_fro)), bound=bound, bound_loose=bound,
-                    bound_ratio=delta / bound, **{"lambda": lam}, sigma_max=delta * 0.8,
-                    dora_mag_drift=0.01 * t if method == "dora" else np.nan))
+                rows.append(
+                    dict(
+                        run=method,
+                        step=step,
+                        layer=layer,
+                        method=method,
+                        rank=4,
+                        delta_fro=delta,
+                        w_fro=w_fro,
+                        rel_delta=delta / w_fro,
+                        angle_delta_w_deg=np.nan if step == 0 else 88 - 10 * t + li,
+                        angle_w_prime_deg=np.degrees(np.arctan2(delta, w_fro)),
+                        bound=bound,
+                        bound_loose=bound,
+                        bound_ratio=delta / bound,
+                        **{"lambda": lam},
+                        sigma_max=delta * 0.8,
+                        dora_mag_drift=0.01 * t if method == "dora" else np.nan,
+                    )
+                )
     df = pd.DataFrame(rows)
     return df if run_column else df.drop(columns="run")
 
@@ -45,8 +66,17 @@ def history_frame(runs=("lora", "dora", "delora"), steps=STEPS):
     for k, run in enumerate(runs):
         for step in range(steps):
             ev = 0.3 + 0.03 * step + 0.01 * k if step % 5 == 4 else np.nan
-            rows.append(dict(run=run, method=run, step=step, loss=2.0 * np.exp(-step / 8) + 0.05 * np.sin(step + k),
-                             lr=1e-3, eval_metric=ev, eval_name="accuracy"))
+            rows.append(
+                dict(
+                    run=run,
+                    method=run,
+                    step=step,
+                    loss=2.0 * np.exp(-step / 8) + 0.05 * np.sin(step + k),
+                    lr=1e-3,
+                    eval_metric=ev,
+                    eval_name="accuracy",
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -55,9 +85,17 @@ def sweep_frame():
     for method in ("lora", "dora", "delora"):
         for mult in (0.1, 1.0, 10.0, 100.0):
             div = method != "delora" and mult == 100.0
-            rows.append(dict(method=method, lr_multiplier=mult, lr=1e-3 * mult,
-                             final_distance=np.nan if div else (0.5 if method == "delora" else 0.1 * mult),
-                             eval_metric=np.nan if div else 0.8, eval_name="accuracy", diverged=div))
+            rows.append(
+                dict(
+                    method=method,
+                    lr_multiplier=mult,
+                    lr=1e-3 * mult,
+                    final_distance=np.nan if div else (0.5 if method == "delora" else 0.1 * mult),
+                    eval_metric=np.nan if div else 0.8,
+                    eval_name="accuracy",
+                    diverged=div,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -109,7 +147,7 @@ def test_update_norm_worst_layer_is_highest_ratio():
     expected = last.loc[(last.delta_fro / last.bound).idxmax(), "layer"]
     fig = plot_update_norm(df)
     (worst,) = lines_by_gid(fig, "norm-worst:delora")
-    assert plots.short_layer(expected, 28) in worst.get_label()
+    assert short_layer(expected, 28) in worst.get_label()
 
 
 def test_without_run_column_groups_by_method():
@@ -233,8 +271,10 @@ def test_singular_values_dict_sorted_log():
         plot_singular_values({})
 
 
-@pytest.mark.parametrize("fn", [plot_update_norm, plot_angles, plot_lambda, plot_bound_heatmap,
-                                plot_angle_strength, plot_loss, plot_lr_sweep])
+@pytest.mark.parametrize(
+    "fn",
+    [plot_update_norm, plot_angles, plot_lambda, plot_bound_heatmap, plot_angle_strength, plot_loss, plot_lr_sweep],
+)
 def test_empty_frame_raises(fn):
     with pytest.raises(ValueError, match="empty"):
         fn(pd.DataFrame())
@@ -266,6 +306,7 @@ def test_save_figures_writes_pngs(tmp_path):
 
 
 # ---- live frames -----------------------------------------------------------------------------
+
 
 def test_live_frame_norm_has_bound_series_and_means():
     df = tracker_frame()

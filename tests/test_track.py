@@ -1,19 +1,20 @@
 """Tracker rows against a dense reference (merge the adapter, subtract W), for every method."""
+
 import copy
 import json
 import math
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
 from peft import DeloraConfig, LoraConfig, get_peft_model
 from torch import nn
 
-from delora_viz import geometry as g
-from delora_viz.layer import add_delora, delora_layers
-from delora_viz.track import COLUMNS, Tracker, load_history
+from delora_viz.core import geometry as g
+from delora_viz.core.history import COLUMNS, load_history
+from delora_viz.core.layer import add_delora, delora_layers
+from delora_viz.core.track import Tracker
 
 
 class Block(nn.Module):
@@ -41,10 +42,13 @@ BUILDERS = {
     "dora": _peft(LoraConfig(r=4, lora_alpha=8, use_dora=True, target_modules=["q_proj", "v_proj"])),
     "delora": _peft(
         DeloraConfig(
-            r=4, delora_lambda=2, target_modules=["q_proj", "v_proj"],
-            rank_pattern={"v_proj": 2}, lambda_pattern={"v_proj": 0.5},
+            r=4,
+            delora_lambda=2,
+            target_modules=["q_proj", "v_proj"],
+            rank_pattern={"v_proj": 2},
+            lambda_pattern={"v_proj": 0.5},
         )
-    ),  # fmt: skip
+    ),
     "ours-delora": _ours("peft"),
     "ours-delora-paper": _ours("paper"),
 }
@@ -201,23 +205,25 @@ def test_metrics_use_float32_on_a_bf16_model():
     assert row["delta_fro"] == pytest.approx(reference.delta_fro.item(), rel=1e-3)
 
 
-DDP_SCRIPT = r'''
+DDP_SCRIPT = r"""
 import os, sys, torch, torch.distributed as dist
 from torch import nn
-from delora_viz.layer import add_delora
-from delora_viz.track import Tracker
+from delora_viz.core.layer import add_delora
+from delora_viz.core.track import Tracker
 dist.init_process_group("gloo")
 torch.manual_seed(0)
-model = nn.parallel.DistributedDataParallel(add_delora(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)), ["0"], r=2, delora_lambda=1.0))
+model = add_delora(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)), ["0"], r=2, delora_lambda=1.0)
+model = nn.parallel.DistributedDataParallel(model)
 opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
 tracker = Tracker(model, path=sys.argv[1]).watch(opt)
 for _ in range(3):
     opt.zero_grad(); model(torch.randn(4, 8)).sum().backward(); opt.step()
 print(f"rank {dist.get_rank()} rows {len(tracker.rows)} active {tracker.active}", flush=True)
 dist.destroy_process_group()
-'''
+"""
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_ddp_two_processes_write_one_history(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
@@ -227,7 +233,16 @@ def test_ddp_two_processes_write_one_history(tmp_path):
     with socket.socket() as sock:  # a free port: a fixed one can be taken by another run
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "--master_addr=127.0.0.1", str(script), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={port}",
+        "--master_addr=127.0.0.1",
+        str(script),
+        str(out),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rank 0 rows 3 active True" in result.stdout and "rank 1 rows 0 active False" in result.stdout

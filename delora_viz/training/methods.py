@@ -11,13 +11,14 @@ lambda sets the size: ||dW||_F ~ lambda rms(w) / sqrt(r), i.e. ||dW|| / ||W|| ~ 
 layer with n inputs. PEFT's 15 suits 2-4k-wide layers (about 0.1 of ||W|| at r = 8); MiniLM's layers are
 384 wide, where 15 moves W by a third and hurts accuracy at high rates, so our default is 5.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from torch import nn
 
-from .layer import add_delora
+from ..core.layer import DEFAULT_LAMBDA, DEFAULT_RANK, add_delora
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,34 @@ class Method:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("lora", "LoRA", "dW = (alpha/r) B A: unbounded; its norm grows with the learning rate and the steps.", 2e-3, "LORA"),
-        Method("dora", "DoRA", "LoRA on the direction of each output row, with a learned magnitude per row.", 2e-3, "LORA"),
         Method(
-            "delora", "DeLoRA",
-            "dW = (lambda/r) B Xi A diag(||W_j||): normalised rank-1 terms, so ||dW||_F <= |lambda| max_j ||W_j|| (PEFT init, B = 0).",
-            3e-2, "DELORA",
+            "lora",
+            "LoRA",
+            "dW = (alpha/r) B A: unbounded; its norm grows with the learning rate and the steps.",
+            2e-3,
+            "LORA",
         ),
         Method(
-            "delora-paper", "DeLoRA (paper init)",
+            "dora", "DoRA", "LoRA on the direction of each output row, with a learned magnitude per row.", 2e-3, "LORA"
+        ),
+        Method(
+            "delora",
+            "DeLoRA",
+            "dW = (lambda/r) B Xi A diag(||W_j||): normalised rank-1 terms, so ||dW||_F <= |lambda| max_j ||W_j|| "
+            "(PEFT init, B = 0).",
+            3e-2,
+            "DELORA",
+        ),
+        Method(
+            "delora-paper",
+            "DeLoRA (paper init)",
             "DeLoRA with the paper's init: A, B random, their frozen copy subtracted, so dW grows smoothly from 0.",
-            3e-2, "LORA",
+            3e-2,
+            "LORA",
         ),
-    )  # fmt: skip
+    )
 }
 DEFAULT_METHODS = ("lora", "dora", "delora")
-DEFAULT_LAMBDA = 5.0  # right for the embedded MiniLM (384 wide); PEFT's 15 for 2-4k-wide layers
-DEFAULT_RANK = 8
 
 
 def get_method(name: str) -> Method:
@@ -94,7 +106,9 @@ def build_adapted_model(
             task_type=task_type,
         )
         return get_peft_model(model, config)
-    add_delora(model, list(target_modules), r=r, delora_lambda=delora_lambda, init="paper", module_dropout=module_dropout)
+    add_delora(
+        model, list(target_modules), r=r, delora_lambda=delora_lambda, init="paper", module_dropout=module_dropout
+    )
     for name in head_modules:
         model.get_submodule(name).requires_grad_(True)
     return model
@@ -102,7 +116,7 @@ def build_adapted_model(
 
 def save_adapter(model: nn.Module, method: str, path, base_model_name_or_path=None, task_type=None, head_modules=None):
     """Write a directory that `PeftModel.from_pretrained(base_model, path)` loads."""
-    from .peft_io import save_peft_lora
+    from ..core.peft_io import save_peft_lora
 
     if method == "delora-paper":  # PEFT's DeLoRA format cannot hold the frozen term: exact LoRA instead
         return save_peft_lora(model, path, base_model_name_or_path, task_type, modules_to_save=head_modules)

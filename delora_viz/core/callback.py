@@ -7,25 +7,28 @@ Records every `every` optimizer steps into <output_dir>/delora_history.jsonl (ap
 copied into each checkpoint-N/ folder), and adds a summary (delora/delta_fro_mean, delora/bound_ratio_max,
 delora/lambda_mean, ...) to the Trainer's logs, so TensorBoard, W&B or any report_to integration shows it.
 """
+
 from __future__ import annotations
 
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import CallbackHandler
 
-from .track import Tracker, _check_suffix
+from .checks import check_int
+from .history import check_suffix, rotate_aside
+from .track import Tracker
 
 
 class TrackerCallback(TrainerCallback):
-    def __init__(self, every: int = 1, filename: str = "delora_history.jsonl", prefix: str = "delora/", dtype=torch.float32):
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer (record every N optimizer steps), got {every!r}")
-        _check_suffix(filename)
+    def __init__(
+        self, every: int = 1, filename: str = "delora_history.jsonl", prefix: str = "delora/", dtype=torch.float32
+    ):
+        check_int("every", every, hint=" (record every N optimizer steps)")
+        check_suffix(filename)
         self.every, self.filename, self.prefix, self.dtype = every, filename, prefix, dtype
         self.tracker: Tracker | None = None
         self.latest: dict[str, float] = {}  # summary of the last record, added to the next training log
@@ -50,8 +53,8 @@ class TrackerCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return  # other ranks of a distributed run record nothing
         path = Path(args.output_dir) / self.filename
-        if path.exists() and state.global_step == 0:  # a fresh run in a used folder: keep the old history
-            path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
+        if state.global_step == 0:  # a fresh run in a used folder: keep the old history
+            rotate_aside(path)
         self.tracker = Tracker(model, every=self.every, path=path, dtype=self.dtype, keep_rows=False)
         if state.global_step == 0:
             self.tracker.step(0)  # the starting point, so plots begin at dW = 0

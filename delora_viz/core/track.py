@@ -9,36 +9,32 @@ Each record is one row per layer with the columns in COLUMNS. Metrics use the cl
 geometry.py under torch.no_grad(), in float32 (or float64) whatever the model's dtype, on the model's
 device, with one device->host copy per record. Nothing but the rows outlives a record.
 """
+
 from __future__ import annotations
 
-import csv
-import json
 import math
-import warnings
 from pathlib import Path
 
 import torch
 
 from .adapters import AdapterView, find_adapters, no_adapters_message, parameters_are_sharded
+from .checks import check_int
 from .geometry import DoraUpdate, dora_update_stats, singular_values, update_geometry, weight_fro_sq
+from .history import COLUMNS, MEASURED, append_rows, check_suffix, load_history, summarize
 
-COLUMNS = (
-    "step", "layer", "method", "rank",
-    "delta_fro", "w_fro", "rel_delta", "angle_delta_w_deg", "angle_w_prime_deg",
-    "bound", "bound_loose", "bound_ratio", "lambda", "sigma_max", "dora_mag_drift",
-)  # fmt: skip
-_MEASURED = COLUMNS[4:]  # computed on the device, copied to the host once per record
 # A CPU record of layers up to this many weights runs on one thread: its ~100 small ops per layer gain
 # nothing from threads, and each BLAS call that needs a second OpenMP thread costs ~0.1 ms to wake it
 # (tens of ms when other processes keep the cores busy and the threads spin). Larger layers keep them.
 ONE_THREAD_MAX_WEIGHTS = 1 << 22
-SUFFIXES = (".csv", ".jsonl")
 NAN = float("nan")
 
 
 def is_main_process() -> bool:
     """False on every rank but 0 of an initialised torch.distributed group (DDP, torchrun, accelerate)."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_rank() == 0
+    return (
+        not (torch.distributed.is_available() and torch.distributed.is_initialized())
+        or torch.distributed.get_rank() == 0
+    )
 
 
 class Tracker:
@@ -50,14 +46,13 @@ class Tracker:
     """
 
     def __init__(self, model, every: int = 1, path=None, dtype=torch.float32, keep_rows: bool = True):
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer (record every N steps), got {every!r}")
+        check_int("every", every, hint=" (record every N steps)")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.every, self.dtype, self.keep_rows = every, dtype, keep_rows
         self.active = is_main_process()
         self.rows: list[dict] = []
-        self.path = _check_suffix(path) if path is not None else None
+        self.path = check_suffix(path) if path is not None else None
         self._hooks: list = []
         self._optimizer_steps = 0
         self._w_sq: dict[str, tuple] = {}  # layer -> ((data_ptr, version) of W, ||W||_F^2): W is frozen
@@ -85,7 +80,7 @@ class Tracker:
         with torch.no_grad(), _one_thread_if(self._small_on_cpu()):
             values = torch.stack([self._measure(view) for view in self.views]).cpu().tolist()  # (layers, metrics)
         rows = [
-            {"step": step, "layer": view.name, "method": view.method, "rank": view.rank, **dict(zip(_MEASURED, vals))}
+            {"step": step, "layer": view.name, "method": view.method, "rank": view.rank, **dict(zip(MEASURED, vals))}
             for view, vals in zip(self.views, values)
         ]
         if self.keep_rows:
@@ -99,7 +94,12 @@ class Tracker:
         update = view.update()
         lam = bound = loose = sigma = drift = NAN
         if isinstance(update, DoraUpdate):
-            update = DoraUpdate(update.A.detach().to(self.dtype), update.B.detach().to(self.dtype), update.scaling, update.magnitude.detach().to(self.dtype))
+            update = DoraUpdate(
+                update.A.detach().to(self.dtype),
+                update.B.detach().to(self.dtype),
+                update.scaling,
+                update.magnitude.detach().to(self.dtype),
+            )
             geo, _, row_norms = dora_update_stats(W, update)
             # how far the learned magnitudes moved from W's own row norms (their value at init)
             drift = torch.linalg.vector_norm(update.magnitude - row_norms) / torch.linalg.vector_norm(row_norms)
@@ -114,14 +114,25 @@ class Tracker:
         ratio = geo.delta_fro / bound if view.bound is not None else NAN
         degrees = 180.0 / math.pi
         values = (
-            geo.delta_fro, geo.w_fro, geo.rel_delta, geo.angle_delta_w * degrees, geo.angle_w_prime * degrees,
-            bound, loose, ratio, lam, sigma, drift,
-        )  # fmt: skip
+            geo.delta_fro,
+            geo.w_fro,
+            geo.rel_delta,
+            geo.angle_delta_w * degrees,
+            geo.angle_w_prime * degrees,
+            bound,
+            loose,
+            ratio,
+            lam,
+            sigma,
+            drift,
+        )
         return torch.stack([torch.as_tensor(v, dtype=self.dtype, device=W.device).reshape(()) for v in values])
 
     def _small_on_cpu(self) -> bool:
         weights = [view.weight() for view in self.views]
-        return all(W.device.type == "cpu" for W in weights) and max(W.numel() for W in weights) <= ONE_THREAD_MAX_WEIGHTS
+        return (
+            all(W.device.type == "cpu" for W in weights) and max(W.numel() for W in weights) <= ONE_THREAD_MAX_WEIGHTS
+        )
 
     def _weight_fro_sq(self, name: str, W: torch.Tensor) -> torch.Tensor:
         """||W||_F^2, recomputed only when W is another tensor or was modified in place (its _version)."""
@@ -132,7 +143,7 @@ class Tracker:
         return cached[1]
 
     # ------------------------------------------------------------------ optimizer hook
-    def watch(self, optimizer) -> "Tracker":
+    def watch(self, optimizer) -> Tracker:
         """Record after every optimizer.step() (every `every` steps). Use as a context manager to detach."""
         if self.active:
 
@@ -148,7 +159,7 @@ class Tracker:
             hook.remove()
         self._hooks.clear()
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -169,7 +180,7 @@ class Tracker:
 
     def save(self, path) -> Path:
         """Write every kept row to a .csv or .jsonl file (replacing it)."""
-        path = _check_suffix(path)
+        path = check_suffix(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: same format
         tmp.unlink(missing_ok=True)
@@ -198,62 +209,3 @@ class _one_thread_if:
     def __exit__(self, *exc):
         if self.threads is not None:
             torch.set_num_threads(self.threads)
-
-
-def summarize(rows: list[dict], prefix: str = "delora/") -> dict[str, float]:
-    """{prefix + metric_mean / _max} over layers, skipping NaN; empty dict for no rows."""
-    out = {}
-    for key in ("delta_fro", "rel_delta", "angle_delta_w_deg", "angle_w_prime_deg", "bound_ratio", "lambda"):
-        values = [float(r[key]) for r in rows if not math.isnan(float(r[key]))]
-        if values:
-            out[f"{prefix}{key}_mean"] = sum(values) / len(values)
-            out[f"{prefix}{key}_max"] = max(values)
-    return out
-
-
-def append_rows(path: Path, rows: list[dict]) -> None:
-    """Append rows to a .csv (header once) or .jsonl file and flush."""
-    new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as f:
-        if path.suffix == ".jsonl":
-            f.writelines(json.dumps({k: _json_value(r.get(k)) for k in COLUMNS}) + "\n" for r in rows)
-        else:
-            writer = csv.DictWriter(f, fieldnames=list(COLUMNS), extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
-
-
-def load_history(path):
-    import pandas as pd
-
-    path = _check_suffix(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no tracker history at {path}")
-    try:
-        if path.suffix == ".jsonl":  # the json module, not pd.read_json: it keeps every float bit-exact
-            df = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
-        else:
-            df = pd.read_csv(path, float_precision="round_trip")
-    except (ValueError, pd.errors.ParserError) as err:
-        raise ValueError(f"{path} is not a tracker history (it does not parse as {path.suffix[1:].upper()}): {err}") from None
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path} is not a tracker history: it lacks the columns {missing}")
-    df = df[list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]]
-    df[list(_MEASURED)] = df[list(_MEASURED)].astype(float)
-    df["layer"], df["method"] = df["layer"].astype(str), df["method"].astype(str)
-    return df
-
-
-def _json_value(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-    return v
-
-
-def _check_suffix(path) -> Path:
-    path = Path(path)
-    if path.suffix not in SUFFIXES:
-        raise ValueError(f"tracker files end in {' or '.join(SUFFIXES)}; got '{path.name}'. Choose e.g. history.jsonl")
-    return path

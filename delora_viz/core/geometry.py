@@ -23,6 +23,7 @@ Shape legend:
     W  (m, n)  frozen weight, nn.Linear layout     A (r, n)     B (m, r)
     U  (m, k)  V (n, k)  so that dW = U @ V.T       w (n,)  column norms ||W[:, j]||
 """
+
 from __future__ import annotations
 
 import math
@@ -61,7 +62,7 @@ class LowRankUpdate:
         """x @ dW.T for x (..., n) -> (..., m), through the rank-k bottleneck."""
         return (x @ self.V) @ self.U.T
 
-    def to(self, dtype: torch.dtype) -> "LowRankUpdate":
+    def to(self, dtype: torch.dtype) -> LowRankUpdate:
         return LowRankUpdate(self.U.to(dtype), self.V.to(dtype))
 
 
@@ -114,7 +115,9 @@ def delora_update(
     """
     _check_factors(A, B)
     if w_norm.shape != (A.shape[1],):
-        raise ValueError(f"w_norm must have shape ({A.shape[1]},) (one norm per input column), got {tuple(w_norm.shape)}")
+        raise ValueError(
+            f"w_norm must have shape ({A.shape[1]},) (one norm per input column), got {tuple(w_norm.shape)}"
+        )
     P = B * delora_scales(A, B, delora_lambda)  # (m, r) = B diag(d)
     Q = (A * w_norm).T  # (n, r) = diag(w) A^T
     if A0 is None:

@@ -1,4 +1,5 @@
 """TrackerCallback inside a real transformers Trainer, with TensorBoard reading the scalars back."""
+
 import glob
 
 import pytest
@@ -6,8 +7,8 @@ import torch
 from peft import DeloraConfig, get_peft_model
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-from delora_viz.hf import TrackerCallback
-from delora_viz.track import load_history
+from delora_viz.core.callback import TrackerCallback
+from delora_viz.core.history import load_history
 
 
 class Toy(torch.utils.data.Dataset):
@@ -25,18 +26,28 @@ class Toy(torch.utils.data.Dataset):
 
 def _model():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, num_labels=2
+    )
     base = BertForSequenceClassification(config)
-    return get_peft_model(base, DeloraConfig(r=4, delora_lambda=2, target_modules=["query", "value"], modules_to_save=["classifier"]))
+    return get_peft_model(
+        base, DeloraConfig(r=4, delora_lambda=2, target_modules=["query", "value"], modules_to_save=["classifier"])
+    )
 
 
 def _args(tmp_path, **kw):
     kw = dict(max_steps=6) | kw
     return TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, learning_rate=1e-2,
-        logging_steps=2, save_steps=3, report_to=["tensorboard"],
-        use_cpu=True, disable_tqdm=True, **kw,
-    )  # fmt: skip
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        learning_rate=1e-2,
+        logging_steps=2,
+        save_steps=3,
+        report_to=["tensorboard"],
+        use_cpu=True,
+        disable_tqdm=True,
+        **kw,
+    )
 
 
 def test_callback_writes_history_checkpoints_and_tensorboard_scalars(tmp_path):
@@ -77,7 +88,9 @@ def test_callback_added_after_init_still_runs_first(tmp_path):
 
 def test_a_fresh_run_keeps_the_previous_history(tmp_path):
     (tmp_path / "delora_history.jsonl").write_text("old\n")
-    Trainer(model=_model(), args=_args(tmp_path, max_steps=1), train_dataset=Toy(), callbacks=[TrackerCallback()]).train()
+    Trainer(
+        model=_model(), args=_args(tmp_path, max_steps=1), train_dataset=Toy(), callbacks=[TrackerCallback()]
+    ).train()
     kept = [p for p in tmp_path.glob("delora_history.*.jsonl")]
     assert len(kept) == 1 and kept[0].read_text() == "old\n"
 
@@ -98,13 +111,25 @@ def test_callback_in_trl_sft_trainer(tmp_path, tiny_llama_dir):
     tokenizer.eos_token = tokenizer.eos_token or tokenizer.sep_token  # the tiny model borrows a BERT tokenizer
     data = Dataset.from_dict({"text": [f"Question: what is {i} plus {i}? Answer: {2 * i}." for i in range(32)]})
     args = trl.SFTConfig(
-        output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, learning_rate=1e-2, logging_steps=1,
-        report_to=[], use_cpu=True, disable_tqdm=True, max_length=32, save_strategy="no",
-    )  # fmt: skip
+        output_dir=str(tmp_path),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        max_length=32,
+        save_strategy="no",
+    )
     trainer = trl.SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_llama_dir), args=args, train_dataset=data, processing_class=tokenizer,
-        peft_config=DeloraConfig(r=4, delora_lambda=2, target_modules=["q_proj", "v_proj"]), callbacks=[TrackerCallback()],
-    )  # fmt: skip
+        model=AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=DeloraConfig(r=4, delora_lambda=2, target_modules=["q_proj", "v_proj"]),
+        callbacks=[TrackerCallback()],
+    )
     trainer.train()
     history = load_history(tmp_path / "delora_history.jsonl")
     assert sorted(history["step"].unique()) == [0, 1, 2, 3] and history["layer"].nunique() == 4

@@ -7,6 +7,7 @@
   the paper init) with scaling 1: lora_B = U, lora_A = V^T, so B_lora A_lora = dW. PEFT's DeLoRA
   format has no place for the paper init's frozen (A0, B0) term, so this is how the paper init travels.
 """
+
 from __future__ import annotations
 
 import json
@@ -136,7 +137,9 @@ def _module_tensors(model: nn.Module, modules_to_save: list[str] | None) -> dict
         try:
             module = model.get_submodule(module_name)
         except AttributeError:
-            raise ValueError(f"modules_to_save names '{module_name}', which {type(model).__name__} does not have") from None
+            raise ValueError(
+                f"modules_to_save names '{module_name}', which {type(model).__name__} does not have"
+            ) from None
         for key, value in module.state_dict().items():
             tensors[f"{PREFIX}{module_name}.{key}"] = value.detach()
     return tensors

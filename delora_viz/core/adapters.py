@@ -9,11 +9,12 @@ measure without materialising it: low-rank factors (LoRA, rsLoRA, DeLoRA) or the
 
 Anything else that looks like an adapter (any PEFT tuner layer) is skipped with one warning naming it.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -124,7 +125,12 @@ def _peft_delora(name: str, module, skipped: dict) -> list[AdapterView]:
     for adapter in adapters:
 
         def parts(adapter=adapter):
-            return module.delora_A[adapter], module.delora_B[adapter], module.delora_lambda[adapter], module.delora_w_norm[adapter]
+            return (
+                module.delora_A[adapter],
+                module.delora_B[adapter],
+                module.delora_lambda[adapter],
+                module.delora_w_norm[adapter],
+            )
 
         views.append(
             AdapterView(

@@ -7,23 +7,26 @@
 views advance together; `lr_sweep` repeats that across learning-rate multipliers (the paper's Fig. 2).
 A run whose loss turns NaN/inf stops there, marked diverged, and the others go on.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import math
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
+from ..core.history import rotate_aside
+from ..core.track import Tracker, summarize
 from .config import TrainConfig
 from .data import TextData, load_data
 from .methods import build_adapted_model, get_method, save_adapter
 from .models import LoadedModel, load_model
-from .track import Tracker, summarize
 
 TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM"}
 HISTORY_NAME = "delora_history.jsonl"  # the same name TrackerCallback writes
@@ -85,8 +88,13 @@ class Prepared:
 
 def prepare(config: TrainConfig) -> Prepared:
     torch.manual_seed(config.seed)  # a fresh task head is drawn at load: the same seed, the same head everywhere
-    data = load_data(config.data, config.task or _task_for(config.model), eval_fraction=config.eval_fraction,
-                     max_examples=config.max_examples, seed=config.seed)  # fmt: skip
+    data = load_data(
+        config.data,
+        config.task or _task_for(config.model),
+        eval_fraction=config.eval_fraction,
+        max_examples=config.max_examples,
+        seed=config.seed,
+    )
     loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
     return Prepared(loaded, data)
 
@@ -95,7 +103,9 @@ def _task_for(model_spec: str | None) -> str:
     return "causal_lm" if model_spec == "smollm2" else "classification"
 
 
-def iter_train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None) -> Iterator[StepEvent | RunResult]:
+def iter_train(
+    config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None
+) -> Iterator[StepEvent | RunResult]:
     """Train one method; yield a StepEvent per step, then one RunResult."""
     prepared = prepared or prepare(config)
     loaded, data = prepared.loaded, prepared.data
@@ -103,15 +113,23 @@ def iter_train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop
     torch.manual_seed(config.seed)
     targets = config.target_modules or loaded.default_target_modules
     model = build_adapted_model(
-        copy.deepcopy(loaded.model), config.method, targets, r=config.r, delora_lambda=config.delora_lambda,
-        lora_alpha=config.lora_alpha, module_dropout=config.module_dropout, head_modules=loaded.head_modules,
+        copy.deepcopy(loaded.model),
+        config.method,
+        targets,
+        r=config.r,
+        delora_lambda=config.delora_lambda,
+        lora_alpha=config.lora_alpha,
+        module_dropout=config.module_dropout,
+        head_modules=loaded.head_modules,
         task_type=TASK_TYPES[data.task],
-    )  # fmt: skip
+    )
     lr = config.effective_lr()
-    optimizer = torch.optim.AdamW(_param_groups(model, loaded.head_modules, lr, config.head_lr), weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, loaded.head_modules, lr, config.head_lr), weight_decay=config.weight_decay
+    )
     out_dir = Path(config.output_dir) if config.output_dir else None
-    if out_dir and (out_dir / HISTORY_NAME).exists():  # a previous run's history: keep it aside, never overwrite
-        (out_dir / HISTORY_NAME).rename(out_dir / f"delora_history.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    if out_dir:  # a previous run's history: keep it aside, never overwrite
+        rotate_aside(out_dir / HISTORY_NAME)
     tracker = Tracker(model, every=config.track_every, path=out_dir / HISTORY_NAME if out_dir else None)
     batches = _batches(data, config, loaded)
     eval_name = "accuracy" if data.task == "classification" else "perplexity"
@@ -120,7 +138,9 @@ def iter_train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop
     evaluate = lambda: _evaluate(model, data, config, loaded)  # noqa: E731
     if config.eval_every and prepared.baseline is None:  # every method starts from the same model: evaluate once
         prepared.baseline = evaluate()
-    history.append(_record(run, config.method, 0, math.nan, lr, prepared.baseline if config.eval_every else None, eval_name))
+    history.append(
+        _record(run, config.method, 0, math.nan, lr, prepared.baseline if config.eval_every else None, eval_name)
+    )
     status, diverged_at, adapter_dir, started = "finished", None, None, time.perf_counter()
     model.train()
     for step in range(1, config.steps + 1):
@@ -143,16 +163,25 @@ def iter_train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop
         history.append(_record(run, config.method, step, loss, lr, metric, eval_name))
         if out_dir and config.save_every and step % config.save_every == 0:
             adapter_dir = _save(model, config, loaded, out_dir)
-        yield StepEvent(run, config.method, step, config.steps, loss, lr, new_rows, metric, eval_name, time.perf_counter() - started)
+        yield StepEvent(
+            run, config.method, step, config.steps, loss, lr, new_rows, metric, eval_name, time.perf_counter() - started
+        )
     model.eval()
     if out_dir and status != "diverged":  # a diverged run keeps its last good save
         adapter_dir = _save(model, config, loaded, out_dir)
     last_step = max(r["step"] for r in rows)
     final = summarize([r for r in rows if r["step"] == last_step], prefix="")
     evals = [h["eval_metric"] for h in history if h["eval_metric"] is not None and not math.isnan(h["eval_metric"])]
-    final.update(run=run, method=config.method, status=status, steps=history[-1]["step"], lr=lr,
-                 eval_name=eval_name, eval_metric=evals[-1] if evals else math.nan,
-                 seconds=time.perf_counter() - started)  # fmt: skip
+    final.update(
+        run=run,
+        method=config.method,
+        status=status,
+        steps=history[-1]["step"],
+        lr=lr,
+        eval_name=eval_name,
+        eval_metric=evals[-1] if evals else math.nan,
+        seconds=time.perf_counter() - started,
+    )
     if out_dir:
         (out_dir / "summary.json").write_text(json.dumps(final, indent=2, default=str))
     yield RunResult(run, config.method, config, history, rows, model, final, status, diverged_at, adapter_dir)
@@ -160,12 +189,12 @@ def iter_train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop
 
 def train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None) -> RunResult:
     """Run iter_train to the end and return its RunResult."""
-    for event in iter_train(config, prepared, stop):
-        pass
-    return event
+    return deque(iter_train(config, prepared, stop), maxlen=1)[0]  # the last event: the RunResult
 
 
-def iter_compare(methods, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None, lrs: dict | None = None):
+def iter_compare(
+    methods, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None, lrs: dict | None = None
+):
     """Train `methods` side by side on the same data order and seed, one step each in turn.
 
     lrs: optional {method: learning rate}; otherwise each method's default (times config.lr_multiplier).
@@ -185,7 +214,9 @@ def iter_compare(methods, config: TrainConfig, prepared: Prepared | None = None,
                 runs.remove(run)
 
 
-def compare(methods, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None, lrs: dict | None = None) -> dict[str, RunResult]:
+def compare(
+    methods, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None, lrs: dict | None = None
+) -> dict[str, RunResult]:
     return {e.run: e for e in iter_compare(methods, config, prepared, stop, lrs) if isinstance(e, RunResult)}
 
 
@@ -205,7 +236,9 @@ def iter_lr_sweep(methods, multipliers, config: TrainConfig, prepared: Prepared 
 
 def lr_sweep(methods, multipliers, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None):
     """The sweep table (pandas): method, lr_multiplier, lr, final_distance, eval_metric, eval_name, diverged."""
-    return sweep_frame([e for e in iter_lr_sweep(methods, multipliers, config, prepared, stop) if isinstance(e, RunResult)])
+    return sweep_frame(
+        [e for e in iter_lr_sweep(methods, multipliers, config, prepared, stop) if isinstance(e, RunResult)]
+    )
 
 
 def sweep_frame(results: list[RunResult]):
@@ -213,9 +246,15 @@ def sweep_frame(results: list[RunResult]):
 
     return pd.DataFrame(
         [
-            dict(method=r.method, lr_multiplier=r.config.lr_multiplier, lr=r.final["lr"],
-                 final_distance=r.final.get("delta_fro_mean", math.nan), eval_metric=r.final["eval_metric"],
-                 eval_name=r.final["eval_name"], diverged=r.status == "diverged")  # fmt: skip
+            dict(
+                method=r.method,
+                lr_multiplier=r.config.lr_multiplier,
+                lr=r.final["lr"],
+                final_distance=r.final.get("delta_fro_mean", math.nan),
+                eval_metric=r.final["eval_metric"],
+                eval_name=r.final["eval_name"],
+                diverged=r.status == "diverged",
+            )
             for r in results
         ]
     )
@@ -249,7 +288,9 @@ def _batches(data: TextData, config: TrainConfig, loaded: LoadedModel):
 
 
 def _encode(texts, labels, idx, config, loaded):
-    enc = loaded.tokenizer([texts[i] for i in idx], truncation=True, max_length=config.max_length, padding=True, return_tensors="pt")
+    enc = loaded.tokenizer(
+        [texts[i] for i in idx], truncation=True, max_length=config.max_length, padding=True, return_tensors="pt"
+    )
     batch = {k: v.to(loaded.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     if labels is not None:
         batch["labels"] = torch.tensor([labels[i] for i in idx], device=loaded.device)
@@ -286,9 +327,23 @@ def _evaluate(model, data: TextData, config: TrainConfig, loaded: LoadedModel) -
 
 
 def _record(run, method, step, loss, lr, metric, eval_name) -> dict:
-    return dict(run=run, method=method, step=step, loss=loss, lr=lr, eval_metric=math.nan if metric is None else metric, eval_name=eval_name)
+    return dict(
+        run=run,
+        method=method,
+        step=step,
+        loss=loss,
+        lr=lr,
+        eval_metric=math.nan if metric is None else metric,
+        eval_name=eval_name,
+    )
 
 
 def _save(model, config: TrainConfig, loaded: LoadedModel, out_dir: Path) -> Path:
-    return save_adapter(model, config.method, out_dir, base_model_name_or_path=loaded.source,
-                        task_type=TASK_TYPES[loaded.task], head_modules=loaded.head_modules)  # fmt: skip
+    return save_adapter(
+        model,
+        config.method,
+        out_dir,
+        base_model_name_or_path=loaded.source,
+        task_type=TASK_TYPES[loaded.task],
+        head_modules=loaded.head_modules,
+    )

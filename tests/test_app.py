@@ -2,6 +2,7 @@
 
 Everything trains the tiny local BERT (tests/builders.py) for a few steps, so a comparison takes seconds.
 """
+
 import os
 import socket
 import subprocess
@@ -13,16 +14,31 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from delora_viz import ui, ui_session
-from delora_viz.ui_session import DEFAULTS, SETTINGS, LiveView, UiSession, make_config, parse_multipliers
+from delora_viz.app import handlers, layout
+from delora_viz.app import settings as app_settings
+from delora_viz.app.live import LiveView
+from delora_viz.app.session import UiSession
+from delora_viz.app.settings import DEFAULTS, SETTINGS, make_config, parse_multipliers
 
 METHODS = ["lora", "dora", "delora"]
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:gradio.helpers")  # gr.Warning outside a request
 
 
 def _values(tiny_bert_dir, text_files, **overrides):
-    s = DEFAULTS | dict(model_path=tiny_bert_dir, data=text_files["csv"], steps=3, batch_size=4, max_length=16,
-                        eval_every=3, eval_examples=8, device="cpu") | overrides  # fmt: skip
+    s = (
+        DEFAULTS
+        | dict(
+            model_path=tiny_bert_dir,
+            data=text_files["csv"],
+            steps=3,
+            batch_size=4,
+            max_length=16,
+            eval_every=3,
+            eval_examples=8,
+            device="cpu",
+        )
+        | overrides
+    )
     return [s[k] for k in SETTINGS]
 
 
@@ -36,7 +52,7 @@ def run(tiny_bert_dir, text_files):
     """One comparison in session `a`, while session `b` has its stop flag set: b must not stop a."""
     a, b = UiSession(), UiSession()
     b.stop.set()
-    outputs = list(ui.compare(a, METHODS, *_values(tiny_bert_dir, text_files)))
+    outputs = list(handlers.compare(a, METHODS, *_values(tiny_bert_dir, text_files)))
     yield a, b, outputs
     a.close()
     b.close()
@@ -47,9 +63,13 @@ def test_compare_streams_status_and_live_frames(run):
     statuses = [out[0] for out in outputs]
     assert statuses[0].startswith("loading")
     steps = [s for s in statuses if s.startswith("step ")]
-    assert steps and steps[0].startswith("step 1/3") and "loss" in steps[0] and "steps/s" in steps[0] and "cpu" in steps[0]
+    assert (
+        steps and steps[0].startswith("step 1/3") and "loss" in steps[0] and "steps/s" in steps[0] and "cpu" in steps[0]
+    )
     assert statuses[-1].startswith("finished 3/3 steps") and "accuracy" in statuses[-1]
-    live = [_plot_values(out) for out in outputs if out[1] is not None and isinstance(out[1], dict) and "value" in out[1]]
+    live = [
+        _plot_values(out) for out in outputs if out[1] is not None and isinstance(out[1], dict) and "value" in out[1]
+    ]
     assert live, "no live plot update was yielded"
     for frames in live:
         for frame in frames:
@@ -65,7 +85,9 @@ def test_compare_results_table_downloads_and_adapters(run):
     session, _, outputs = run
     table = next(out[5] for out in outputs if isinstance(out[5], pd.DataFrame))
     assert list(table["run"]) == METHODS and set(table["status"]) == {"finished"}
-    assert {"eval", "delta_fro_mean", "rel_delta_mean", "bound_ratio_max", "lambda_mean", "seconds"} <= set(table.columns)
+    assert {"eval", "delta_fro_mean", "rel_delta_mean", "bound_ratio_max", "lambda_mean", "seconds"} <= set(
+        table.columns
+    )
     assert table.set_index("run").loc["delora", "bound_ratio_max"] <= 1.0
     files = outputs[-1][6]
     assert len(files) == 4 and all(Path(f).stat().st_size > 0 for f in files)
@@ -84,7 +106,7 @@ def test_two_sessions_do_not_share_state(run):
     a, b, _ = run
     assert all(r.status == "finished" for r in a.results.values())  # b's stop flag never reached a's run
     assert b.results == {} and b.prepared is None
-    status = ui.inspect(b, "lora", "anything")[0]
+    status = handlers.inspect(b, "lora", "anything")[0]
     assert "run a comparison first" in status
     import copy
 
@@ -94,22 +116,22 @@ def test_two_sessions_do_not_share_state(run):
 def test_inspect_a_layer(run):
     session, _, outputs = run
     layer = outputs[-1][8]["value"]
-    status, sv, heat, polar, numbers = ui.inspect(session, "dora", layer)
+    status, sv, heat, polar, numbers = handlers.inspect(session, "dora", layer)
     assert layer in status
     assert sv.axes and heat.axes and polar.axes[0].name == "polar"
     assert list(numbers["run"]) == ["dora", "lora", "delora"]  # the chosen run first
     assert all(v > 0 for v in numbers["sigma_max"])  # DoRA: from its dense dW; the others: closed form
-    assert ui.inspect(session, "nope", layer)[0].startswith("⚠️")
+    assert handlers.inspect(session, "nope", layer)[0].startswith("⚠️")
 
 
 def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
     session = UiSession()
-    gen = ui.compare(session, METHODS, *_values(tiny_bert_dir, text_files, steps=50, eval_every=0))
+    gen = handlers.compare(session, METHODS, *_values(tiny_bert_dir, text_files, steps=50, eval_every=0))
     outputs = []
     for out in gen:
         outputs.append(out)
         if out[0].startswith("step "):
-            ui.stop(session)  # what the Stop button does
+            handlers.stop(session)  # what the Stop button does
             break
     outputs.extend(gen)
     final = outputs[-1][0]
@@ -139,20 +161,22 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
     ],
 )
 def test_bad_input_shows_a_message(tiny_bert_dir, text_files, overrides, methods, message):
-    outputs = list(ui.compare(UiSession(), methods, *_values(tiny_bert_dir, text_files, **overrides)))
+    outputs = list(handlers.compare(UiSession(), methods, *_values(tiny_bert_dir, text_files, **overrides)))
     assert outputs[-1][0].startswith("⚠️") and message in outputs[-1][0], outputs[-1][0]
     assert "Traceback" not in outputs[-1][0]
 
 
 def test_bad_uploads_show_a_message(tiny_bert_dir, text_files, tmp_path, monkeypatch):
-    no_text = list(ui.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files, upload=text_files["no_text_csv"])))
+    no_text = list(
+        handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files, upload=text_files["no_text_csv"]))
+    )
     assert no_text[-1][0].startswith("⚠️") and "text" in no_text[-1][0].lower()
     odd = tmp_path / "data.xlsx"
     odd.write_bytes(b"not a spreadsheet")
-    out = list(ui.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files, upload=str(odd))))
+    out = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files, upload=str(odd))))
     assert "not .csv, .json, .jsonl, .txt" in out[-1][0]
-    monkeypatch.setattr(ui_session, "MAX_UPLOAD_MB", 1e-4)  # ~100 bytes: the csv is "huge"
-    out = list(ui.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files, upload=text_files["csv"])))
+    monkeypatch.setattr(app_settings, "MAX_UPLOAD_MB", 1e-4)  # ~100 bytes: the csv is "huge"
+    out = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files, upload=text_files["csv"])))
     assert "the limit is 0.0001 MB" in out[-1][0]
 
 
@@ -161,20 +185,20 @@ def test_unexpected_errors_are_a_message_not_a_traceback(tiny_bert_dir, text_fil
         raise RuntimeError("the GPU caught fire")
         yield
 
-    monkeypatch.setattr(ui, "iter_compare", boom)
-    outputs = list(ui.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files)))
+    monkeypatch.setattr(handlers, "iter_compare", boom)
+    outputs = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files)))
     assert outputs[-1][0] == "⚠️ unexpected error: RuntimeError: the GPU caught fire"
     assert "Traceback" in caplog.text  # logged on the server, not shown
 
 
 def test_lr_sweep_tab(tiny_bert_dir, text_files):
     session = UiSession()
-    outputs = list(ui.sweep(session, ["lora", "delora"], "1, 100", 2, *_values(tiny_bert_dir, text_files)))
+    outputs = list(handlers.sweep(session, ["lora", "delora"], "1, 100", 2, *_values(tiny_bert_dir, text_files)))
     status, fig, table = outputs[-1]
     assert status.startswith("finished: 4/4 runs") and "cpu" in status
     assert fig.axes and len(table) == 4 and set(table["lr_multiplier"]) == {1.0, 100.0}
     assert any(out[0].startswith("run 1/4 · lora x1 step") for out in outputs)  # progress while a run trains
-    bad = list(ui.sweep(session, ["lora"], "1, -3", 2, *_values(tiny_bert_dir, text_files)))
+    bad = list(handlers.sweep(session, ["lora"], "1, -3", 2, *_values(tiny_bert_dir, text_files)))
     assert bad[-1][0].startswith("⚠️") and "multipliers must be positive" in bad[-1][0]
 
 
@@ -189,26 +213,39 @@ def test_settings_and_live_view_units():
     frames = view.frames()  # before any step: every series already there (one NaN row), so the chart's colours hold
     assert list(frames["norm"][0]["series"]) == ["lora ||dW||", "delora ||dW||", "delora bound"]
     assert list(frames["lambda"][0]["series"]) == ["delora"] and frames["loss"][0]["value"].isna().all()
-    assert all(list(f.columns) == ["step", "value", "series"] and set(c) == set(f["series"]) for f, c in frames.values())
+    assert all(
+        list(f.columns) == ["step", "value", "series"] and set(c) == set(f["series"]) for f, c in frames.values()
+    )
 
 
 class _FakePrepared:
     baseline = None
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_importing_app_loads_no_model():
-    code = "import sys, app; assert 'transformers' not in sys.modules and 'peft' not in sys.modules; print(type(app.demo).__name__)"
+    code = (
+        "import sys, app; assert 'transformers' not in sys.modules and 'peft' not in sys.modules; "
+        "print(type(app.demo).__name__)"
+    )
     env = os.environ | {"HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and out.stdout.strip() == "Blocks", out.stderr[-2000:]
 
 
 def test_app_py_is_thin_and_main_parses_its_flags(monkeypatch):
     calls = {}
-    monkeypatch.setattr(ui, "launch", lambda demo, *args: calls.update(args=args))
-    ui.main(["--port", "7999"])
+    monkeypatch.setattr(layout, "launch", lambda demo, *args: calls.update(args=args))
+    layout.main(["--port", "7999"])
     assert calls["args"] == ("127.0.0.1", 7999, False, 50)
-    ui.main(["--host", "0.0.0.0", "--share", "--max-upload-mb", "5"])
+    layout.main(["--host", "0.0.0.0", "--share", "--max-upload-mb", "5"])
     assert calls["args"] == ("0.0.0.0", 7860, True, 5.0)
     source = (Path(__file__).parents[1] / "app.py").read_text()
     assert "demo = build_demo()" in source and 'if __name__ == "__main__":' in source
@@ -223,8 +260,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_url():
-    demo = ui.build_demo()
-    ui.launch(demo, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    demo = layout.build_demo()
+    layout.launch(demo, port=_free_port(), prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
 
@@ -239,11 +276,14 @@ def _wait_for_step(job, timeout=120):
     raise TimeoutError("no live step within the timeout")
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_client_compare_end_to_end(app_url, tiny_bert_dir, text_files):
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
-    assert {"/compare", "/stop", "/sweep", "/inspect"} <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/compare", "/stop", "/sweep", "/inspect"} <= set(
+        client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    )
     result = client.predict(["lora", "delora"], *_values(tiny_bert_dir, text_files), api_name="/compare")
     status, *_, table, files, run_dd, layer_dd = result
     assert status.startswith("finished 3/3 steps")
@@ -253,6 +293,7 @@ def test_client_compare_end_to_end(app_url, tiny_bert_dir, text_files):
     assert layer_dd["value"] in status and sv is not None  # the run is kept in this client's session
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_client_stop_cancel_and_sessions(app_url, tiny_bert_dir, text_files):
     from gradio_client import Client
 
@@ -278,6 +319,7 @@ def test_client_stop_cancel_and_sessions(app_url, tiny_bert_dir, text_files):
     assert result[0].startswith("finished 2/2 steps")
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_bad_input_through_the_client_keeps_the_app_serving(app_url, tiny_bert_dir, text_files):
     from gradio_client import Client
 

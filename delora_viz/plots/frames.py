@@ -1,15 +1,17 @@
 """Data side of the plots (pure pandas, no matplotlib): method colours, runs, per-step means,
 and long-format frames for live plots (Gradio's ``gr.LinePlot(x="step", y="value", color="series")``).
 
-``plots.py`` draws the static figures from the same helpers. Live frames are cheap enough to
+``figures.py`` draws the static figures from the same helpers. Live frames are cheap enough to
 rebuild after every training step (a ``gr.LinePlot`` redraws in a few ms where a matplotlib
 figure costs ~100 ms). Each has the columns ``step``, ``value``, ``series``, holds means over
-layers, and keeps at most ``max_points`` evenly spaced rows per series (always the last one). An empty input gives an empty frame, so the app can call these
+layers, and keeps at most ``max_points`` evenly spaced rows per series (always the last one).
+An empty input gives an empty frame, so the app can call these
 before the first step; a metric with no data (``lambda`` of a LoRA-only run) does too.
 
     frame = live_frame(tracker_df, "delta_fro")
     gr.LinePlot(frame, x="step", y="value", color="series", color_map=live_colors(frame, tracker_df))
 """
+
 from __future__ import annotations
 
 import re
@@ -20,10 +22,10 @@ import pandas as pd
 
 # Okabe-Ito palette (colour-blind friendly); one fixed colour per method.
 METHOD_COLORS = {
-    "lora": "#0072b2",          # blue
-    "rslora": "#56b4e9",        # sky blue
-    "dora": "#009e73",          # bluish green
-    "delora": "#d55e00",        # vermillion
+    "lora": "#0072b2",  # blue
+    "rslora": "#56b4e9",  # sky blue
+    "dora": "#009e73",  # bluish green
+    "delora": "#d55e00",  # vermillion
     "delora-paper": "#cc79a7",  # reddish purple
 }
 _FALLBACK_COLORS = ("#e69f00", "#000000", "#999999", "#f0e442")  # orange, black, grey, yellow
@@ -74,7 +76,7 @@ def iter_runs(df: pd.DataFrame):
 
 def shade(color: str, amount: float) -> str:
     """``color`` ("#rrggbb") mixed with white: amount 0 keeps it, 1 gives white."""
-    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
     return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
 
 
@@ -111,11 +113,16 @@ def layer_step_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     if bounded:
         value = numeric(rows, "delta_fro") / numeric(rows, "bound")
     elif "rel_delta" in rows.columns or "w_fro" in rows.columns:
-        value = numeric(rows, "rel_delta") if "rel_delta" in rows.columns else numeric(rows, "delta_fro") / numeric(rows, "w_fro")
+        value = (
+            numeric(rows, "rel_delta")
+            if "rel_delta" in rows.columns
+            else numeric(rows, "delta_fro") / numeric(rows, "w_fro")
+        )
     else:
         raise ValueError("no 'bound', 'rel_delta' or 'w_fro' column to normalise delta_fro by")
-    table = (pd.DataFrame({"layer": rows["layer"], "step": rows["step"], "v": value.replace([np.inf, -np.inf], np.nan)})
-             .pivot_table(index="layer", columns="step", values="v", aggfunc="mean", dropna=False, sort=False))
+    table = pd.DataFrame(
+        {"layer": rows["layer"], "step": rows["step"], "v": value.replace([np.inf, -np.inf], np.nan)}
+    ).pivot_table(index="layer", columns="step", values="v", aggfunc="mean", dropna=False, sort=False)
     return table.reindex(index=pd.unique(rows["layer"]), columns=sorted(table.columns)), bounded
 
 
@@ -123,8 +130,8 @@ def short_layer(name: str, width: int = 38) -> str:
     """A readable layer name from the block index on ("layer.1.attention.self.value"), tail-cut."""
     parts = str(name).split(".")
     first_digit = next((k for k, p in enumerate(parts) if p.isdigit()), 0)
-    name = ".".join(parts[max(first_digit - 1, 0):])
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+    name = ".".join(parts[max(first_digit - 1, 0) :])
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 # ---- long frames for gr.LinePlot ------------------------------------------------------------
@@ -134,8 +141,9 @@ COLUMNS = ("step", "value", "series")
 
 
 def _empty() -> pd.DataFrame:
-    return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype=float),
-                         "series": pd.Series(dtype=str)})
+    return pd.DataFrame(
+        {"step": pd.Series(dtype="int64"), "value": pd.Series(dtype=float), "series": pd.Series(dtype=str)}
+    )
 
 
 def _series(values: pd.Series, name: str, max_points: int) -> pd.DataFrame:

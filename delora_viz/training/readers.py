@@ -1,5 +1,6 @@
 """Reading user data: local csv/json/jsonl/txt files and Hugging Face datasets, into columns, then
 into (texts, labels). Column names are found from common conventions unless given explicitly."""
+
 from __future__ import annotations
 
 import csv
@@ -10,9 +11,15 @@ from pathlib import Path
 
 MIN_EXAMPLES = 4
 TEXT_COLUMNS = ("text", "sentence", "content", "document", "review", "body")
-PAIR_COLUMNS = (("question", "answer"), ("prompt", "completion"), ("instruction", "output"),
-                ("prompt", "response"), ("query", "response"), ("input", "output"),
-                ("sentence1", "sentence2"))
+PAIR_COLUMNS = (
+    ("question", "answer"),
+    ("prompt", "completion"),
+    ("instruction", "output"),
+    ("prompt", "response"),
+    ("query", "response"),
+    ("input", "output"),
+    ("sentence1", "sentence2"),
+)
 LABEL_COLUMNS = ("label", "labels", "category", "topic", "class", "target", "sentiment")
 FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".txt")
 
@@ -29,7 +36,7 @@ def read_text(path: Path) -> str:
 def _rows_to_columns(rows: list, where: str) -> dict[str, list]:
     """List of dicts -> dict of columns (missing keys become None)."""
     if not all(isinstance(r, dict) for r in rows):
-        raise ValueError(f"{where}: expected a list of objects like {{\"text\": ..., \"label\": ...}}")
+        raise ValueError(f'{where}: expected a list of objects like {{"text": ..., "label": ...}}')
     keys = list(dict.fromkeys(k for r in rows for k in r if k is not None))  # None: csv overflow
     return {k: [r.get(k) for r in rows] for k in keys}
 
@@ -58,8 +65,9 @@ def _read_jsonl(path: Path) -> dict[str, list]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {i}: not valid JSON ({err.msg}); "
-                                 "a .jsonl file needs one JSON object per line") from err
+                raise ValueError(
+                    f"{path}, line {i}: not valid JSON ({err.msg}); a .jsonl file needs one JSON object per line"
+                ) from err
     return _rows_to_columns(rows, str(path))
 
 
@@ -71,8 +79,10 @@ def read_file(path: str | Path, task: str) -> dict[str, list]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         if task == "classification":
-            raise ValueError(f"{path}: a .txt file has no labels; for classification use a .csv, "
-                             ".json or .jsonl file with a text column and a label column")
+            raise ValueError(
+                f"{path}: a .txt file has no labels; for classification use a .csv, "
+                ".json or .jsonl file with a text column and a label column"
+            )
         return {"text": [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]}
     if suffix == ".csv":  # StringIO keeps newlines inside quoted cells
         return _rows_to_columns(list(csv.DictReader(io.StringIO(read_text(path)))), str(path))
@@ -90,8 +100,10 @@ def read_hf_dataset(spec: str, max_examples: int | None, seed: int) -> tuple[dic
     try:
         ds = datasets.load_dataset(name, config or None, split=split or None)
     except (OSError, ConnectionError) as err:  # offline, not found (DatasetNotFoundError), no network
-        raise ValueError(f"dataset '{spec}' is not available offline (or does not exist): pass a local "
-                         ".csv/.json/.jsonl/.txt path, or run once with network access") from err
+        raise ValueError(
+            f"dataset '{spec}' is not available offline (or does not exist): pass a local "
+            ".csv/.json/.jsonl/.txt path, or run once with network access"
+        ) from err
     except ValueError as err:  # e.g. a wrong config or split name
         raise ValueError(f"could not load dataset '{spec}': {err}") from err
     if isinstance(ds, datasets.DatasetDict):
@@ -103,6 +115,7 @@ def read_hf_dataset(spec: str, max_examples: int | None, seed: int) -> tuple[dic
 
 
 # ---------------------------------------------------------------- columns -> examples
+
 
 def _is_textual(values: list) -> bool:
     """A column of mostly non-numeric strings."""
@@ -128,8 +141,9 @@ def _as_int(v) -> int | None:
     return int(f) if f.is_integer() else None
 
 
-def pick_columns(columns: dict[str, list], task: str, text_column: str | None = None,
-                 label_column: str | None = None) -> tuple[list[str], str | None]:
+def pick_columns(
+    columns: dict[str, list], task: str, text_column: str | None = None, label_column: str | None = None
+) -> tuple[list[str], str | None]:
     """(text column(s), label column or None), explicit names first, then common names."""
     found = ", ".join(columns) or "none"
     lower = {c.lower(): c for c in columns}
@@ -140,8 +154,10 @@ def pick_columns(columns: dict[str, list], task: str, text_column: str | None = 
     if task == "classification" and label is None:
         label = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
         if label is None:
-            raise ValueError(f"no label column found (looked for {', '.join(LABEL_COLUMNS)}); "
-                             f"pass label_column=... , one of: {found}")
+            raise ValueError(
+                f"no label column found (looked for {', '.join(LABEL_COLUMNS)}); "
+                f"pass label_column=... , one of: {found}"
+            )
     if text_column is not None:
         return [text_column], label
     for name in TEXT_COLUMNS:
@@ -153,8 +169,10 @@ def pick_columns(columns: dict[str, list], task: str, text_column: str | None = 
     textual = [c for c in columns if c != label and _is_textual(columns[c])]
     if len(textual) == 1:
         return textual, label
-    raise ValueError(f"no text column found (looked for {', '.join(TEXT_COLUMNS)} or pairs like "
-                     f"question+answer); pass text_column=... , one of: {found}")
+    raise ValueError(
+        f"no text column found (looked for {', '.join(TEXT_COLUMNS)} or pairs like "
+        f"question+answer); pass text_column=... , one of: {found}"
+    )
 
 
 def _join(values: list, names: list[str]) -> str | None:
@@ -171,16 +189,19 @@ def encode_labels(values: list, class_names: list[str] | None = None) -> tuple[l
     if class_names is not None:  # a datasets ClassLabel: ids already index its names
         return [int(v) for v in values], list(class_names)
     if any(isinstance(v, (list, dict)) for v in values):
-        raise TypeError("the label column holds lists (multi-label?); pass label_column=... naming "
-                        "a column with one class per row")
+        raise TypeError(
+            "the label column holds lists (multi-label?); pass label_column=... naming a column with one class per row"
+        )
     ints = [_as_int(v) for v in values]
     if all(i is not None for i in ints):
         uniq = sorted(set(ints))
         index = {v: i for i, v in enumerate(uniq)}
         return [index[v] for v in ints], [str(v) for v in uniq]
     if all(_is_float(v) for v in values):
-        raise ValueError("the label column holds non-integer numbers (a regression target?); "
-                         "classification needs class labels (strings or integers)")
+        raise ValueError(
+            "the label column holds non-integer numbers (a regression target?); "
+            "classification needs class labels (strings or integers)"
+        )
     names = sorted({str(v).strip() for v in values})
     index = {n: i for i, n in enumerate(names)}
     return [index[str(v).strip()] for v in values], names

@@ -1,5 +1,6 @@
 """What the app hands out after a comparison (no Gradio in here): the metrics table, the downloads
 (tracker CSV, figures, PEFT adapters) and the per-layer inspection of a trained model."""
+
 from __future__ import annotations
 
 import math
@@ -9,18 +10,49 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .adapters import find_adapters
-from .geometry import DoraUpdate, dense_dora_delta, singular_values
-from .methods import METHODS, save_adapter
-from .plots import (plot_angle_strength, plot_angles, plot_bound_heatmap, plot_lambda, plot_loss, plot_singular_values,
-                    plot_update_norm, save_figures)  # fmt: skip
-from .train import TASK_TYPES, Prepared, RunResult
+from ..core.adapters import find_adapters
+from ..core.geometry import DoraUpdate, dense_dora_delta, singular_values
+from ..plots import (
+    plot_angle_strength,
+    plot_angles,
+    plot_bound_heatmap,
+    plot_lambda,
+    plot_loss,
+    plot_singular_values,
+    plot_update_norm,
+    save_figures,
+)
+from ..training.loop import TASK_TYPES, Prepared, RunResult
+from ..training.methods import METHODS, save_adapter
 
-TABLE_COLUMNS = ("run", "method", "status", "steps", "lr", "eval", "delta_fro_mean", "rel_delta_mean",
-                 "angle_delta_w_deg_mean", "bound_ratio_max", "lambda_mean", "seconds")  # fmt: skip
+TABLE_COLUMNS = (
+    "run",
+    "method",
+    "status",
+    "steps",
+    "lr",
+    "eval",
+    "delta_fro_mean",
+    "rel_delta_mean",
+    "angle_delta_w_deg_mean",
+    "bound_ratio_max",
+    "lambda_mean",
+    "seconds",
+)
 SHOW_RANKS = 4  # singular values shown: 4 r (LoRA/DeLoRA have <= r non-zero, the paper init 2r)
-LAYER_COLUMNS = ("run", "step", "delta_fro", "w_fro", "rel_delta", "angle_delta_w_deg", "bound", "bound_ratio",
-                 "lambda", "sigma_max", "dora_mag_drift")  # fmt: skip
+LAYER_COLUMNS = (
+    "run",
+    "step",
+    "delta_fro",
+    "w_fro",
+    "rel_delta",
+    "angle_delta_w_deg",
+    "bound",
+    "bound_ratio",
+    "lambda",
+    "sigma_max",
+    "dora_mag_drift",
+)
 
 
 def _clean(df: pd.DataFrame) -> pd.DataFrame:
@@ -42,8 +74,11 @@ def results_table(results: list[RunResult]) -> pd.DataFrame:
     for r in results:
         f = r.final
         row = {k: f.get(k, math.nan) for k in TABLE_COLUMNS}
-        row.update(method=METHODS[r.method].label if r.method in METHODS else r.method, status=r.status,
-                   eval=f"{f['eval_metric']:.4g} {f['eval_name']}" if not math.isnan(f["eval_metric"]) else None)  # fmt: skip
+        row.update(
+            method=METHODS[r.method].label if r.method in METHODS else r.method,
+            status=r.status,
+            eval=f"{f['eval_metric']:.4g} {f['eval_name']}" if not math.isnan(f["eval_metric"]) else None,
+        )
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     numeric = [c for c in TABLE_COLUMNS if c not in ("run", "method", "status", "eval", "steps")]
@@ -64,8 +99,13 @@ def history_frame(results: list[RunResult]) -> pd.DataFrame:
 def figures(results: list[RunResult]) -> dict:
     """The teaching figures of a comparison (matplotlib), by file name."""
     tracker, history = tracker_frame(results), history_frame(results)
-    figs = {"update_norm": plot_update_norm(tracker), "angles": plot_angles(tracker), "loss": plot_loss(history),
-            "bound_heatmap": plot_bound_heatmap(tracker), "angle_vs_strength": plot_angle_strength(tracker)}  # fmt: skip
+    figs = {
+        "update_norm": plot_update_norm(tracker),
+        "angles": plot_angles(tracker),
+        "loss": plot_loss(history),
+        "bound_heatmap": plot_bound_heatmap(tracker),
+        "angle_vs_strength": plot_angle_strength(tracker),
+    }
     if pd.to_numeric(tracker["lambda"], errors="coerce").notna().any():
         figs["lambda"] = plot_lambda(tracker)
     return figs
@@ -88,11 +128,18 @@ def write_downloads(results: list[RunResult], prepared: Prepared, directory: Pat
     history_frame(results).to_csv(log, index=False)
     save_figures(figures(results), directory / "figures", dpi=120)
     for r in results:
-        save_adapter(r.model, r.method, directory / "adapters" / r.run.replace(" ", "_"),
-                     base_model_name_or_path=prepared.loaded.source, task_type=TASK_TYPES[prepared.loaded.task],
-                     head_modules=prepared.loaded.head_modules)  # fmt: skip
-    zips = [_zip(directory / "figures", directory / "delora-viz_figures.zip"),
-            _zip(directory / "adapters", directory / "delora-viz_adapters.zip")]  # fmt: skip
+        save_adapter(
+            r.model,
+            r.method,
+            directory / "adapters" / r.run.replace(" ", "_"),
+            base_model_name_or_path=prepared.loaded.source,
+            task_type=TASK_TYPES[prepared.loaded.task],
+            head_modules=prepared.loaded.head_modules,
+        )
+    zips = [
+        _zip(directory / "figures", directory / "delora-viz_figures.zip"),
+        _zip(directory / "adapters", directory / "delora-viz_adapters.zip"),
+    ]
     return [str(p) for p in (tracker, log, *zips)]
 
 
@@ -114,7 +161,9 @@ def layer_singular_values(result: RunResult, layer: str) -> torch.Tensor:
     update = view.update()
     if isinstance(update, DoraUpdate):
         W = view.weight().detach().float()
-        dense = dense_dora_delta(W, DoraUpdate(update.A.float(), update.B.float(), update.scaling, update.magnitude.float()))
+        dense = dense_dora_delta(
+            W, DoraUpdate(update.A.float(), update.B.float(), update.scaling, update.magnitude.float())
+        )
         return torch.linalg.svdvals(dense).cpu()
     return singular_values(update.to(torch.float32)).cpu()
 

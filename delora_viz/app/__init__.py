@@ -1,0 +1,1 @@
+"""The Gradio app (`python app.py`): layout (widgets), handlers, per-session state, results."""

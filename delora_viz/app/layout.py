@@ -1,0 +1,280 @@
+"""The Gradio app's layout: widgets and wiring only. What the buttons do is in handlers.py; the
+settings in settings.py; per-session state in session.py; the live frames in live.py.
+
+    python app.py --port 7860          # http://127.0.0.1:7860
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from ..training.methods import DEFAULT_METHODS, METHODS  # noqa: E402
+from ..training.models import EMBEDDED_MODEL, SMOLLM2_PRESET, available_devices, pick_device  # noqa: E402
+from . import settings as app_settings  # noqa: E402
+from .handlers import compare, inspect, stop, sweep  # noqa: E402
+from .session import UiSession  # noqa: E402
+from .settings import DEFAULTS, SETTINGS  # noqa: E402
+
+QUEUE_SIZE = 16
+TRAINING = "training"  # one concurrency group for everything that trains: one GPU, one run at a time
+
+INTRO = """# DeLoRA vs LoRA vs DoRA, live
+Fine-tune a small pretrained model with each method on the same data and watch **how far** each update
+moves (its Frobenius norm, against DeLoRA's bound), **which way** (its angle to W) and DeLoRA's learned
+**strength λ**. Pick settings on the left, press **Train**; **Stop** ends the run within one step."""
+EXPLAIN = {
+    "norm": "**Update size ‖ΔW‖_F** (mean over layers). DeLoRA normalises each rank-1 term of BA and scales it "
+    "by λ and W's column norms, so ‖ΔW‖_F ≤ |λ|·max_j ‖W[:,j]‖ (the lighter *bound* series). LoRA and DoRA "
+    "have no cap: their norm grows with the learning rate and the steps.  \n**Why DeLoRA jumps at step 1:** "
+    "PEFT starts with B = 0 and clamps ‖b_i‖ at 1e-4 before dividing by it, so the first step, at any "
+    "learning rate, sets ‖ΔW‖ to about λ·rms(w)/√r. The paper's init (*delora-paper*) grows smoothly.",
+    "angle": "**Direction: ∠(ΔW, W)** in degrees (mean over layers). Near 90° the update is almost orthogonal "
+    "to the pretrained weight, as is typical in high dimension. DeLoRA's direction moves freely; "
+    "only its size is capped.",
+    "lambda": "**DeLoRA's strength λ** (mean over layers; only DeLoRA runs have one). Strength lives in λ, "
+    "decoupled from the direction: it is the only thing that can move the bound.",
+    "loss": "**Training loss.** Why DeLoRA's learning rate is 10-100× LoRA's: its factors A, B are normalised "
+    "away, so a step on them only *turns* the update; its strength lives in λ. Turning it as far takes "
+    "bigger steps (defaults: LoRA 2e-3, DeLoRA 3e-2).",
+}
+CSS = """
+#status, #sweep-status {font-family: ui-monospace, monospace; font-size: 0.95em; min-height: 1.6em}
+.explain {font-size: 0.8em; line-height: 1.35; opacity: 0.85}
+.explain p {margin: 0.2em 0}
+"""
+Y_TITLES = {"norm": "‖ΔW‖_F", "angle": "∠(ΔW, W) degrees", "lambda": "λ", "loss": "loss"}
+
+
+# ----------------------------------------------------------------------------- layout
+def _settings() -> dict:
+    """The left column: every setting shared by the tabs, keyed as in settings.DEFAULTS."""
+    d, c = DEFAULTS, {}
+    with gr.Accordion("Model and data", open=True):
+        c["model"] = gr.Radio(
+            [EMBEDDED_MODEL, SMOLLM2_PRESET],
+            value=d["model"],
+            label="Model",
+            info="minilm: all-MiniLM-L6-v2 (embedded); smollm2: SmolLM2-135M, causal LM",
+        )
+        c["model_path"] = gr.Textbox(
+            label="…or a Hugging Face id / local folder", placeholder="blank: the model above", elem_id="model-path"
+        )
+        c["data"] = gr.Textbox(
+            label="Dataset", placeholder="blank: BBC News (embedded); or an HF dataset name", elem_id="data"
+        )
+        c["upload"] = gr.File(
+            label="…or upload a csv / json / jsonl / txt",
+            file_types=[".csv", ".json", ".jsonl", ".txt"],
+            type="filepath",
+            height=120,
+        )
+        c["task"] = gr.Radio(["auto", "classification", "causal_lm"], value=d["task"], label="Task")
+    with gr.Accordion("Adapter", open=True):
+        with gr.Row():
+            c["r"] = gr.Number(d["r"], label="rank r", precision=0)
+            c["delora_lambda"] = gr.Number(d["delora_lambda"], label="DeLoRA λ")
+        gr.Markdown("Learning rates (each method's recommended default):", elem_classes="explain")
+        names = list(METHODS)
+        for pair in (names[:2], names[2:]):
+            with gr.Row():
+                for m in pair:
+                    c[f"lr_{m}"] = gr.Number(d[f"lr_{m}"], label=f"lr · {METHODS[m].label}", min_width=110)
+    with gr.Accordion("Training", open=True):
+        with gr.Row():
+            c["steps"] = gr.Number(d["steps"], label="steps", precision=0, elem_id="steps")
+            c["batch_size"] = gr.Number(d["batch_size"], label="batch size", precision=0)
+            c["max_length"] = gr.Number(d["max_length"], label="max length (tokens)", precision=0)
+        with gr.Row():
+            c["seed"] = gr.Number(d["seed"], label="seed", precision=0)
+            c["device"] = gr.Dropdown(
+                ["auto", *available_devices()],
+                value=d["device"],
+                label="device",
+                info=f"auto picks {pick_device('auto')}",
+            )
+        c["target_modules"] = gr.Textbox(
+            label="target modules", placeholder="blank: the model's query/value projections"
+        )
+    with gr.Accordion("Evaluation", open=False):
+        with gr.Row():
+            c["eval_every"] = gr.Number(d["eval_every"], label="eval every (steps)", precision=0)
+            c["eval_examples"] = gr.Number(d["eval_examples"], label="eval examples", precision=0)
+            c["max_examples"] = gr.Number(d["max_examples"], label="max examples (0: all)", precision=0)
+    return c
+
+
+def _live_plot(key: str, title: str):
+    with gr.Column(min_width=320):
+        plot = gr.LinePlot(
+            None,
+            x="step",
+            y="value",
+            color="series",
+            title=title,
+            x_title="step",
+            y_title=Y_TITLES[key],
+            color_title="run",
+            height=260,
+            elem_id=f"plot-{key}",
+            show_label=False,
+        )
+        gr.Markdown(EXPLAIN[key], elem_classes="explain")
+    return plot
+
+
+def _methods(value) -> gr.CheckboxGroup:
+    choices = [(f"{m.label} ({m.name})", m.name) for m in METHODS.values()]
+    return gr.CheckboxGroup(choices, value=list(value), label="Methods", scale=4)
+
+
+def _compare_tab() -> dict:
+    c = {}
+    with gr.Row(equal_height=False):
+        c["methods"] = _methods(DEFAULT_METHODS)
+        with gr.Column(scale=1, min_width=160):
+            c["train"] = gr.Button("Train", variant="primary", elem_id="train")
+            c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
+    c["status"] = gr.Markdown("Press **Train** to start.", elem_id="status")
+    with gr.Row():
+        c["plots"] = [_live_plot("norm", "‖ΔW‖_F vs DeLoRA's bound"), _live_plot("angle", "angle to W")]
+    with gr.Row():
+        c["plots"] += [_live_plot("lambda", "DeLoRA's λ"), _live_plot("loss", "training loss")]
+    c["table"] = gr.Dataframe(label="Final metrics per method", interactive=False, elem_id="results")
+    c["files"] = gr.File(
+        label="Downloads: tracker history CSV, loss/eval CSV, figures (PNG zip), adapters (zip of PEFT dirs)",
+        file_count="multiple",
+        interactive=False,
+        elem_id="downloads",
+    )
+    return c
+
+
+def _sweep_tab() -> dict:
+    c = {}
+    gr.Markdown(
+        "Each method at multiples of its recommended learning rate (same model, data and settings as on the "
+        "left). LoRA's distance from W grows with the rate until it diverges; DeLoRA's stays nearly flat, "
+        "since λ, not the rate, sets how far it goes.",
+        elem_classes="explain",
+    )
+    with gr.Row(equal_height=True):
+        c["methods"] = _methods(["lora", "delora"])
+        c["multipliers"] = gr.Textbox("0.1, 1, 10, 100", label="lr multipliers", scale=2)
+        c["steps"] = gr.Number(20, label="steps per run", precision=0, scale=1)
+    with gr.Row():
+        c["run"] = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
+        c["stop"] = gr.Button("Stop", variant="stop", elem_id="sweep-stop")
+    c["status"] = gr.Markdown("", elem_id="sweep-status")
+    c["plot"] = gr.Plot(show_label=False, elem_id="sweep-plot")
+    c["table"] = gr.Dataframe(label="Sweep", interactive=False)
+    return c
+
+
+def _inspect_tab() -> dict:
+    c = {}
+    gr.Markdown(
+        "After a comparison: one adapted layer of the trained models. Singular values show the update's "
+        "effective rank (LoRA/DeLoRA ≤ r, DoRA's rescaled rows are not low rank); the heatmap shows how "
+        "close every layer of a run came to its bound; the polar plot, direction against strength.",
+        elem_classes="explain",
+    )
+    with gr.Row(equal_height=False):
+        c["run"] = gr.Dropdown([], label="run", scale=1)
+        c["layer"] = gr.Dropdown([], label="layer", scale=3)
+        c["show"] = gr.Button("Show layer", scale=1, elem_id="inspect-show", variant="primary")
+    c["status"] = gr.Markdown("", elem_id="inspect-status")
+    with gr.Row():
+        c["sv"], c["polar"] = (
+            gr.Plot(show_label=False, elem_id="inspect-sv"),
+            gr.Plot(show_label=False, elem_id="inspect-polar"),
+        )
+    c["heat"] = gr.Plot(show_label=False, elem_id="inspect-heatmap")
+    c["numbers"] = gr.Dataframe(label="this layer at the last step", interactive=False)
+    return c
+
+
+def build_demo() -> gr.Blocks:
+    """The app. Cheap: nothing loads until Train is pressed."""
+    with gr.Blocks(title="delora-viz: DeLoRA vs LoRA vs DoRA", analytics_enabled=False) as demo:
+        session = gr.State(UiSession(), delete_callback=UiSession.close)  # one per browser session
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                settings = _settings()
+            with gr.Column(scale=3), gr.Tabs():
+                with gr.Tab("Compare", id="compare"):
+                    cmp = _compare_tab()
+                with gr.Tab("Learning-rate sweep", id="sweep"):
+                    swp = _sweep_tab()
+                with gr.Tab("Inspect a layer", id="inspect"):
+                    ins = _inspect_tab()
+        values = [settings[k] for k in SETTINGS]
+        train = dict(concurrency_limit=1, concurrency_id=TRAINING, show_progress="minimal")  # one run at a time
+        cmp["train"].click(
+            compare,
+            [session, cmp["methods"], *values],
+            [cmp["status"], *cmp["plots"], cmp["table"], cmp["files"], ins["run"], ins["layer"]],
+            api_name="compare",
+            **train,
+        )
+        swp["run"].click(
+            sweep,
+            [session, swp["methods"], swp["multipliers"], swp["steps"], *values],
+            [swp["status"], swp["plot"], swp["table"]],
+            api_name="sweep",
+            **train,
+        )
+        for btn, name in ((cmp["stop"], "stop"), (swp["stop"], "stop_sweep")):  # a flag, not `cancels`: results survive
+            btn.click(stop, session, None, api_name=name, concurrency_limit=None, show_progress="hidden")
+        io = dict(
+            fn=inspect,
+            inputs=[session, ins["run"], ins["layer"]],
+            outputs=[ins["status"], ins["sv"], ins["heat"], ins["polar"], ins["numbers"]],
+        )
+        ins["show"].click(api_name="inspect", **io)
+        gr.on([ins["run"].input, ins["layer"].input], api_visibility="private", **io)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+def launch(
+    demo: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    share: bool = False,
+    max_upload_mb: float = app_settings.MAX_UPLOAD_MB,
+    **kwargs,
+):
+    """demo.launch with the app's settings: local by default, bounded uploads, its CSS."""
+    app_settings.MAX_UPLOAD_MB = max_upload_mb
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=f"{max_upload_mb:g}mb",
+        css=CSS,
+        show_error=False,
+        footer_links=["api", "gradio"],
+        **kwargs,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="delora-viz: compare LoRA, DoRA and DeLoRA live in the browser")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes the app on the network)"
+    )
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=app_settings.MAX_UPLOAD_MB, help="largest dataset upload"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    launch(build_demo(), args.host, args.port, args.share, args.max_upload_mb)

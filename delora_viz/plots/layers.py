@@ -1,0 +1,129 @@
+"""Layer views: every layer x step against its bound, direction against strength, the spectrum."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from .frames import (
+    has_values,
+    iter_runs,
+    layer_step_table,
+    mean_by_step,
+    method_color,
+    numeric,
+    require_rows,
+    short_layer,
+)
+from .style import NORM, legend, new_axes, styled
+
+
+@styled
+def plot_bound_heatmap(tracker_df: pd.DataFrame, run: str | None = None, ax=None) -> Figure:
+    """Layer x step map of how close each update is to its limit.
+
+    DeLoRA runs: ||dW||_F / bound (1 = at the bound, never above). Runs without a bound:
+    ||dW||_F / ||W||_F. ``run=None`` picks the first DeLoRA run, else the first run.
+    Look for: which layers push against their bound, and when (often right after step 1 for
+    PEFT's zero-init B). Grey cells have no value (e.g. dW = 0 with bound 0).
+    """
+    require_rows(tracker_df, ["step", "method", "layer", "delta_fro"], "plot_bound_heatmap")
+    runs = {r: rows for r, _, rows, _ in iter_runs(tracker_df)}
+    if run is None:
+        run = next((r for r, rows in runs.items() if has_values(rows, "bound")), next(iter(runs)))
+    if run not in runs:
+        raise ValueError(f"plot_bound_heatmap: no rows with run {run!r}; runs are {list(runs)}")
+    table, bounded = layer_step_table(runs[run])
+    label = f"{NORM} / bound (1 = at the bound)" if bounded else f"{NORM} / $\\|W\\|_F$ (relative update size)"
+    fig, (ax,) = new_axes(ax, width=7.2)
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
+    data = np.ma.masked_invalid(table.to_numpy(dtype=float))
+    vmax = 1.0 if bounded and data.count() and data.max() <= 1.0 else None
+    im = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=vmax)
+    steps, layers = list(table.columns), [short_layer(x) for x in table.index]
+    ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: str(steps[int(x)]) if 0 <= x < len(steps) else ""))
+    every = max(1, len(layers) // 24)
+    ax.set_yticks(range(0, len(layers), every), layers[::every], fontsize=7)
+    ax.grid(False)
+    ax.set(title=f"{run}: per-layer update size", xlabel="step", ylabel="layer")
+    ax.figure.colorbar(im, ax=ax, label=label)
+    return fig
+
+
+@styled
+def plot_angle_strength(tracker_df: pd.DataFrame, ax=None) -> Figure:
+    """The paper's decoupling made visible: direction and strength as polar coordinates.
+
+    Polar angle: angle(dW, W) in degrees (mean over layers); radius: ||dW||_F / ||W||_F (mean).
+    Each run traces a path from the origin to its end point (dot). Dashed arc: DeLoRA's bound
+    on the radius at the last step, mean over layers of bound / ||W||_F. Look for: DeLoRA
+    turns freely while its radius is capped by the arc; LoRA's radius is free to run away.
+    """
+    require_rows(tracker_df, ["step", "method", "angle_delta_w_deg", "rel_delta"], "plot_angle_strength")
+    if ax is not None and getattr(ax, "name", "") != "polar":
+        raise ValueError("plot_angle_strength needs a polar axes: fig.add_subplot(projection='polar')")
+    if ax is None:  # equal aspect: the half disc is the middle half of a square box; let the box overhang
+        fig = Figure(figsize=(8.0, 3.9))
+        ax = fig.add_axes((0.5 / 8.0, -0.6 / 3.9, 5.0 / 8.0, 5.0 / 3.9), projection="polar")
+    fig = ax.figure
+    for run, _, rows, color in iter_runs(tracker_df):
+        path = pd.concat(
+            [mean_by_step(rows, "angle_delta_w_deg"), mean_by_step(rows, "rel_delta")], axis=1, join="inner"
+        ).dropna()
+        if path.empty:
+            continue
+        theta = np.deg2rad(path.iloc[:, 0].to_numpy())
+        ax.plot(theta, path.iloc[:, 1], color=color, label=run, gid=f"path:{run}")
+        ax.plot(theta[-1:], path.iloc[-1:, 1], "o", color=color, ms=7, label="_nolegend_")
+        if has_values(rows, "bound") and "w_fro" in rows.columns:
+            rel = (numeric(rows, "bound") / numeric(rows, "w_fro")).replace([np.inf, -np.inf], np.nan)
+            last = rel[rows["step"] == rows.loc[rel.dropna().index, "step"].max()].mean()
+            arc = np.linspace(0, np.pi, 181)
+            ax.plot(arc, np.full_like(arc, last), "--", color=color, lw=1.2, label=f"bound · {run}", gid=f"bound:{run}")
+    ax.set_thetamin(0)
+    ax.set_thetamax(180)
+    ax.set_ylim(bottom=0)
+    ax.set_title("Direction vs strength of the update (mean over layers)", y=0.82)  # top of the half disc
+    ax.text(
+        0.5,
+        0.17,
+        "angle: ∠(ΔW, W) in degrees;  radius: $\\|\\Delta W\\|_F / \\|W\\|_F$",
+        transform=ax.transAxes,
+        ha="center",
+        va="top",
+    )
+    legend(ax)
+    return fig
+
+
+@styled
+def plot_singular_values(singular_values, ax=None, label: str | None = None) -> Figure:
+    """Singular values of dW for one layer, largest first: the update's effective rank.
+
+    ``singular_values``: an array (or tensor), or a dict label -> array to compare methods.
+    Look for: a rank-r LoRA/DeLoRA update has at most r non-zero values (the paper init, 2r);
+    how fast they fall off says how many directions the update really uses.
+    """
+    series = singular_values if isinstance(singular_values, dict) else {label or "ΔW": singular_values}
+    if not series:
+        raise ValueError("plot_singular_values: no singular values given (empty dict)")
+    fig, (ax,) = new_axes(ax)
+    all_positive = True
+    for name, values in series.items():
+        values = values.detach().cpu().numpy() if hasattr(values, "detach") else values
+        s = np.sort(np.asarray(values, dtype=float).ravel())[::-1]
+        s = s[np.isfinite(s)]
+        if s.size == 0:
+            raise ValueError(f"plot_singular_values: no finite singular values for {name!r}")
+        all_positive &= bool((s > 0).any())
+        ax.plot(np.arange(1, s.size + 1), s, "o-", ms=4, color=method_color(name), label=str(name))
+    if all_positive:
+        ax.set_yscale("log", nonpositive="mask")  # zeros are simply not drawn
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title="Singular values of ΔW", xlabel="index i (largest first)", ylabel="$\\sigma_i$ (same units as W)")
+    legend(ax)
+    return fig
