@@ -28,7 +28,10 @@ class TrainConfig:
     data: str | None = knob(None, "HF dataset name or csv/json/jsonl/txt path; None: the task's embedded data")
     task: str | None = knob(None, "classification | causal_lm; None: inferred from the model")
     steps: int = knob(40, "optimizer steps")
-    batch_size: int = knob(8, "examples per batch")
+    epochs: float | None = knob(None, "epochs over the training split; when given it sets the optimizer steps")
+    batch_size: int = knob(8, "examples per forward/backward pass (micro-batch)")
+    gradient_accumulation_steps: int = knob(1, "micro-batches per optimizer step (PEFT's example script: 16)")
+    warmup_steps: int = knob(0, "optimizer steps of linear learning-rate warm-up")
     max_length: int = knob(64, "tokens per example (a news topic shows in the first 64)")
     lr: float | None = knob(None, "learning rate of the adapter; None: the method's measured default")
     lr_multiplier: float = knob(1.0, "scales lr (the learning-rate sweep)")
@@ -53,9 +56,16 @@ class TrainConfig:
 
     def __post_init__(self):
         get_method(self.method)
-        for name in ("steps", "batch_size", "max_length", "eval_examples", "track_every"):
+        for name in (
+            "steps",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "eval_examples",
+            "track_every",
+        ):
             check_int(name, getattr(self, name))
-        for name in ("eval_every", "save_every", "seed"):
+        for name in ("eval_every", "save_every", "seed", "warmup_steps"):
             check_int(name, getattr(self, name), minimum=0)
         if self.max_length < 8:
             raise ValueError(f"max_length must be at least 8 tokens, got {self.max_length}")
@@ -66,6 +76,8 @@ class TrainConfig:
             finite = isinstance(value, (int, float)) and math.isfinite(value)
             if value is not None and not (finite and 0 < value <= 1e4):
                 raise ValueError(f"{name} must be a number in (0, 1e4], got {value!r}")
+        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and 0 < self.epochs <= 1e4):
+            raise ValueError(f"epochs must be a number in (0, 1e4], got {self.epochs!r}")
         if not 0 < self.eval_fraction <= 0.9:
             raise ValueError(f"eval_fraction must be in (0, 0.9], got {self.eval_fraction!r}")
         validate_delora_args(self.r, self.delora_lambda, "peft", self.module_dropout)
