@@ -28,10 +28,10 @@ class TrainConfig:
     data: str | None = knob(None, "HF dataset name or csv/json/jsonl/txt path; None: the task's embedded data")
     task: str | None = knob(None, "classification | causal_lm; None: inferred from the model")
     steps: int = knob(40, "optimizer steps")
-    epochs: float | None = knob(None, "epochs over the training split; when given it sets the optimizer steps")
+    epochs: float | None = knob(None, "epochs over the training split; sets steps = ceil(epochs * steps per epoch)")
     batch_size: int = knob(8, "examples per forward/backward pass (micro-batch)")
     gradient_accumulation_steps: int = knob(1, "micro-batches per optimizer step (PEFT's example script: 16)")
-    warmup_steps: int = knob(0, "optimizer steps of linear learning-rate warm-up")
+    warmup_steps: int = knob(0, "optimizer steps of linear learning-rate warm-up, then constant")
     max_length: int = knob(64, "tokens per example (a news topic shows in the first 64)")
     lr: float | None = knob(None, "learning rate of the adapter; None: the method's measured default")
     lr_multiplier: float = knob(1.0, "scales lr (the learning-rate sweep)")
@@ -42,7 +42,9 @@ class TrainConfig:
     lora_alpha: float | None = knob(None, "LoRA's alpha; None: 2r")
     module_dropout: float = knob(0.0, "dropout on the adapter's input")
     target_modules: list[str] | None = knob(None, "modules to adapt; None: the model's query/value projections")
-    eval_every: int = knob(20, "steps between evaluations (0: only the last step)")
+    eval_every: int = knob(
+        20, "optimizer steps between evaluations (0: only at the end; the last step is always evaluated)"
+    )
     eval_examples: int = knob(96, "held-out examples per evaluation")
     eval_fraction: float = knob(0.2, "share of the data held out when the dataset has no test split")
     max_examples: int | None = knob(None, "cap on the dataset size")
@@ -50,7 +52,9 @@ class TrainConfig:
     save_every: int = knob(0, "save the adapter every N steps (0: only at the end); needs output_dir")
     seed: int = knob(0, "seed of the data order, the head and the adapters")
     device: str = knob("auto", "auto (cuda > mps > cpu), cuda, cuda:1, mps or cpu")
-    dtype: str = knob("auto", "auto (bf16 on GPUs that support it, else float32), float32, bfloat16")
+    dtype: str = knob(
+        "auto", "auto (bf16 on GPUs that support it, else float32), float32, bfloat16, float16 (GPU; loss scaling)"
+    )
     output_dir: str | None = knob(None, "adapter, delora_history.jsonl, summary.json (compare: one folder per run)")
     run_name: str | None = knob(None, "label of the run; default: the method name")
 

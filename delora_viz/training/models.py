@@ -82,7 +82,10 @@ def pick_device(preference: str | torch.device = "auto") -> torch.device:
 
 
 def pick_dtype(device: torch.device, preference: str | torch.dtype = "auto") -> torch.dtype:
-    """'auto' -> bfloat16 on a CUDA GPU that supports it, else float32; or an explicit name."""
+    """'auto' -> bfloat16 on a CUDA GPU that supports it, else float32; or an explicit name.
+
+    This is the frozen weights' dtype: the runner trains adapters and head in float32 under autocast
+    in this dtype (float16 with a GradScaler; training/steps.py)."""
     device = torch.device(device)
     if preference == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
