@@ -150,7 +150,7 @@ def test_one_epoch_with_accumulation_sees_every_example_once(tiny_bert_dir, text
     assert sorted(set(result.tracker_frame()["step"])) == list(range(6))  # one record per optimizer step
     # eval_every=0: evaluated only at the end
     assert [h["step"] for h in result.history if not math.isnan(h["eval_metric"])] == [5]
-    assert result.final["eval_step"] == 5
+    assert result.final["eval_step"] == 5 and result.config.steps == 5 and result.config.epochs == 1
 
 
 def test_accumulated_micro_batches_equal_one_big_batch(tiny_bert_dir, text_files, tmp_path):

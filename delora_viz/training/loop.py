@@ -16,7 +16,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -144,6 +144,8 @@ def iter_train(
         rotate_aside(out_dir / HISTORY_NAME)
     tracker = Tracker(model, every=config.track_every, path=out_dir / HISTORY_NAME if out_dir else None)
     total_steps = optimizer_steps(config, len(data.train_texts))
+    if total_steps != config.steps:  # set by epochs: the result's config says how many steps that was
+        config = replace(config, steps=total_steps)
     schedule = step_indices(len(data.train_texts), config.batch_size, config.gradient_accumulation_steps, config.seed)
     eval_name = "accuracy" if data.task == "classification" else "perplexity"
     rows = [dict(r, run=run) for r in tracker.step(0)]
