@@ -78,8 +78,16 @@ FLOAT_FIELDS = ("lr", "epochs", "delora_lambda", "module_dropout")
 INT_FIELDS = ("max_examples",)
 
 
+class _Given(argparse._StoreAction):
+    """Stores the value and notes that the flag was given (so only defaults not chosen are reported)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        namespace.given = getattr(namespace, "given", set()) | {self.dest}
+
+
 def _add_config_flag(parser: argparse.ArgumentParser, flag: str, name: str, **kwargs) -> None:
-    """--flag for TrainConfig.<name>, with its type and help; absent unless given (TrainConfig fills it)."""
+    """--flag for TrainConfig.<name>, with its default, type and help."""
     field = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
     default = field.default
     kind = {int: int, float: float}.get(type(default), str)
@@ -89,7 +97,7 @@ def _add_config_flag(parser: argparse.ArgumentParser, flag: str, name: str, **kw
     script = SCRIPT_DEFAULTS.get(flag)
     shown += f" [delora_finetuning.py: {script}]" if script is not None and "script" not in help_text else ""
     help_text += shown
-    parser.add_argument(f"--{flag}", dest=name, type=kind, default=argparse.SUPPRESS, help=help_text, **kwargs)
+    parser.add_argument(f"--{flag}", dest=name, type=kind, default=default, help=help_text, action=_Given, **kwargs)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -115,7 +123,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="tensorboard, trackio or none (comma-separated for several): the loss and the tracker's scalars",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(run=run)
+    t.set_defaults(run=run, given=set())
     return t
 
 
@@ -138,7 +146,7 @@ def differences(args, config: TrainConfig) -> list[str]:
         learning_rate=get_method(config.method).default_lr,
         gradient_accumulation_steps=config_defaults()["gradient_accumulation_steps"],
     )
-    given = set(vars(args))
+    given = getattr(args, "given", set())
     out = []
     for flag, theirs in SCRIPT_DEFAULTS.items():
         name = PEFT_FLAGS.get(flag, flag)
