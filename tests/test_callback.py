@@ -100,37 +100,3 @@ def test_bad_arguments():
         TrackerCallback(every=0)
     with pytest.raises(ValueError, match=".csv or .jsonl"):
         TrackerCallback(filename="history.txt")
-
-
-def test_callback_in_trl_sft_trainer(tmp_path, tiny_llama_dir):
-    trl = pytest.importorskip("trl")
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    tokenizer.eos_token = tokenizer.eos_token or tokenizer.sep_token  # the tiny model borrows a BERT tokenizer
-    data = Dataset.from_dict({"text": [f"Question: what is {i} plus {i}? Answer: {2 * i}." for i in range(32)]})
-    args = trl.SFTConfig(
-        output_dir=str(tmp_path),
-        max_steps=3,
-        per_device_train_batch_size=4,
-        learning_rate=1e-2,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        max_length=32,
-        save_strategy="no",
-    )
-    trainer = trl.SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=DeloraConfig(r=4, delora_lambda=2, target_modules=["q_proj", "v_proj"]),
-        callbacks=[TrackerCallback()],
-    )
-    trainer.train()
-    history = load_history(tmp_path / "delora_history.jsonl")
-    assert sorted(history["step"].unique()) == [0, 1, 2, 3] and history["layer"].nunique() == 4
-    assert any("delora/bound_ratio_max" in entry for entry in trainer.state.log_history)

@@ -167,7 +167,7 @@ def test_no_text_column_lists_the_columns(files):
 
 def test_no_label_column_says_to_pass_one(tmp_path):
     path = _write(tmp_path / "x.csv", "text,stars\n" + "".join(f"t{i},{i}\n" for i in range(6)))
-    with pytest.raises(ValueError, match=r"label_column.*text, stars"):
+    with pytest.raises(ValueError, match=r"label_column.*--label_column.*text, stars.*--task causal_lm"):
         load_data(path)
 
 
@@ -226,7 +226,7 @@ def test_regression_labels_and_bad_jsonl(tmp_path):
     with pytest.raises(ValueError, match="non-integer numbers"):
         load_data(path)
     path = _write(tmp_path / "bad.jsonl", '{"text": "a", "label": 0}\n{not json}\n')
-    with pytest.raises(ValueError, match="line 2"):
+    with pytest.raises(ValueError, match=r"bad.jsonl.*JSON Lines.*JSON parse error.* row 1"):  # rows from 0
         load_data(path)
     with pytest.raises(ValueError, match="unsupported file type"):
         load_data(_write(tmp_path / "x.tsv", "a\tb\n"))
@@ -240,28 +240,81 @@ def test_hf_dataset_name_offline_is_a_clear_error():
         load_data("glue:sst2@train[:100]")
 
 
-def test_hf_dataset_columns_class_labels_and_split(monkeypatch):
-    """The datasets path without network: load_dataset is replaced by an in-memory DatasetDict."""
+def _fake_hub(monkeypatch, splits: dict, calls: list):
+    """datasets.load_dataset replaced by in-memory splits (no network); streaming returns IterableDatasets."""
+    import datasets
+
+    def fake_load(name, config=None, split=None, streaming=False):
+        calls.append((name, config, split, streaming))
+        dd = {k: v.to_iterable_dataset() if streaming else v for k, v in splits.items()}
+        dd = (datasets.IterableDatasetDict if streaming else datasets.DatasetDict)(dd)
+        return dd[split] if split else dd
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+
+
+def test_hf_dataset_class_labels_streaming_cap_and_own_split(monkeypatch):
     import datasets
 
     feats = datasets.Features(
         {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
     )
-    train = datasets.Dataset.from_dict(
-        {"sentence": [f"s{i}" for i in range(20)], "label": [i % 2 for i in range(20)]}, features=feats
-    )
-    test = datasets.Dataset.from_dict({"sentence": ["u1", "u2"], "label": [-1, -1]}, features=feats)
+    make = lambda texts, labels: datasets.Dataset.from_dict({"sentence": texts, "label": labels}, features=feats)  # noqa: E731
+    train = make([f"s{i}" for i in range(20)], [i % 2 for i in range(20)])
+    test = make(["u1", "u2"], [-1, -1])  # GLUE's test split: no labels
+    validation = make(["v1", "v2", "v3", "s0"], [1, 1, 0, 0])  # "s0" is also in train: dropped
     calls = []
-
-    def fake_load(name, config=None, split=None):
-        calls.append((name, config, split))
-        dd = datasets.DatasetDict(train=train, test=test)
-        return dd[split] if split else dd
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    _fake_hub(monkeypatch, {"train": train, "test": test, "validation": validation}, calls)
     d = load_data("org/sst:default", max_examples=10)
-    assert calls[-1] == ("org/sst", "default", None)
-    assert d.label_names == ["neg", "pos"] and len(_all_texts(d)) == 10 and d.name == "org/sst:default"
+    assert calls[-1] == ("org/sst", "default", None, True)  # capped: streamed
+    assert d.label_names == ["neg", "pos"] and len(d.train_texts) == 10 and d.name == "org/sst:default"
+    assert d.eval_split == "validation" and set(d.eval_texts) <= {"v1", "v2", "v3", "s0"}
+    assert "its validation split" in describe(d)
+    d = load_data("org/sst")
+    assert calls[-1] == ("org/sst", None, None, False) and len(d.train_texts) == 20
+    assert d.eval_texts == ["v1", "v2", "v3"] and d.eval_labels == [1, 1, 0] and d.n_duplicates_dropped == 1
     with pytest.raises(ValueError, match="found 0 usable"):  # -1 marks unlabeled rows: all dropped
         load_data("org/sst@test")
-    assert calls[-1] == ("org/sst", None, "test")
+    assert calls[-1] == ("org/sst", None, "test", False)
+
+
+def test_a_capped_stream_reads_only_a_buffer_of_rows():
+    import datasets
+
+    from delora_viz.training.readers import STREAM_BUFFER, columns_of
+
+    read = []
+
+    def rows():
+        for i in range(10 * STREAM_BUFFER):
+            read.append(i)
+            yield {"text": f"row {i}"}
+
+    columns, _ = columns_of(datasets.IterableDataset.from_generator(rows), max_examples=5, seed=0)
+    assert len(columns["text"]) == 5 and len(read) <= STREAM_BUFFER + 100
+
+
+def test_a_dataset_folder_uses_its_test_split(tmp_path):
+    """What PEFT's delora_finetuning.py reads: load_dataset(folder) with train and test files."""
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"text": f"train text {i}"}) + "\n" for i in range(12)))
+    (folder / "test.jsonl").write_text("".join(json.dumps({"text": f"test text {i}"}) + "\n" for i in range(3)))
+    d = load_data(str(folder), task="causal_lm", eval_size=2)  # eval_size: only for a held-out share
+    assert d.eval_split == "test" and d.eval_texts == [f"test text {i}" for i in range(3)]
+    assert sorted(d.train_texts) == sorted(f"train text {i}" for i in range(12))
+
+
+def test_labels_are_encoded_once_across_splits(tmp_path):
+    folder = tmp_path / "cls"
+    folder.mkdir()
+    rows = [{"text": f"t{i}", "label": ["b", "c", "a"][i % 3]} for i in range(9)]
+    (folder / "train.csv").write_text("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows))
+    (folder / "test.csv").write_text("text,label\nu1,c\nu2,c\n")  # one class only: still id 2
+    d = load_data(str(folder))
+    assert d.label_names == ["a", "b", "c"] and d.eval_labels == [2, 2] and d.eval_split == "test"
+
+
+def test_eval_size_caps_the_held_out_share(files):
+    assert len(load_data(files["csv"], eval_size=3).eval_texts) == 3
+    assert len(load_data(files["csv"], eval_size=100).eval_texts) == round(0.2 * 42)  # at most eval_fraction

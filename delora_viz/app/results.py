@@ -22,6 +22,7 @@ from ..plots import (
     plot_update_norm,
     save_figures,
 )
+from ..training.hub import public_model_id
 from ..training.loop import TASK_TYPES, Prepared, RunResult
 from ..training.methods import METHODS, save_adapter
 
@@ -132,7 +133,7 @@ def write_downloads(results: list[RunResult], prepared: Prepared, directory: Pat
             r.model,
             r.method,
             directory / "adapters" / r.run.replace(" ", "_"),
-            base_model_name_or_path=prepared.loaded.source,
+            base_model_name_or_path=public_model_id(r.config.model),
             task_type=TASK_TYPES[prepared.loaded.task],
             head_modules=prepared.loaded.head_modules,
         )

@@ -1,10 +1,23 @@
-"""`delora-viz train`: PEFT's delora_finetuning.py flags, plus --method and tracking, on the shared runner.
+"""`delora-viz train`: a drop-in for PEFT's examples/delora_finetuning/delora_finetuning.py, on our one loop.
 
     delora-viz train --output_dir out/delora                       # the embedded MiniLM + BBC News
-    delora-viz train --base_model ./my-llama --data_path data.jsonl --method delora --rank 16 --delora_lambda 15
+    delora-viz train --base_model ./my-llama --data_path ./my-data --output_dir out/llama \
+        --batch_size 1 --num_epochs 1 --learning_rate 3e-3 --rank 32 --delora_lambda 15 \
+        --gradient_accumulation_steps 16 --report_to tensorboard
 
-Writes to --output_dir: the adapter (PeftModel.from_pretrained(base_model, output_dir) loads it), the
-tokenizer, delora_history.jsonl (the tracker, appended as training goes) and summary.json.
+Every flag of the script keeps its meaning, with these choices (the script's quirks):
+- gradient accumulation: the script hard-codes 16; here it is --gradient_accumulation_steps (default 1).
+- --eval_step: the script's logging interval (it never evaluates). Here: evaluate on the held-out set every
+  N optimizer steps (0: at the end); loss and the tracker's scalars are written at every step.
+- --val_set_size: unused by the script. Here: the examples evaluated; with no test/validation split in the
+  dataset, also how many are held out (at most 20% of the data).
+- warm-up: the script's is 10% of len(DatasetDict) // batch_size, i.e. 0 steps; here --warmup_steps (0).
+- --num_epochs: exact epochs in optimizer steps (the loop counts them, as Trainer does).
+- the task comes from the model (a causal LM for a Llama-style checkpoint); --task overrides it.
+
+Writes to --output_dir: the adapter (PeftModel.from_pretrained(base_model, output_dir) loads it; its config
+names a preset's public Hub id, else your --base_model), the tokenizer, delora_history.jsonl, summary.json,
+and with --report_to tensorboard, event files under runs/.
 """
 
 from __future__ import annotations
@@ -12,13 +25,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 from pathlib import Path
 
-from ..training.config import TASKS, TrainConfig
-from ..training.methods import METHODS
+from ..training.config import TASKS, TrainConfig, config_defaults
+from ..training.methods import METHODS, get_method
 
 # PEFT's delora_finetuning.py flag -> TrainConfig field. Defaults and help come from TrainConfig, so a
 # default is written once (training/config.py); our own flags use the field name itself.
@@ -26,6 +38,7 @@ PEFT_FLAGS = {
     "base_model": "model",
     "data_path": "data",
     "batch_size": "batch_size",
+    "num_epochs": "epochs",
     "learning_rate": "lr",
     "cutoff_len": "max_length",
     "val_set_size": "eval_examples",
@@ -37,7 +50,40 @@ PEFT_FLAGS = {
     "module_dropout": "module_dropout",
     "target_modules": "target_modules",
 }
-OWN_FLAGS = ("method", "track_every", "task", "max_examples", "seed", "dtype")
+OWN_FLAGS = ("method", "task", "gradient_accumulation_steps", "warmup_steps", "track_every", "max_examples", "seed")
+OWN_FLAGS += ("dtype",)
+# The script's defaults where ours differ (printed once at start for the flags not given).
+SCRIPT_DEFAULTS = {
+    "batch_size": 1,
+    "num_epochs": 1,
+    "learning_rate": 3e-3,
+    "cutoff_len": 512,
+    "val_set_size": 500,
+    "eval_step": 10,
+    "save_step": 100,
+    "rank": 32,
+    "delora_lambda": 640,
+    "module_dropout": 0.05,
+    "gradient_accumulation_steps": 16,
+}
+# Where the CLI's meaning is more specific than TrainConfig's help.
+HELP = {
+    "data_path": "anything datasets.load_dataset reads: a Hub name[:config][@split], a dataset folder "
+    "(train/test files), a csv/json/jsonl/txt file; None: the task's embedded data",
+    "val_set_size": "examples evaluated; with no test/validation split in the dataset, also the number "
+    "held out (at most 20%% of the data)",
+    "eval_step": "optimizer steps between evaluations (0: at the end); the script logs at this interval",
+}
+FLOAT_FIELDS = ("lr", "epochs", "delora_lambda", "module_dropout")
+INT_FIELDS = ("max_examples",)
+
+
+class _Given(argparse._StoreAction):
+    """Stores the value and notes that the flag was given (so only defaults not chosen are reported)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        namespace.given = getattr(namespace, "given", set()) | {self.dest}
 
 
 def _add_config_flag(parser: argparse.ArgumentParser, flag: str, name: str, **kwargs) -> None:
@@ -45,13 +91,13 @@ def _add_config_flag(parser: argparse.ArgumentParser, flag: str, name: str, **kw
     field = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
     default = field.default
     kind = {int: int, float: float}.get(type(default), str)
-    if name in ("lr", "max_examples"):  # None by default, a number when given
-        kind = float if name == "lr" else int
-    if name == "target_modules":
-        kind = str  # comma-separated; TrainConfig splits it
-    help_text = field.metadata.get("help", "")
+    kind = float if name in FLOAT_FIELDS else int if name in INT_FIELDS else kind
     shown = "" if default is None else f" (default: {default})"
-    parser.add_argument(f"--{flag}", dest=name, type=kind, default=default, help=help_text + shown, **kwargs)
+    help_text = HELP.get(flag, field.metadata.get("help", ""))
+    script = SCRIPT_DEFAULTS.get(flag)
+    shown += f" [delora_finetuning.py: {script}]" if script is not None and "script" not in help_text else ""
+    help_text += shown
+    parser.add_argument(f"--{flag}", dest=name, type=kind, default=default, help=help_text, action=_Given, **kwargs)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -61,61 +107,133 @@ def add_parser(sub) -> argparse.ArgumentParser:
     for flag, name in PEFT_FLAGS.items():
         _add_config_flag(t, flag, name)
     t.add_argument("--output_dir", required=True, help="where the adapter, tokenizer, history and summary go")
-    t.add_argument("--num_epochs", type=float, default=None, help="epochs over the training split (sets the steps)")
     t.add_argument("--hub_model_id", default=None, help="repository to push to with --push_to_hub")
-    t.add_argument("--push_to_hub", action="store_true", help="push the adapter to the Hub (needs network and a token)")
+    t.add_argument("--push_to_hub", action="store_true", help="push the adapter folder to the Hub (network, token)")
     # --- ours
     for name in OWN_FLAGS:
         kwargs = {"choices": list(METHODS)} if name == "method" else {}
         kwargs = {"choices": list(TASKS)} if name == "task" else kwargs
         _add_config_flag(t, name, name, **kwargs)
-    t.add_argument("--max_steps", type=int, default=None, help="optimizer steps (default: TrainConfig.steps)")
+    t.add_argument("--max_steps", type=int, default=None, help="optimizer steps (default: TrainConfig.steps = 40)")
+    t.add_argument("--text_column", default=None, help="the dataset's text column (default: found by name)")
+    t.add_argument("--label_column", default=None, help="the dataset's label column, for classification")
+    t.add_argument(
+        "--report_to",
+        default="none",
+        help="tensorboard, trackio or none (comma-separated for several): the loss and the tracker's scalars",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(run=run)
+    t.set_defaults(run=run, given=set())
     return t
+
+
+def build_config(args) -> TrainConfig:
+    """TrainConfig from the flags given (the rest: its defaults), with the task inferred from the model."""
+    from ..training.tasks import infer_task
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings = {k: v for k, v in vars(args).items() if k in fields}
+    if args.max_steps is not None:
+        settings["steps"] = args.max_steps
+    config = TrainConfig(**settings)  # validates the numbers before anything loads
+    return dataclasses.replace(config, task=infer_task(config.model, config.task))
+
+
+def differences(args, config: TrainConfig) -> list[str]:
+    """'--flag ours (script: theirs)' for the flags not given where our default differs from the script's."""
+    ours = {flag: config_defaults()[name] for flag, name in PEFT_FLAGS.items()}
+    ours.update(
+        learning_rate=get_method(config.method).default_lr,
+        gradient_accumulation_steps=config_defaults()["gradient_accumulation_steps"],
+    )
+    given = getattr(args, "given", set())
+    out = []
+    for flag, theirs in SCRIPT_DEFAULTS.items():
+        name = PEFT_FLAGS.get(flag, flag)
+        if name in given or (flag == "delora_lambda" and not config.method.startswith("delora")):
+            continue
+        if flag == "num_epochs":
+            if args.max_steps is None:
+                out.append(f"--max_steps {config.steps} (script: --num_epochs {theirs})")
+        elif ours[flag] != theirs:
+            out.append(f"--{flag} {ours[flag]:g} (script: {theirs:g})")
+    return out
+
+
+def prepare_cli(config: TrainConfig, args):
+    """The loop's Prepared, with the CLI's data choices: columns, and --val_set_size as the held-out size."""
+    import torch
+
+    from ..training.data import load_data
+    from ..training.loop import Prepared
+    from ..training.models import load_model
+
+    torch.manual_seed(config.seed)  # as loop.prepare: the same seed, the same fresh head
+    data = load_data(
+        config.data,
+        config.task,
+        eval_fraction=config.eval_fraction,
+        max_examples=config.max_examples,
+        seed=config.seed,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        eval_size=config.eval_examples,
+    )
+    loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
+    return Prepared(loaded, data)
 
 
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..training.loop import RunResult, iter_train, prepare
+    from ..training.data import describe
+    from ..training.hub import model_card, name_base_model, push_adapter
+    from ..training.loop import RunResult, iter_train
+    from ..training.reporting import open_writers, scalars
 
     if args.push_to_hub:
         _check_hub(args)
-    if args.num_epochs is not None and not (math.isfinite(args.num_epochs) and args.num_epochs > 0):
-        raise ValueError(f"--num_epochs must be > 0, got {args.num_epochs}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    settings = {k: v for k, v in vars(args).items() if k in fields}
-    if args.max_steps is not None:
-        settings["steps"] = args.max_steps
-    config = TrainConfig(**settings)
-    prepared = prepare(config)
-    if args.num_epochs is not None and args.max_steps is None:
-        steps = max(1, math.ceil(args.num_epochs * len(prepared.data.train_texts) / config.batch_size))
-        config = dataclasses.replace(config, steps=steps)
+    config = build_config(args)
+    report_to = [name.strip() for name in args.report_to.split(",") if name.strip()]
+    out = Path(args.output_dir)
+    changed = differences(args, config)
+    if changed:
+        print(
+            "delora-viz: where our defaults differ from delora_finetuning.py's: " + ", ".join(changed), file=sys.stderr
+        )
+    prepared = prepare_cli(config, args)
     loaded = prepared.loaded
-    run = f"{config.method}, {config.steps} steps, lr {config.effective_lr():g}"
-    print(f"{loaded.name} on {loaded.device} ({loaded.dtype}); {run}", file=sys.stderr)
+    print(
+        f"{loaded.name} ({config.task}) on {loaded.device} ({loaded.dtype}); {describe(prepared.data)}", file=sys.stderr
+    )
+    print(f"{config.method}, lr {config.effective_lr():g}", file=sys.stderr)
+    writers = open_writers(report_to, out, out.name or config.method, dataclasses.asdict(config))
     bar = tqdm(total=config.steps, disable=args.quiet, unit="step")
     result = None
     try:
         for event in iter_train(config, prepared):
             if isinstance(event, RunResult):
                 result = event
-            else:
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{event.loss:.3f}",
-                    **({event.eval_name[:4]: f"{event.eval_metric:.3f}"} if event.eval_metric is not None else {}),
-                )
+                continue
+            bar.total = event.total_steps
+            bar.update(1)
+            postfix = {event.eval_name[:4]: f"{event.eval_metric:.3f}"} if event.eval_metric is not None else {}
+            bar.set_postfix(loss=f"{event.loss:.3f}", **postfix)
+            for writer in writers:
+                writer.write(event.step, scalars(event))
     except BaseException:
-        bar.close()
-        history = Path(args.output_dir) / "delora_history.jsonl"
-        saved = " and the last saved adapter is in --output_dir" if args.save_step else ""
+        history = out / "delora_history.jsonl"
+        saved = " and the last saved adapter is in --output_dir" if config.save_every else ""
         print(f"delora-viz: training stopped early; the tracker history so far is in {history}{saved}", file=sys.stderr)
         raise
-    bar.close()
-    prepared.loaded.tokenizer.save_pretrained(args.output_dir)
+    finally:
+        bar.close()
+        for writer in writers:
+            writer.close()
+    loaded.tokenizer.save_pretrained(args.output_dir)
+    if (out / "adapter_config.json").is_file():  # the base model by a name that means something elsewhere
+        base = name_base_model(out, config.model)
+        (out / "README.md").write_text(model_card(base, config.method, result.final))
     print(json.dumps(result.final, indent=2, default=str))
     if result.status == "diverged":
         print(
@@ -123,7 +241,8 @@ def run(args) -> int:
         )
         return 1
     if args.push_to_hub:
-        result.model.push_to_hub(args.hub_model_id, token=os.environ.get("HF_TOKEN"))
+        url = push_adapter(out, args.hub_model_id, token=os.environ.get("HF_TOKEN"))
+        print(f"delora-viz: pushed the adapter to {url}", file=sys.stderr)
     return 0
 
 

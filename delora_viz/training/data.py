@@ -15,9 +15,11 @@ Embedded sources (shipped on PyPI, so they work offline):
   ``chatterbot-corpus`` package (BSD-3-Clause), as ``"Question: ...\\nAnswer: ..."`` texts.
   Consecutive turns of each conversation make a pair; repeats are dropped (1176 unique pairs).
 
-Local files: ``.csv``, ``.json`` (list of objects, ``{"data"|"train"|"examples": [...]}`` or an
-object of columns), ``.jsonl``, ``.txt`` (one example per non-empty line, causal LM only).
-Anything else is a Hugging Face dataset name: ``"name"``, ``"name:config"``, ``"name@split"``.
+Anything else loads through ``datasets.load_dataset`` (readers.py): a local ``.csv``, ``.json`` (a list
+of objects, ``{"data"|"train"|"examples": [...]}`` or an object of columns), ``.jsonl`` or ``.txt`` (one
+example per non-empty line, causal LM only) file, a dataset folder (``train.jsonl`` + ``test.jsonl``, ...),
+or a Hub dataset ``"name"``, ``"name:config"``, ``"name@split"``. A dataset's own test/validation split is
+the eval set; otherwise a seeded, stratified share of the data is held out.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from ..core.checks import check_int
 from .config import TASKS
 from .packages import require_package_dir
-from .readers import FILE_SUFFIXES, MIN_EXAMPLES, read_file, read_hf_dataset, read_text, to_examples
+from .readers import EVAL_SPLITS, MIN_EXAMPLES, columns_of, encode_labels, load_splits, read_text, text_and_raw_labels
 
 EMBEDDED_CLASSIFICATION = "bbc-news"
 EMBEDDED_CAUSAL_LM = "chatterbot-qa"
@@ -47,7 +49,8 @@ class TextData:
     train_labels: list[int] | None  # None for causal_lm
     eval_labels: list[int] | None
     label_names: list[str] | None  # index -> name; None for causal_lm
-    n_duplicates_dropped: int = 0  # exact repeats removed before splitting
+    n_duplicates_dropped: int = 0  # exact repeats removed before splitting (and eval texts also in train)
+    eval_split: str | None = None  # the dataset's own split used for eval ("test", ...); None: held out
 
     @property
     def num_labels(self) -> int | None:
@@ -98,16 +101,19 @@ def _dedupe(texts, labels):
     return [texts[i] for i in keep], None if labels is None else [labels[i] for i in keep]
 
 
-def split(texts, labels, eval_fraction, seed):
+def split(texts, labels, eval_fraction, seed, eval_size=None):
     """Deterministic shuffle + split; stratified by label when labels are given.
 
     Stratification: each example of a class with k members gets the key (rank + u) / k, u uniform
     in [0, 1), rank its position after shuffling; the n_eval smallest keys are the eval set, so
     every class lands in eval in proportion to its size and classes come interleaved.
+    eval_size (optional) caps the held-out count below eval_fraction of the data.
     """
     rng = random.Random(seed)
     n = len(texts)
     n_eval = max(1, round(n * eval_fraction))
+    if eval_size is not None:
+        n_eval = max(1, min(n_eval, eval_size))
     if n_eval >= n:
         raise ValueError(
             f"eval_fraction={eval_fraction} leaves no training examples out of {n}; "
@@ -141,13 +147,13 @@ def _check_args(task, eval_fraction, max_examples):
 
 
 def _read_source(spec: str, task: str, text_column, label_column, max_examples, seed):
-    """(human-readable name, texts, labels, label names) for any spec."""
+    """(name, texts, labels, label names, eval split or None, n_train): eval texts follow the n_train train ones."""
     key = spec.strip().lower()
     if key in ("bbc-news", "bbc"):
         texts, topics = load_bbc_news()
         names = sorted(set(topics))
         labels = [names.index(t) for t in topics] if task == "classification" else None
-        return "BBC News topics (embedded)", texts, labels, names if labels else None
+        return "BBC News topics (embedded)", texts, labels, names if labels else None, None, len(texts)
     if key in ("chatterbot-qa", "chatterbot"):
         if task == "classification":
             raise ValueError(
@@ -155,14 +161,25 @@ def _read_source(spec: str, task: str, text_column, label_column, max_examples, 
                 "(or a labeled .csv/.json/.jsonl file) for classification"
             )
         pairs = load_chatterbot_pairs()
-        return "ChatterBot Q&A (embedded)", [f"Question: {q}\nAnswer: {a}" for q, a in pairs], None, None
-    path = Path(spec).expanduser()
-    if path.suffix.lower() in FILE_SUFFIXES or path.exists() or spec.startswith((".", "/", "~")):
-        columns, class_names, name = read_file(path, task), None, path.name
-    else:
-        (columns, class_names), name = read_hf_dataset(spec, max_examples, seed), spec
-    texts, labels, names = to_examples(columns, task, text_column, label_column, class_names)
-    return name, texts, labels, names
+        texts = [f"Question: {q}\nAnswer: {a}" for q, a in pairs]
+        return "ChatterBot Q&A (embedded)", texts, None, None, None, len(texts)
+    name, splits = load_splits(spec, task, max_examples, seed)
+    train_split = "train" if "train" in splits else next(iter(splits))
+    parts = {}
+    for part in (train_split, *(s for s in EVAL_SPLITS if s in splits and s != train_split)):
+        columns, class_names = columns_of(splits[part], max_examples, seed)
+        parts[part] = text_and_raw_labels(columns, task, text_column, label_column, class_names)
+        if part != train_split and parts[part][0]:
+            break  # the first eval split with usable rows (GLUE's test split has no labels: validation then)
+    eval_split = next((part for part in parts if part != train_split and parts[part][0]), None)
+    texts, raw, class_names = parts[train_split]
+    n_train = len(texts)
+    if eval_split:
+        texts, raw = texts + parts[eval_split][0], raw + parts[eval_split][1]
+    if task == "causal_lm":
+        return name, texts, None, None, eval_split, n_train
+    labels, names = encode_labels(raw, class_names)  # both splits at once: one id per class name
+    return name, texts, labels, names, eval_split, n_train
 
 
 def load_data(
@@ -174,26 +191,46 @@ def load_data(
     seed: int = 0,
     text_column: str | None = None,
     label_column: str | None = None,
+    eval_size: int | None = None,
 ) -> TextData:
-    """Load texts for ``task`` from ``spec`` and split off a held-out eval set.
+    """Load texts for ``task`` from ``spec``; the dataset's own test/validation split is the eval set,
+    otherwise a held-out share (eval_fraction, at most eval_size examples).
 
     spec: None (the embedded default for the task), "bbc-news", "chatterbot-qa", a local
-    .csv/.json/.jsonl/.txt path, or a Hugging Face dataset "name[:config][@split]".
-    max_examples caps the total (taken after a seeded shuffle) to keep runs fast.
+    .csv/.json/.jsonl/.txt file, a dataset folder, or a Hugging Face dataset "name[:config][@split]".
+    max_examples caps the examples (per split; a seeded shuffle; Hub datasets then stream).
     """
     _check_args(task, eval_fraction, max_examples)
+    if eval_size is not None:
+        check_int("eval_size", eval_size, hint=" or None")
     if spec is None:
         spec = EMBEDDED_CLASSIFICATION if task == "classification" else EMBEDDED_CAUSAL_LM
     if not isinstance(spec, (str, Path)):
         raise TypeError(f"spec must be a string or path, got {type(spec).__name__}")
-    name, texts, labels, names = _read_source(str(spec), task, text_column, label_column, max_examples, seed)
-    n_raw = len(texts)
-    texts, labels = _dedupe(texts, labels)
-    n_dropped = n_raw - len(texts)
-    if max_examples is not None and len(texts) > max_examples:
-        keep = sorted(random.Random(seed).sample(range(len(texts)), max_examples))
-        texts = [texts[i] for i in keep]
-        labels = None if labels is None else [labels[i] for i in keep]
+    name, texts, labels, names, eval_split, n_train = _read_source(
+        str(spec), task, text_column, label_column, max_examples, seed
+    )
+    pick = lambda xs, lo, hi: None if xs is None else xs[lo:hi]  # noqa: E731
+    tr_x, tr_y = _dedupe(texts[:n_train], pick(labels, 0, n_train))
+    n_dropped = n_train - len(tr_x)
+    if max_examples is not None and len(tr_x) > max_examples:
+        keep = sorted(random.Random(seed).sample(range(len(tr_x)), max_examples))
+        tr_x, tr_y = [tr_x[i] for i in keep], None if tr_y is None else [tr_y[i] for i in keep]
+    _check_usable(name, tr_x, tr_y)
+    if eval_split is None:
+        tr_x, ev_x, tr_y, ev_y = split(tr_x, tr_y, eval_fraction, seed, eval_size)
+    else:  # the dataset's own split, minus repeats and texts that are also in train
+        seen = set(tr_x)
+        ev_x, ev_y = _dedupe(texts[n_train:], pick(labels, n_train, None))
+        keep = [i for i, t in enumerate(ev_x) if t not in seen]
+        n_dropped += len(texts) - n_train - len(keep)
+        ev_x, ev_y = [ev_x[i] for i in keep], None if ev_y is None else [ev_y[i] for i in keep]
+        if not ev_x:
+            raise ValueError(f"{name}: its '{eval_split}' split holds only texts that are also in train")
+    return TextData(name, task, tr_x, ev_x, tr_y, ev_y, names, n_duplicates_dropped=n_dropped, eval_split=eval_split)
+
+
+def _check_usable(name, texts, labels):
     if len(texts) < MIN_EXAMPLES:
         raise ValueError(
             f"{name}: found {len(texts)} usable example(s); need at least {MIN_EXAMPLES} "
@@ -204,13 +241,12 @@ def load_data(
             f"{name}: found {len(set(labels))} distinct label(s) in {len(texts)} examples; "
             "classification needs at least 2"
         )
-    tr_x, ev_x, tr_y, ev_y = split(texts, labels, eval_fraction, seed)
-    return TextData(name, task, tr_x, ev_x, tr_y, ev_y, names, n_duplicates_dropped=n_dropped)
 
 
 def describe(data: TextData) -> str:
     """One line for the UI: sizes and labels."""
-    sizes = f"{len(data.train_texts)} train / {len(data.eval_texts)} eval"
+    held = f"its {data.eval_split} split" if data.eval_split else "held out"
+    sizes = f"{len(data.train_texts)} train / {len(data.eval_texts)} eval ({held})"
     if data.label_names is None:
         return f"{data.name}: {sizes} texts (causal LM)"
     shown = ", ".join(data.label_names[:8]) + (", ..." if len(data.label_names) > 8 else "")

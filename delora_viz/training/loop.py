@@ -26,9 +26,11 @@ from ..core.track import Tracker, summarize
 from . import steps
 from .config import TrainConfig
 from .data import TextData, load_data
+from .hub import public_model_id
 from .methods import build_adapted_model, save_adapter
 from .models import LoadedModel, load_model
 from .steps import RunRNG, grad_scaler, lr_factor, optimizer_steps, param_groups, step_indices, trainable_to_float32
+from .tasks import infer_task
 
 TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM"}
 HISTORY_NAME = "delora_history.jsonl"  # the same name TrackerCallback writes
@@ -92,17 +94,13 @@ def prepare(config: TrainConfig) -> Prepared:
     torch.manual_seed(config.seed)  # a fresh task head is drawn at load: the same seed, the same head everywhere
     data = load_data(
         config.data,
-        config.task or _task_for(config.model),
+        infer_task(config.model, config.task),
         eval_fraction=config.eval_fraction,
         max_examples=config.max_examples,
         seed=config.seed,
     )
     loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
     return Prepared(loaded, data)
-
-
-def _task_for(model_spec: str | None) -> str:
-    return "causal_lm" if model_spec == "smollm2" else "classification"
 
 
 def iter_train(
@@ -241,7 +239,7 @@ def _save(model, config: TrainConfig, loaded: LoadedModel, out_dir: Path) -> Pat
         model,
         config.method,
         out_dir,
-        base_model_name_or_path=loaded.source,
+        base_model_name_or_path=public_model_id(config.model),
         task_type=TASK_TYPES[loaded.task],
         head_modules=loaded.head_modules,
     )

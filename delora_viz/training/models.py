@@ -9,8 +9,10 @@
 - a local directory saved with ``save_pretrained`` (it must hold config.json), or a Hub id
   (used only when already in the local Hugging Face cache, or with network access).
 
+The presets' public Hub ids (hub.py's ``PRESET_HUB_IDS``) are what adapters name as their base model;
+loading one of those ids resolves to the embedded preset unless the Hub copy is in the local cache.
 ``trust_remote_code`` is never enabled. DeLoRA in PEFT adapts only ``nn.Linear`` layers, so models
-whose layers are all something else (GPT-2's Conv1D) are refused with a TypeError.
+whose layers are all something else (GPT-2's Conv1D) are refused (UnsupportedModelError).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import torch
 
 from ..core.checks import check_int
 from .config import TASKS
+from .hub import preset_key
 from .packages import package_dir
+from .tasks import task_from_config
 
 EMBEDDED_MODEL = "minilm"
 SMOLLM2_PRESET = "smollm2"
@@ -39,6 +43,10 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HEAD_NAMES = ("classifier", "score", "pre_classifier", "lm_head")  # task heads, never adapted
 KNOWN_TARGETS = (("query", "value"), ("q_proj", "v_proj"), ("q", "v"))  # BERT, Llama/Qwen/Mistral, T5
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class UnsupportedModelError(ValueError, TypeError):
+    """A model DeLoRA cannot adapt: bad input (ValueError) that older code caught as TypeError."""
 
 
 @dataclass
@@ -202,6 +210,7 @@ def ensure_smollm2() -> Path:
 
 def resolve_model_source(spec: str | None) -> str:
     """A directory loadable by from_pretrained, or a Hub id. May convert SmolLM2 once (~20 s)."""
+    spec = preset_key(spec) or spec  # a preset's Hub id -> the embedded copy (offline)
     if spec is None or str(spec).lower() == EMBEDDED_MODEL:
         return str(minilm_dir())
     if str(spec).lower() == SMOLLM2_PRESET:
@@ -254,7 +263,7 @@ def default_target_modules(model: torch.nn.Module) -> list[str]:
     """Leaf names of the nn.Linear layers to adapt: attention query and value when recognisable."""
     counts = _linear_leaf_names(model)
     if not counts:
-        raise TypeError(
+        raise UnsupportedModelError(
             f"{type(model).__name__} has no nn.Linear layers to adapt (GPT-2 uses Conv1D); "
             "DeLoRA in PEFT supports only nn.Linear: use a Llama/Qwen/BERT-style model"
         )
@@ -272,17 +281,6 @@ def head_modules(model: torch.nn.Module, missing_keys=()) -> list[str]:
 
 
 # ---------------------------------------------------------------- loading
-
-
-def _infer_task(config, task: str | None, num_labels: int | None) -> str:
-    if task is not None:
-        return task
-    archs = " ".join(getattr(config, "architectures", None) or [])
-    if "ForCausalLM" in archs:
-        return "causal_lm"
-    if "ForSequenceClassification" in archs or num_labels is not None:
-        return "classification"
-    return "causal_lm"
 
 
 def _ensure_pad_token(tokenizer) -> None:
@@ -316,7 +314,7 @@ def load_model(
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
     if num_labels is not None:
         check_int("num_labels", num_labels, minimum=2)
-    key = "minilm" if spec is None else str(spec).lower()
+    key = preset_key(spec) or str(spec).lower()
     if key == EMBEDDED_MODEL and task == "causal_lm":
         raise ValueError(
             "MiniLM is an encoder (BERT) with no causal-LM head; for causal LM use "
@@ -332,7 +330,7 @@ def load_model(
         with _quiet_transformers():
             config = AutoConfig.from_pretrained(source, trust_remote_code=False)
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-            task = _infer_task(config, "classification" if key == EMBEDDED_MODEL else task, num_labels)
+            task = task_from_config(config, "classification" if key == EMBEDDED_MODEL else task, num_labels)
             kw = dict(dtype=torch_dtype, trust_remote_code=False, output_loading_info=True)
             if task == "classification":  # a head of another size is re-initialised, not an error
                 kw.update(num_labels=num_labels or config.num_labels, ignore_mismatched_sizes=True)

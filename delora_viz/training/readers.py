@@ -1,11 +1,13 @@
-"""Reading user data: local csv/json/jsonl/txt files and Hugging Face datasets, into columns, then
-into (texts, labels). Column names are found from common conventions unless given explicitly."""
+"""Reading user data through `datasets.load_dataset`, then choosing the text and label columns.
+
+Loading is datasets' job: a local .csv/.json/.jsonl/.txt file (its csv/json/text builders), a dataset
+folder (e.g. train.jsonl + test.jsonl), or a Hub name ``name[:config][@split]``; with a row cap, Hub
+datasets stream, so only the rows used are read. What stays ours: which columns hold the text and the
+label (found from common names unless given), and turning labels into class ids.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from itertools import repeat
 from pathlib import Path
 
@@ -21,7 +23,12 @@ PAIR_COLUMNS = (
     ("sentence1", "sentence2"),
 )
 LABEL_COLUMNS = ("label", "labels", "category", "topic", "class", "target", "sentiment")
-FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".txt")
+BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".txt": "text"}  # datasets' packaged builders
+FILE_SUFFIXES = tuple(BUILDERS)
+EVAL_SPLITS = ("test", "validation", "valid", "dev", "eval")  # a dataset's own held-out split, first found
+STREAM_BUFFER = 10_000  # rows shuffled in memory when a capped Hub dataset streams
+TEXT_FLAGS = "text_column=... (CLI: --text_column)"
+LABEL_FLAGS = "label_column=... (CLI: --label_column)"
 
 
 def read_text(path: Path) -> str:
@@ -33,85 +40,102 @@ def read_text(path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def _rows_to_columns(rows: list, where: str) -> dict[str, list]:
-    """List of dicts -> dict of columns (missing keys become None)."""
-    if not all(isinstance(r, dict) for r in rows):
-        raise ValueError(f'{where}: expected a list of objects like {{"text": ..., "label": ...}}')
-    keys = list(dict.fromkeys(k for r in rows for k in r if k is not None))  # None: csv overflow
-    return {k: [r.get(k) for r in rows] for k in keys}
+# ---------------------------------------------------------------- loading (datasets)
 
 
-def _read_json(path: Path) -> dict[str, list]:
-    obj = json.loads(read_text(path))
-    if isinstance(obj, dict):
-        for key in ("data", "train", "examples"):
-            if isinstance(obj.get(key), list):
-                obj = obj[key]
-                break
-        else:
-            if obj and all(isinstance(v, list) for v in obj.values()):
-                return obj  # already an object of columns
-    if isinstance(obj, list) and obj and all(isinstance(x, str) for x in obj):
-        return {"text": obj}
-    if not isinstance(obj, list):
-        raise ValueError(f"{path}: expected a list of objects, or an object with a 'data' list")
-    return _rows_to_columns(obj, str(path))
+def load_splits(spec: str, task: str, max_examples: int | None = None, seed: int = 0):
+    """(name, {split: datasets.Dataset}) for a file, a folder or a Hub ``name[:config][@split]``.
+
+    max_examples caps each split (a seeded shuffle, then the first rows); a capped Hub dataset
+    streams, so a big one is never downloaded whole."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        name, args, kwargs = path.name, (str(path),), {}
+    elif path.suffix.lower() in BUILDERS or path.exists() or spec.startswith((".", "/", "~")):
+        name, args, kwargs = path.name, _file_builder(path, task), {"data_files": str(path)}
+    else:  # a Hub dataset
+        hub, _, split = spec.partition("@")
+        hub, _, config = hub.partition(":")
+        name, args, kwargs = (
+            spec,
+            (hub, config or None),
+            {"split": split or None, "streaming": max_examples is not None},
+        )
+    loaded = _load(spec, args, kwargs)
+    splits = dict(loaded) if hasattr(loaded, "keys") else {"train": loaded}  # a DatasetDict, or one split
+    if args[0] == "json" and len(splits) == 1:
+        splits = {"train": _one_json_object(splits["train"], kwargs)}
+    return name, splits
 
 
-def _read_jsonl(path: Path) -> dict[str, list]:
-    rows = []
-    for i, line in enumerate(read_text(path).splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"{path}, line {i}: not valid JSON ({err.msg}); a .jsonl file needs one JSON object per line"
-                ) from err
-    return _rows_to_columns(rows, str(path))
-
-
-def read_file(path: str | Path, task: str) -> dict[str, list]:
-    """Read a local data file into columns: {column name: list of values}."""
-    path = Path(path).expanduser()
+def _file_builder(path: Path, task: str) -> tuple[str]:
     if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        if task == "classification":
-            raise ValueError(
-                f"{path}: a .txt file has no labels; for classification use a .csv, "
-                ".json or .jsonl file with a text column and a label column"
-            )
-        return {"text": [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]}
-    if suffix == ".csv":  # StringIO keeps newlines inside quoted cells
-        return _rows_to_columns(list(csv.DictReader(io.StringIO(read_text(path)))), str(path))
-    if suffix in (".json", ".jsonl"):
-        return (_read_json if suffix == ".json" else _read_jsonl)(path)
-    raise ValueError(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(FILE_SUFFIXES)}")
-
-
-def read_hf_dataset(spec: str, max_examples: int | None, seed: int) -> tuple[dict[str, list], dict]:
-    """Columns of a Hugging Face dataset ``name[:config][@split]`` (default split: train/first)."""
-    import datasets  # lazy: heavy import
-
-    name, _, split = spec.partition("@")
-    name, _, config = name.partition(":")
-    try:
-        ds = datasets.load_dataset(name, config or None, split=split or None)
-    except (OSError, ConnectionError) as err:  # offline, not found (DatasetNotFoundError), no network
+        raise FileNotFoundError(f"data file or folder not found: {path}")
+    builder = BUILDERS.get(path.suffix.lower())
+    if builder is None:
         raise ValueError(
-            f"dataset '{spec}' is not available offline (or does not exist): pass a local "
-            ".csv/.json/.jsonl/.txt path, or run once with network access"
+            f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(FILE_SUFFIXES)}, "
+            "or a folder that datasets.load_dataset reads (e.g. train.jsonl + test.jsonl)"
+        )
+    if builder == "text" and task == "classification":
+        raise ValueError(
+            f"{path}: a .txt file has no labels; for classification use a .csv, .json or .jsonl file "
+            "with a text column and a label column, or train a causal LM (task='causal_lm', --task causal_lm)"
+        )
+    return (builder,)
+
+
+def _load(spec: str, args: tuple, kwargs: dict):
+    """datasets.load_dataset with our messages; a text/csv file that is not UTF-8 is read as latin-1."""
+    import datasets  # lazy: heavy import
+    from datasets.exceptions import DatasetGenerationError
+
+    try:
+        try:
+            return datasets.load_dataset(*args, **kwargs)
+        except DatasetGenerationError as err:
+            if args[0] in ("text", "csv") and isinstance(err.__cause__, UnicodeDecodeError):
+                return datasets.load_dataset(*args, **kwargs, encoding="latin-1")
+            raise
+    except DatasetGenerationError as err:
+        kind = "JSON Lines (one object per line) or a JSON list" if args[0] == "json" else args[0]
+        raise ValueError(f"{spec}: datasets could not read it as {kind}: {err.__cause__ or err}") from err
+    except (ConnectionError, FileNotFoundError) as err:  # offline, not found, a folder without data files
+        if Path(spec).expanduser().exists():
+            raise ValueError(f"{spec}: datasets.load_dataset found no data in it ({err})") from err
+        raise ValueError(
+            f"dataset '{spec}' is not available offline (or does not exist): pass a local .csv/.json/.jsonl/.txt "
+            "file or a dataset folder, or run once with network access"
         ) from err
-    except ValueError as err:  # e.g. a wrong config or split name
+    except ValueError as err:  # an empty file, a wrong config or split name
+        if "corresponds to no data" in str(err):
+            raise ValueError(f"{spec}: found 0 examples (empty data); need at least {MIN_EXAMPLES}") from err
         raise ValueError(f"could not load dataset '{spec}': {err}") from err
-    if isinstance(ds, datasets.DatasetDict):
-        ds = ds["train"] if "train" in ds else ds[next(iter(ds))]
-    if max_examples is not None and len(ds) > max_examples:
-        ds = ds.shuffle(seed=seed).select(range(max_examples))  # avoid listing a huge dataset
-    class_names = {c: f.names for c, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
-    return {c: ds[c] for c in ds.column_names}, class_names
+
+
+def _one_json_object(ds, kwargs):
+    """A .json file holding one object: {"data"|"train"|"examples": [rows]} or {column: [values]}."""
+    import datasets
+
+    if len(ds) != 1 or not all(isinstance(f, datasets.List) for f in ds.features.values()):
+        return ds
+    (column, *others) = ds.column_names
+    if not others and column in ("data", "train", "examples"):  # the rows sit under one key
+        return datasets.load_dataset("json", **kwargs, field=column, split="train")
+    return datasets.Dataset.from_dict(ds[0])  # an object of columns
+
+
+def columns_of(ds, max_examples: int | None, seed: int) -> tuple[dict[str, list], dict[str, list[str]]]:
+    """({column: values}, {column: class names of a ClassLabel}) of one split, capped at max_examples rows."""
+    import datasets
+
+    if isinstance(ds, datasets.IterableDataset):  # streamed: read only the rows we keep
+        rows = list(ds.shuffle(seed=seed, buffer_size=STREAM_BUFFER).take(max_examples or STREAM_BUFFER))
+        ds = datasets.Dataset.from_list(rows, features=ds.features)
+    elif max_examples is not None and len(ds) > max_examples:
+        ds = ds.shuffle(seed=seed).select(range(max_examples))
+    class_names = {c: f.names for c, f in (ds.features or {}).items() if isinstance(f, datasets.ClassLabel)}
+    return ds.to_dict(), class_names
 
 
 # ---------------------------------------------------------------- columns -> examples
@@ -155,8 +179,9 @@ def pick_columns(
         label = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
         if label is None:
             raise ValueError(
-                f"no label column found (looked for {', '.join(LABEL_COLUMNS)}); "
-                f"pass label_column=... , one of: {found}"
+                f"no label column found for classification (looked for {', '.join(LABEL_COLUMNS)}); "
+                f"name one with {LABEL_FLAGS}, one of: {found}; or train a causal LM on the text "
+                "(task='causal_lm', --task causal_lm)"
             )
     if text_column is not None:
         return [text_column], label
@@ -171,7 +196,7 @@ def pick_columns(
         return textual, label
     raise ValueError(
         f"no text column found (looked for {', '.join(TEXT_COLUMNS)} or pairs like "
-        f"question+answer); pass text_column=... , one of: {found}"
+        f"question+answer); name it with {TEXT_FLAGS}, one of: {found}"
     )
 
 
@@ -189,8 +214,8 @@ def encode_labels(values: list, class_names: list[str] | None = None) -> tuple[l
     if class_names is not None:  # a datasets ClassLabel: ids already index its names
         return [int(v) for v in values], list(class_names)
     if any(isinstance(v, (list, dict)) for v in values):
-        raise TypeError(
-            "the label column holds lists (multi-label?); pass label_column=... naming a column with one class per row"
+        raise ValueError(
+            f"the label column holds lists (multi-label?); name a column with one class per row with {LABEL_FLAGS}"
         )
     ints = [_as_int(v) for v in values]
     if all(i is not None for i in ints):
@@ -207,8 +232,8 @@ def encode_labels(values: list, class_names: list[str] | None = None) -> tuple[l
     return [index[str(v).strip()] for v in values], names
 
 
-def to_examples(columns, task, text_column=None, label_column=None, class_names=None):
-    """Columns -> (texts, label ids or None, label names or None); drops rows with empty cells."""
+def text_and_raw_labels(columns, task, text_column=None, label_column=None, class_names=None):
+    """Columns -> (texts, raw labels or Nones, the label column's class names); drops rows with empty cells."""
     if not any(len(v) for v in columns.values()):
         raise ValueError(f"found 0 examples (empty data); need at least {MIN_EXAMPLES}")
     text_cols, label_col = pick_columns(columns, task, text_column, label_column)
@@ -221,6 +246,12 @@ def to_examples(columns, task, text_column=None, label_column=None, class_names=
         if text is not None and not missing:  # ClassLabel -1 marks unlabeled rows (GLUE test)
             texts.append(text)
             raw.append(label)
+    return texts, raw, class_names
+
+
+def to_examples(columns, task, text_column=None, label_column=None, class_names=None):
+    """Columns -> (texts, label ids or None, label names or None); drops rows with empty cells."""
+    texts, raw, names = text_and_raw_labels(columns, task, text_column, label_column, class_names)
     if task == "causal_lm":
         return texts, None, None
-    return (texts, *encode_labels(raw, class_names))
+    return (texts, *encode_labels(raw, names))
