@@ -61,7 +61,7 @@ def read_file(path: Path) -> tuple[str, pd.DataFrame]:
         if path.suffix == ".jsonl":
             df = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
         else:
-            df = pd.read_csv(path, float_precision="round_trip")
+            df = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
         raise ValueError(f"{path}: does not parse as {path.suffix[1:].upper()} ({str(err).splitlines()[0]})") from None
     if df.empty:
