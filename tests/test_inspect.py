@@ -137,7 +137,9 @@ def test_inspect_equals_last_history_row_of_the_training_run(tiny_llama_dir, tmp
 def test_delora_paper_export_is_labelled_delora_with_its_bound(tiny_llama_dir, tmp_path):
     """Our paper-init DeLoRA travels as an exact rank-2r LoRA; its metadata file restores method, r, bound."""
     torch.manual_seed(0)
-    model = add_delora(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), TARGETS, r=2, delora_lambda=1.5, init="paper")
+    model = add_delora(
+        AutoModelForCausalLM.from_pretrained(tiny_llama_dir), TARGETS, r=2, delora_lambda=1.5, init="paper"
+    )
     _train_steps(model, steps=3, tracker_path=tmp_path / "history.csv")
     save_peft_lora(model, tmp_path / "adapter", base_model_name_or_path=tiny_llama_dir)
     meta = json.loads((tmp_path / "adapter" / METADATA_NAME).read_text())
@@ -169,7 +171,12 @@ def test_cli_writes_table_and_figures_side_by_side(peft_adapters, tmp_path, caps
     assert main(["inspect", str(peft_adapters["lora"]), str(peft_adapters["delora"]), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "lora: LORA adapter" in printed and "delora: DELORA adapter" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["adapters.csv", "layer_bars.png", "layer_heatmap.png", "spectrum.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adapters.csv",
+        "layer_bars.png",
+        "layer_heatmap.png",
+        "spectrum.png",
+    ]
     table = pd.read_csv(out / "adapters.csv")
     assert list(table.columns[: len(COLUMNS) + 1]) == ["adapter", *COLUMNS]
     assert table.groupby("adapter").size().to_dict() == {"delora": 4, "lora": 4}
@@ -177,15 +184,27 @@ def test_cli_writes_table_and_figures_side_by_side(peft_adapters, tmp_path, caps
     assert all((out / name).stat().st_size > 10_000 for name in ("layer_bars.png", "spectrum.png"))
 
 
-def test_cli_bad_adapters_one_line_each_and_nothing_written(peft_adapters, tiny_llama_dir, tiny_bert_dir, tmp_path, capsys):
+def test_cli_bad_adapters_one_line_each_and_nothing_written(
+    peft_adapters, tiny_llama_dir, tiny_bert_dir, tmp_path, capsys
+):
     offline = tmp_path / "offline-base"
     offline.mkdir()
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         (offline / name).write_bytes((peft_adapters["lora"] / name).read_bytes())
     config = json.loads((offline / "adapter_config.json").read_text())
-    (offline / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "nobody/no-such-model"}))
+    (offline / "adapter_config.json").write_text(
+        json.dumps(config | {"base_model_name_or_path": "nobody/no-such-model"})
+    )
     out = tmp_path / "out"
-    argv = ["inspect", tiny_llama_dir, str(offline), str(tmp_path / "missing"), str(peft_adapters["lora"]), "-o", str(out)]
+    argv = [
+        "inspect",
+        tiny_llama_dir,
+        str(offline),
+        str(tmp_path / "missing"),
+        str(peft_adapters["lora"]),
+        "-o",
+        str(out),
+    ]
     assert main(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("delora-viz: error: ") for line in lines)

@@ -109,10 +109,26 @@ def test_an_app_download_pair_matches_loss_to_runs(tmp_path):
     rows = []
     for run, method in (("lora", "lora"), ("delora", "delora")):
         for step in (0, 1, 2):
-            rows.append({"step": step, "layer": "q", "method": method, "rank": 2, "run": run, "delta_fro": 0.1 * step,
-                         "w_fro": 1.0, "rel_delta": 0.1 * step, "angle_delta_w_deg": 90.0, "angle_w_prime_deg": 5.0 * step,
-                         "bound": 0.5 if method == "delora" else None, "bound_loose": None, "bound_ratio": None,
-                         "lambda": 2.0 if method == "delora" else None, "sigma_max": 0.1, "dora_mag_drift": None})
+            rows.append(
+                {
+                    "step": step,
+                    "layer": "q",
+                    "method": method,
+                    "rank": 2,
+                    "run": run,
+                    "delta_fro": 0.1 * step,
+                    "w_fro": 1.0,
+                    "rel_delta": 0.1 * step,
+                    "angle_delta_w_deg": 90.0,
+                    "angle_w_prime_deg": 5.0 * step,
+                    "bound": 0.5 if method == "delora" else None,
+                    "bound_loose": None,
+                    "bound_ratio": None,
+                    "lambda": 2.0 if method == "delora" else None,
+                    "sigma_max": 0.1,
+                    "dora_mag_drift": None,
+                }
+            )
     pd.DataFrame(rows).to_csv(tmp_path / "tracker.csv", index=False)
     log = [{"run": r, "method": r, "step": s, "loss": 1.0 / (s + 1)} for r in ("lora", "delora") for s in (1, 2)]
     pd.DataFrame(log).to_csv(tmp_path / "log.csv", index=False)

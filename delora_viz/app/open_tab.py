@@ -148,7 +148,9 @@ def open_tab(allow_local_paths: bool = False) -> dict:
         c["inspect"] = gr.Button("Inspect adapter", scale=1, variant="primary", elem_id="open-inspect")
     c["status"] = gr.Markdown("", elem_id="open-status")
     c["plots"] = [gr.Plot(visible=False, elem_id=f"open-plot-{i}") for i in range(SLOTS)]
-    c["table"] = gr.Dataframe(label="each layer at its last step", interactive=False, visible=False, elem_id="open-table")
+    c["table"] = gr.Dataframe(
+        label="each layer at its last step", interactive=False, visible=False, elem_id="open-table"
+    )
     outputs = [c["status"], *c["plots"], c["table"]]
     c["upload"].change(lambda files: _outputs(histories_view(files)), c["upload"], outputs, api_name="open_histories")
     inspect = partial(adapter_view, allow_local_paths=allow_local_paths)

@@ -65,4 +65,6 @@ def _relabel(rows: list[dict], metadata: dict, dtype) -> None:
         for key in ("lambda", "bound", "bound_loose"):
             row[key] = float(meta[key]) if meta.get(key) is not None else NAN
         if not math.isnan(row["bound"]):  # the Tracker's division, in its dtype, for bit-equal ratios
-            row["bound_ratio"] = (torch.tensor(row["delta_fro"], dtype=dtype) / torch.tensor(row["bound"], dtype=dtype)).item()
+            row["bound_ratio"] = (
+                torch.tensor(row["delta_fro"], dtype=dtype) / torch.tensor(row["bound"], dtype=dtype)
+            ).item()

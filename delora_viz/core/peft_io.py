@@ -121,9 +121,10 @@ def save_peft_lora(
 
 
 def export_metadata(layers: dict[str, DeLoRALinear]) -> dict:
-    """{"method", "rank", "layers": {name: {"method", "rank", "lambda", "bound", "bound_loose"}}} in float32, as the Tracker records.
+    """{"method", "rank", "layers": {name: {"method", "rank", "lambda", "bound", "bound_loose"}}}.
 
-    The LoRA export keeps dW exactly but not A, A0, B0, from which the bound is computed: so it is stored."""
+    Values in float32, as the Tracker records them. The LoRA export keeps dW exactly but not A, A0, B0,
+    from which the bound is computed: so the bound itself is stored."""
     with torch.no_grad():
         per_layer = {
             name: {

@@ -54,15 +54,35 @@ def plot_layer_bars(df: pd.DataFrame, ax=None) -> Figure:
     for i, (label, rows, color) in enumerate(adapters):
         pos = y - 0.4 + slot * (i + 0.5)
         norm = _layer_table(rows, "delta_fro").reindex(layers)[label].to_numpy(dtype=float)
-        ax.barh(pos, norm, height=slot * 0.9, color=color, label=f"{label} ({rows['method'].iloc[0]})", gid=f"bar:{label}")
+        ax.barh(
+            pos, norm, height=slot * 0.9, color=color, label=f"{label} ({rows['method'].iloc[0]})", gid=f"bar:{label}"
+        )
         if has_values(rows, "bound"):
             bound = _layer_table(rows, "bound").reindex(layers)[label].to_numpy(dtype=float)
-            ax.scatter(bound, pos, marker="|", s=(slot * 260) ** 2 / 40, color="black", lw=1.6, zorder=3,
-                       label=f"bound · {label}", gid=f"bound:{label}")
+            ax.scatter(
+                bound,
+                pos,
+                marker="|",
+                s=(slot * 260) ** 2 / 40,
+                color="black",
+                lw=1.6,
+                zorder=3,
+                label=f"bound · {label}",
+                gid=f"bound:{label}",
+            )
         if has_values(rows, "bound_loose"):
             loose = _layer_table(rows, "bound_loose").reindex(layers)[label].to_numpy(dtype=float)
-            ax.scatter(loose, pos, marker="|", s=(slot * 260) ** 2 / 40, color="0.55", lw=1.2, zorder=3,
-                       label=f"loose bound · {label}", gid=f"bound-loose:{label}")
+            ax.scatter(
+                loose,
+                pos,
+                marker="|",
+                s=(slot * 260) ** 2 / 40,
+                color="0.55",
+                lw=1.2,
+                zorder=3,
+                label=f"loose bound · {label}",
+                gid=f"bound-loose:{label}",
+            )
     ax.set_yticks(y, [short_layer(x, 34) for x in layers], fontsize=7)
     ax.invert_yaxis()  # first layer on top
     ax.set_xlim(left=0)
@@ -81,7 +101,9 @@ def plot_layer_heatmap(df: pd.DataFrame) -> Figure:
         panels.append(("bound_ratio", f"{NORM} / bound (1 = at the bound)", 1.0))
     layers, adapters = list(pd.unique(df["layer"])), list(pd.unique(df["adapter"]))
     width = 1.9 + 0.55 * len(adapters) + 1.2
-    fig = Figure(figsize=(min(18.0, 1.8 + width * len(panels)), min(14.0, 1.8 + 0.26 * len(layers))), layout="constrained")
+    fig = Figure(
+        figsize=(min(18.0, 1.8 + width * len(panels)), min(14.0, 1.8 + 0.26 * len(layers))), layout="constrained"
+    )
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
     for ax, (column, label, vmax) in zip(axes, panels):

@@ -73,9 +73,7 @@ def read_file(path: Path) -> tuple[str, pd.DataFrame]:
         df["method"] = df["method"].astype(str) if "method" in df else file_label(path)
         return "loss", df
     missing = [c for c in COLUMNS if c not in df.columns]
-    raise ValueError(
-        f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)"
-    )
+    raise ValueError(f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)")
 
 
 def trainer_state_loss(path: Path) -> pd.DataFrame:
