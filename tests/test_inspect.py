@@ -216,3 +216,28 @@ def test_cli_bad_adapters_one_line_each_and_nothing_written(
     assert main(["inspect", str(peft_adapters["lora"]), "--base_model", tiny_bert_dir, "-o", str(out)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "does not fit the base model" in line and not out.exists()
+
+
+def test_adapter_of_a_bare_model_loads_and_a_misfit_is_refused(peft_adapters, tiny_llama_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    bare = get_peft_model(AutoModel.from_pretrained(tiny_llama_dir), LoraConfig(r=2, target_modules=TARGETS))
+    with torch.no_grad():
+        for name, p in bare.named_parameters():
+            if "lora_B" in name:
+                p.normal_()  # a nonzero update without training a headless model
+    bare.save_pretrained(tmp_path / "bare")
+    frame = inspect_adapter(tmp_path / "bare").frame  # no task_type: the bare AutoModel is tried too
+    assert len(frame) == 4 and frame["layer"].str.startswith("layers.").all() and (frame["delta_fro"] > 0).all()
+
+    misfit = tmp_path / "misfit"  # layer 7 of a 2-layer model: PEFT loads it silently, measuring nothing
+    misfit.mkdir()
+    (misfit / "adapter_config.json").write_text((peft_adapters["lora"] / "adapter_config.json").read_text())
+    tensors = load_file(str(peft_adapters["lora"] / "adapter_model.safetensors"))
+    save_file(
+        {k.replace("layers.1.", "layers.7."): v for k, v in tensors.items()}, str(misfit / "adapter_model.safetensors")
+    )
+    with pytest.raises(ValueError, match=r"does not fit the base model .*4 of its tensors have no place.*layers\.7\."):
+        inspect_adapter(misfit)

@@ -161,3 +161,21 @@ def test_bad_files_one_line_each_and_nothing_written(callback_history, tmp_path,
     assert [p.name for p in out.iterdir()] == ["keep.png"] and (out / "keep.png").read_bytes() == b"old"
     with pytest.raises(BadInputs, match="only loss logs"):
         load_runs([callback_history.parent / "checkpoint-3" / "trainer_state.json"])
+
+
+def test_a_failing_write_leaves_the_folder_as_it_was(tmp_path):
+    from delora_viz.cli.plot import write_atomically
+
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"old")
+
+    def broken(path):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(out, {"a.png": lambda p: p.write_bytes(b"new"), "b.png": broken})
+    assert [p.name for p in out.iterdir()] == ["a.png"] and (out / "a.png").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs"]  # no temporary folder left behind
+    assert write_atomically(out, {"a.png": lambda p: p.write_bytes(b"new")}) == [out / "a.png"]
+    assert (out / "a.png").read_bytes() == b"new"

@@ -80,25 +80,22 @@ def read_adapter_config(path: Path) -> dict:
 
 def load_adapter(spec, base_model: str | None = None, device: str = "cpu"):
     """(PeftModel in eval mode, adapter folder, adapter config, base source)."""
-    from peft import PeftModel
-
     path = adapter_folder(spec)
     config = read_adapter_config(path)
     base = base_model or config.get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{path / CONFIG_NAME} names no base model (base_model_name_or_path): pass --base_model")
     saved = _saved_tensors(path)
-    model = _load_base(base, config.get("task_type"), _num_labels(saved), pick_device(device))
-    try:
-        with _quiet_transformers():
-            model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
-    except (ValueError, RuntimeError) as err:  # target modules not found, tensors of another shape
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    task_type, dev = config.get("task_type"), pick_device(device)
+    model = _attach(_load_base(base, task_type, _num_labels(saved), dev), path, base)
+    if _stray(model, saved) and task_type is None:  # trained on the bare model (AutoModel), not on its head class
+        model = _attach(_load_base(base, task_type, None, dev, bare=True), path, base)
+    stray = _stray(model, saved)
+    if stray:  # PEFT only warns: a wrong base would measure untrained layers
         raise ValueError(
-            f"the adapter at {path} does not fit the base model '{base}' ({first[:200]}); "
-            "pass the model it was trained on with --base_model"
-        ) from None
-    _check_loaded(model, saved, path, base)
+            f"the adapter at {path} does not fit the base model '{base}': {len(stray)} of its tensors have no "
+            f"place in it (e.g. '{stray[0]}'); pass the model it was trained on with --base_model"
+        )
     return model.eval(), path, config, base
 
 
@@ -115,7 +112,7 @@ def inspect_adapter(spec, base_model: str | None = None, device: str = "cpu", to
 
 
 # ----------------------------------------------------------------------------- helpers
-def _load_base(spec: str, task_type: str | None, num_labels: int | None, device: torch.device):
+def _load_base(spec: str, task_type: str | None, num_labels: int | None, device: torch.device, bare: bool = False):
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     try:
@@ -127,7 +124,9 @@ def _load_base(spec: str, task_type: str | None, num_labels: int | None, device:
             config = AutoConfig.from_pretrained(source, trust_remote_code=False)
             archs = " ".join(getattr(config, "architectures", None) or [])
             kw = dict(dtype=torch.float32, trust_remote_code=False)
-            if task_type == "SEQ_CLS" or (task_type is None and "ForSequenceClassification" in archs):
+            if bare:
+                model = AutoModel.from_pretrained(source, **kw)
+            elif task_type == "SEQ_CLS" or (task_type is None and "ForSequenceClassification" in archs):
                 if num_labels:  # the saved head's size, so its weights load
                     kw.update(num_labels=num_labels, ignore_mismatched_sizes=True)
                 model = AutoModelForSequenceClassification.from_pretrained(source, **kw)
@@ -158,17 +157,26 @@ def _num_labels(saved: dict) -> int | None:
     return next((t.shape[0] for k, t in saved.items() if k.endswith(HEAD_SUFFIXES) and t.ndim == 2), None)
 
 
-def _check_loaded(model, saved: dict, path: Path, base: str) -> None:
-    """Every saved tensor has a place in the model (PEFT only warns): else the base is the wrong one."""
+def _attach(model, path: Path, base: str):
+    """PeftModel.from_pretrained, its errors in the user's words."""
+    from peft import PeftModel
+
+    try:
+        with _quiet_transformers():
+            return PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except (ValueError, RuntimeError) as err:  # target modules not found, tensors of another shape
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"the adapter at {path} does not fit the base model '{base}' ({first[:200]}); "
+            "pass the model it was trained on with --base_model"
+        ) from None
+
+
+def _stray(model, saved: dict) -> list[str]:
+    """Saved adapter tensors with no place in the model (sorted)."""
     from peft import get_peft_model_state_dict
 
-    expected = set(get_peft_model_state_dict(model))
-    stray = sorted(set(saved) - expected)
-    if stray:
-        raise ValueError(
-            f"the adapter at {path} does not fit the base model '{base}': {len(stray)} of its tensors have no "
-            f"place in it (e.g. '{stray[0]}'); pass the model it was trained on with --base_model"
-        )
+    return sorted(set(saved) - set(get_peft_model_state_dict(model)))
 
 
 def _global_step(path: Path) -> int:
