@@ -48,7 +48,9 @@ def run(args) -> int:
     import pandas as pd
 
     from ..training.load_adapter import inspect_adapter
+    from ..training.models import pick_device
 
+    pick_device(args.device)  # an unknown or absent device: one error, before loading anything
     if args.output_dir is not None:
         check_output_dir(args.output_dir)
     inspected, errors = [], []
