@@ -94,9 +94,10 @@ def plot_layer_bars(df: pd.DataFrame, ax=None) -> Figure:
 
 @styled
 def plot_layer_heatmap(df: pd.DataFrame) -> Figure:
-    """Layer x adapter maps: relative size ||dW||/||W||, angle(dW, W), and ||dW||/bound where there is one."""
-    require_rows(df, ["adapter", "layer", "rel_delta", "angle_delta_w_deg"], "plot_layer_heatmap")
-    panels = [("rel_delta", f"{NORM} / $\\|W\\|_F$", None), ("angle_delta_w_deg", "∠(ΔW, W) (degrees)", None)]
+    """Layer x adapter maps: relative size ||dW||/||W||, how far W turned (angle(W + dW, W)), and ||dW||/bound
+    where there is one. (angle(dW, W) itself sits near 90 degrees in high dimension: the table has it.)"""
+    require_rows(df, ["adapter", "layer", "rel_delta", "angle_w_prime_deg"], "plot_layer_heatmap")
+    panels = [("rel_delta", f"{NORM} / $\\|W\\|_F$", None), ("angle_w_prime_deg", "∠(W+ΔW, W) (degrees)", None)]
     if has_values(df, "bound_ratio"):
         panels.append(("bound_ratio", f"{NORM} / bound (1 = at the bound)", 1.0))
     layers, adapters = list(pd.unique(df["layer"])), list(pd.unique(df["adapter"]))
