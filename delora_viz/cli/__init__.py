@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import train
+from . import inspect, plot, train
 
-SUBCOMMANDS = (train,)
+SUBCOMMANDS = (train, inspect, plot)
 # The exceptions we raise for bad input; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, NotImplementedError)
 

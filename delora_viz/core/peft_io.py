@@ -6,6 +6,8 @@
 - `save_peft_lora`: any of our layers (both inits) -> an exact LoRA adapter of rank k (r, or 2r for
   the paper init) with scaling 1: lora_B = U, lora_A = V^T, so B_lora A_lora = dW. PEFT's DeLoRA
   format has no place for the paper init's frozen (A0, B0) term, so this is how the paper init travels.
+  Beside it goes METADATA_NAME (`delora_viz.json`): the method, rank r and, per layer, lambda and the
+  bounds at export time, so `delora-viz inspect` labels the LoRA-shaped adapter as DeLoRA with its bound.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .layer import DeLoRALinear, add_delora, delora_layers
 PREFIX = "base_model.model."  # PEFT's key prefix in adapter_model.safetensors
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
+METADATA_NAME = "delora_viz.json"  # what a LoRA-shaped export really is: {"method", "rank", "layers": {...}}
 
 
 def save_peft_delora(
@@ -112,7 +115,48 @@ def save_peft_lora(
         task_type=task_type,
         lora_dropout=0.0,
     )
-    return _write(path, config, tensors)
+    path = _write(path, config, tensors)
+    (path / METADATA_NAME).write_text(json.dumps(export_metadata(layers), indent=1))
+    return path
+
+
+def export_metadata(layers: dict[str, DeLoRALinear]) -> dict:
+    """{"method", "rank", "layers": {name: {"method", "rank", "lambda", "bound", "bound_loose"}}}.
+
+    Values in float32, as the Tracker records them. The LoRA export keeps dW exactly but not A, A0, B0,
+    from which the bound is computed: so the bound itself is stored."""
+    with torch.no_grad():
+        per_layer = {
+            name: {
+                "method": "delora-paper" if layer.init == "paper" else "delora",
+                "rank": layer.r,
+                "lambda": layer.delora_lambda.detach().float().item(),
+                "bound": layer.bound().detach().float().item(),
+                "bound_loose": layer.bound_loose().detach().float().item(),
+            }
+            for name, layer in layers.items()
+        }
+    methods, ranks = [v["method"] for v in per_layer.values()], [v["rank"] for v in per_layer.values()]
+    return {
+        "format": "delora-viz adapter metadata 1",
+        "method": max(set(methods), key=methods.count),
+        "rank": max(set(ranks), key=ranks.count),
+        "layers": per_layer,
+    }
+
+
+def read_metadata(path: str | Path) -> dict | None:
+    """The METADATA_NAME file of an adapter folder (None when there is none); ValueError when unreadable."""
+    file = Path(path) / METADATA_NAME
+    if not file.is_file():
+        return None
+    try:
+        meta = json.loads(file.read_text())
+        if not isinstance(meta.get("layers"), dict):
+            raise ValueError("no 'layers' mapping")
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"{file} is not delora-viz adapter metadata ({err}); delete it or re-export") from None
+    return meta
 
 
 # ----------------------------------------------------------------------------- helpers
