@@ -29,6 +29,7 @@ COLUMNS = (
     "lambda",
     "sigma_max",
     "dora_mag_drift",
+    "turn_deg",
 )
 MEASURED = COLUMNS[4:]  # computed on the device, copied to the host once per record
 SUFFIXES = (".csv", ".jsonl")
