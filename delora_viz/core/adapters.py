@@ -218,13 +218,3 @@ def _clean(name: str) -> str:
         while name.startswith(prefix):
             name = name[len(prefix) :]
     return name
-
-
-def parameters_are_sharded(model: nn.Module) -> bool:
-    """FSDP flat/DTensor parameters or DeepSpeed ZeRO-3 partitions: W is not fully on this process."""
-    for p in model.parameters():
-        if hasattr(p, "ds_id") or type(p).__name__ in ("FlatParameter", "DTensor"):
-            return True
-        if isinstance(p, torch.Tensor) and hasattr(p, "_local_tensor"):
-            return True
-    return any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules())

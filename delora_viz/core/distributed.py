@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import fields, replace
 
 import torch
 from torch import Tensor, nn
@@ -60,13 +61,15 @@ def whole(t: Tensor) -> Tensor:
     return t.full_tensor() if is_dtensor(t) else t
 
 
-def local_rows(W: Tensor) -> tuple[Tensor, slice]:
+def local_rows(W: Tensor, reduced: bool = False) -> tuple[Tensor, slice]:
     """The rows of W this rank holds and where they sit in the full W: (W_i (m_i, ...), slice).
 
-    A plain tensor is all rows. A FSDP2 DTensor `Shard(0)` holds rows [start, start + m_i) with
-    start = rank * ceil(m / ranks) (torch.chunk order, the last ranks possibly empty)."""
+    A FSDP2 DTensor `Shard(0)` holds rows [start, start + m_i) with start = rank * ceil(m / ranks)
+    (torch.chunk order, the last ranks possibly empty). A plain tensor is all rows, except when the sums
+    are `reduced` over ranks: then rank 0 alone counts it (the others get no rows), so it is counted once."""
     if not is_dtensor(W):
-        return W, slice(0, W.shape[0])
+        m = W.shape[0]
+        return (W, slice(0, m)) if not reduced or get_rank() == 0 else (W[:0], slice(m, m))
     from torch.distributed.tensor import Replicate
 
     _check_row_sharded(W)
@@ -115,7 +118,15 @@ def all_reduce_sum(parts: Sequence[Sequence[Tensor]], group=None) -> list[list[T
     return out
 
 
+def whole_params(raw):
+    """A RawParams (measure.py) with every sharded tensor gathered whole: A, B, lambda, magnitudes are
+    O((m + n) r), never W. Collective: every rank calls it for the same layers in the same order."""
+    sharded = {f.name: whole(getattr(raw, f.name)) for f in fields(raw) if is_dtensor(getattr(raw, f.name))}
+    return replace(raw, **sharded) if sharded else raw
+
+
 # ----------------------------------------------------------------------------- what is supported
+REFUSED = "the model's weights are sharded (FSDP or DeepSpeed ZeRO-3) in a layout delora-viz cannot measure: "
 WORKAROUND = (
     "Shard with FSDP2 instead (torch.distributed.fsdp.fully_shard; in accelerate: fsdp_version: 2), which "
     "delora-viz measures exactly, or track with DDP / a single device, or measure a gathered copy of the "
@@ -131,23 +142,20 @@ def check_shardable(model: nn.Module) -> bool:
     for name, p in model.named_parameters():
         if hasattr(p, "ds_id"):
             raise NotImplementedError(
-                f"the model's weights are partitioned by DeepSpeed ZeRO-3 (e.g. '{name}'): each rank holds a flat "
+                f"{REFUSED}DeepSpeed ZeRO-3 partitions (e.g. '{name}'): each rank holds a flat "
                 f"slice of W that delora-viz cannot map to rows, and measuring it would give wrong numbers. "
                 f"Use ZeRO-1/2 (weights stay whole) or {WORKAROUND}"
             )
         if type(p).__name__ == "FlatParameter" or "_flat_param" in name:
             raise NotImplementedError(
-                f"the model's weights are sharded by FSDP1 into flat parameters (e.g. '{name}'): measuring a flat "
+                f"{REFUSED}FSDP1 flat parameters (e.g. '{name}'): measuring a flat "
                 f"shard would give wrong numbers. {WORKAROUND}"
             )
         if is_dtensor(p):
             _check_row_sharded(p, name)
             sharded = True
     if any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules()):
-        raise NotImplementedError(
-            f"the model is wrapped in FSDP1 (FullyShardedDataParallel), whose flat parameters delora-viz cannot "
-            f"measure. {WORKAROUND}"
-        )
+        raise NotImplementedError(f"{REFUSED}FSDP1 (FullyShardedDataParallel) and its flat parameters. {WORKAROUND}")
     return sharded
 
 
@@ -158,8 +166,8 @@ def _check_row_sharded(p, name: str = "a weight") -> None:
     if placements == (Shard(0),) or placements == (Replicate(),):
         return
     raise NotImplementedError(
-        f"'{name}' is a DTensor with placements {placements} on a {p.device_mesh.ndim}-D mesh; delora-viz measures "
-        f"FSDP2's row sharding (Shard(0) on a 1-D mesh) only, not tensor parallelism or HSDP. {WORKAROUND}"
+        f"{REFUSED}'{name}' is a DTensor with placements {placements} on a {p.device_mesh.ndim}-D mesh; delora-viz "
+        f"measures FSDP2's row sharding (Shard(0) on a 1-D mesh) only, not tensor parallelism or HSDP. {WORKAROUND}"
     )
 
 

@@ -17,10 +17,19 @@ from pathlib import Path
 import torch
 
 from .adapters import AdapterView, adapter_modules, adapter_state, find_adapters, no_adapters_message
-from .adapters import parameters_are_sharded
 from .checks import check_int
+from .distributed import (
+    all_reduce_sum,
+    check_shardable,
+    is_dtensor,
+    is_main_process,
+    local_rows,
+    reduce_group,
+    warn_if_meta_fallback,
+    whole_params,
+)
 from .history import COLUMNS, MEASURED, append_rows, check_suffix, load_history, summarize
-from .measure import build_group, keep, metrics_from_sums, partial_sums, row_squares
+from .measure import build_group, keep, metrics_from_sums, pack, partial_sums, row_squares, unpack
 
 # A CPU record of layers up to this many weights runs on one thread: its ~100 small ops per layer gain
 # nothing from threads, and each BLAS call that needs a second OpenMP thread costs ~0.1 ms to wake it
@@ -28,20 +37,14 @@ from .measure import build_group, keep, metrics_from_sums, partial_sums, row_squ
 ONE_THREAD_MAX_WEIGHTS = 1 << 22
 
 
-def is_main_process() -> bool:
-    """False on every rank but 0 of an initialised torch.distributed group (DDP, torchrun, accelerate)."""
-    return (
-        not (torch.distributed.is_available() and torch.distributed.is_initialized())
-        or torch.distributed.get_rank() == 0
-    )
-
-
 class Tracker:
     """Records the geometry of every adapted layer of `model` every `every` steps.
 
     path: optional .csv or .jsonl file that each record is appended to (flushed), so a killed run keeps
     every row it recorded. keep_rows=False keeps nothing in memory (for very long runs with a path).
-    On ranks other than 0 of a distributed run the tracker records and writes nothing.
+    Distributed runs: only rank 0 keeps rows, writes and returns them. Under DDP the other ranks do
+    nothing; with FSDP2-sharded weights every rank measures its own rows of each W and one all-reduce
+    per record adds them up (distributed.py), so every rank must call step() (watch() does).
     """
 
     def __init__(self, model, every: int = 1, path=None, dtype=torch.float32, keep_rows: bool = True):
@@ -49,7 +52,9 @@ class Tracker:
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.every, self.dtype, self.keep_rows = every, dtype, keep_rows
-        self.active = is_main_process()
+        self.writer = is_main_process()  # rank 0 (or no torch.distributed): keeps, writes, returns rows
+        self.sharded = check_shardable(model)  # FSDP2 Shard(0) weights; other layouts raise, naming a workaround
+        self.active = self.writer or self.sharded  # a sharded record is collective: every rank takes part
         self.rows: list[dict] = []
         self.path = check_suffix(path) if path is not None else None
         self._hooks: list = []
@@ -59,17 +64,12 @@ class Tracker:
         self._groups: dict[tuple, list[int]] = {}
         self._state = None
         self.views: list[AdapterView] = []
+        self._reduce_group = None
         if not self.active:
             return
-        if parameters_are_sharded(model):
-            raise NotImplementedError(
-                "the model's weights are sharded (FSDP or DeepSpeed ZeRO-3): delora-viz does not gather them yet, "
-                "and measuring a shard would give wrong numbers. Track with DDP / a single device, or after "
-                "gathering the full state dict."
-            )
         self._model, self._modules = model, adapter_modules(model)
         self._refresh_views()
-        if self.path is not None:
+        if self.path is not None and self.writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ recording
@@ -86,6 +86,8 @@ class Tracker:
         self._refresh_views()
         with torch.no_grad(), _one_thread_if(self._small_on_cpu()):
             values = self._measure_all().cpu().tolist()  # (layers, metrics): the one device->host copy
+        if not self.writer:
+            return []  # a sharded run's other ranks: their part is in rank 0's all-reduced sums
         rows = [
             {"step": step, "layer": view.name, "method": view.method, "rank": view.rank, **dict(zip(MEASURED, vals))}
             for view, vals in zip(self.views, values)
@@ -97,15 +99,22 @@ class Tracker:
         return rows
 
     def _measure_all(self) -> torch.Tensor:
-        """Every layer's METRICS, (layers, metrics), in view order: same-shaped layers in one batch each."""
-        out = None
+        """Every layer's METRICS, (layers, metrics), in view order: same-shaped layers in one batch each.
+
+        Sharded (FSDP2): the small parameters are gathered whole, each rank sums over its own rows of W,
+        and one all-reduce of every group's packed sums completes them all before the metrics are formed."""
+        out, built = None, []
         for key, members in self._groups.items():
             views = [self.views[i] for i in members]
-            group = build_group([view.params() for view in views], self.dtype, self._previous.get(key))
-            weights = [view.weight().detach() for view in views]
-            sums = partial_sums(group, weights, self._row_squares(key, weights))
-            # a sharded model would all-reduce `sums` here (pack/unpack: one buffer per group)
-            values = metrics_from_sums(group, sums)  # (L, metrics)
+            params = [whole_params(view.params()) if self.sharded else view.params() for view in views]
+            group = build_group(params, self.dtype, self._previous.get(key))
+            parts = [local_rows(view.weight().detach(), self.sharded) for view in views]  # (W_i, rows of W_i)
+            weights = [W for W, _ in parts]
+            sums = partial_sums(group, weights, self._row_squares(key, weights), parts[0][1])
+            built.append((key, members, group, sums))
+        packed = all_reduce_sum([[pack(sums)] for *_, sums in built], self._reduce_group)  # ONE collective
+        for (key, members, group, sums), (flat,) in zip(built, packed):
+            values = metrics_from_sums(group, unpack(flat, sums))  # (L, metrics)
             self._previous[key] = keep(group, values)
             if out is None:
                 out = values.new_empty(len(self.views), values.shape[1])
@@ -124,10 +133,14 @@ class Tracker:
         self._groups = {}  # (names of the layers, their shapes) -> indices into views
         by_key: dict[tuple, list[int]] = {}
         for i, view in enumerate(self.views):
-            by_key.setdefault(view.params().key(), []).append(i)
+            raw = view.params()
+            if raw.w_norm is not None:
+                warn_if_meta_fallback(view.name, raw.w_norm)
+            by_key.setdefault((raw.key(), is_dtensor(view.weight())), []).append(i)  # a batch shares its row split
         for key, members in by_key.items():
             self._groups[(key, tuple(self.views[i].name for i in members))] = members
         self._previous = {k: v for k, v in self._previous.items() if k in self._groups}
+        self._reduce_group = reduce_group(view.weight() for view in self.views) if self.sharded else None
 
     def _small_on_cpu(self) -> bool:
         weights = [view.weight() for view in self.views]
