@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import CallbackHandler
 
 from .checks import check_int
+from .distributed import is_main_process
 from .history import check_suffix, rotate_aside
 from .track import Tracker
 
@@ -50,12 +51,15 @@ class TrackerCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self._run_first()
-        if not state.is_world_process_zero:
-            return  # other ranks of a distributed run record nothing
         path = Path(args.output_dir) / self.filename
-        if state.global_step == 0:  # a fresh run in a used folder: keep the old history
+        if is_main_process() and state.global_step == 0:  # a fresh run in a used folder: keep the old history
             rotate_aside(path)
-        self.tracker = Tracker(model, every=self.every, path=path, dtype=self.dtype, keep_rows=False)
+        # Every rank builds one: with FSDP2-sharded weights each record is collective (all ranks measure,
+        # rank 0 writes); under DDP the other ranks' trackers are inactive.
+        tracker = Tracker(model, every=self.every, path=path, dtype=self.dtype, keep_rows=False)
+        if not tracker.active:
+            return
+        self.tracker = tracker
         if state.global_step == 0:
             self.tracker.step(0)  # the starting point, so plots begin at dW = 0
 
@@ -72,7 +76,7 @@ class TrackerCallback(TrainerCallback):
                 state.log_history[-1].update(self.latest)  # Trainer logged a copy: keep it in trainer_state.json too
 
     def on_save(self, args, state, control, **kwargs):
-        if self.tracker is None or not self.tracker.path.exists():
+        if self.tracker is None or not self.tracker.writer or not self.tracker.path.exists():
             return
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if checkpoint.is_dir():
