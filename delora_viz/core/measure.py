@@ -165,12 +165,19 @@ def partial_sums(group: Group, weights: list[Tensor], row_sq: Tensor, rows=slice
     sums = {
         "inner": (U * weight_products(weights, V)).sum(dim=(-2, -1)),  # <dW, W>
         "w_sq": row_sq.sum(-1),
-        "utu": U.mT @ U,  # (L, k, k)
+        "utu": _gram(U),  # (L, k, k)
     }
     if group.previous is not None:
         X = torch.cat([U - group.previous["U"][:, rows], group.previous["U"][:, rows]], dim=-1)  # (L, m', 2k)
-        sums["diff"] = X.mT @ X
+        sums["diff"] = _gram(X)
     return sums
+
+
+def _gram(X: Tensor) -> Tensor:
+    """X^T X in float64 (O((m + n) k^2), small): the paper init's stacked factors hold blocks far larger
+    than dW, and their products cancel in sum(G_U * G_V); float32 Grams leave ~3e-5 relative error there."""
+    X = X.to(torch.float64)
+    return X.mT @ X
 
 
 def _dora_sums(group: Group, weights, row_sq, rows) -> dict[str, Tensor]:
@@ -223,7 +230,7 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
         turn = _turn_from_inner(sums.get("turn_inner"), geo.delta_fro, group.previous)
     else:
         U, V = group.update.U, group.update.V
-        delta_sq = (sums["utu"] * (V.mT @ V)).sum(dim=(-2, -1))
+        delta_sq = (sums["utu"] * _gram(V)).sum(dim=(-2, -1)).to(V.dtype)
         geo = geometry_from_inner_products(delta_sq, sums["inner"], sums["w_sq"])
         drift = nan
         sigma = singular_values(group.update)[..., 0]
@@ -261,7 +268,7 @@ def _turn_from_difference(diff: Tensor | None, n: Tensor, V: Tensor, previous: d
     if diff is None or previous is None:
         return torch.full_like(n, float("nan"))
     Y = torch.cat([V, V - previous["V"]], dim=-1)  # (L, n, 2k): D = [U - U1, U1] [V, V - V1]^T
-    d_sq = (diff * (Y.mT @ Y)).sum(dim=(-2, -1)).clamp(min=0)  # ||dW - dW_prev||^2
+    d_sq = (diff * _gram(Y)).sum(dim=(-2, -1)).clamp(min=0).to(V.dtype)  # ||dW - dW_prev||^2
     n1 = previous["delta_fro"]
     a = (d_sq - (n - n1).square()).clamp(min=0)  # 2 n n1 (1 - cos)
     b = ((n + n1).square() - d_sq).clamp(min=0)  # 2 n n1 (1 + cos)

@@ -12,6 +12,7 @@ device, with one device->host copy per record. Nothing but the rows outlives a r
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,7 +29,16 @@ from .distributed import (
     warn_if_meta_fallback,
     whole_params,
 )
-from .history import COLUMNS, MEASURED, append_rows, check_suffix, load_history, summarize
+from .history import (
+    COLUMNS,
+    MEASURED,
+    append_rows,
+    check_suffix,
+    keep_steps_up_to,
+    load_history,
+    rotate_aside,
+    summarize,
+)
 from .measure import build_group, keep, metrics_from_sums, pack, partial_sums, row_squares, unpack
 
 # A CPU record of layers up to this many weights runs on one thread: its ~100 small ops per layer gain
@@ -41,13 +51,23 @@ class Tracker:
     """Records the geometry of every adapted layer of `model` every `every` steps.
 
     path: optional .csv or .jsonl file that each record is appended to (flushed), so a killed run keeps
-    every row it recorded. keep_rows=False keeps nothing in memory (for very long runs with a path).
+    every row it recorded; an existing file there is moved aside (history.rotate_aside), unless
+    resume_step=N: a run resumed from step N's checkpoint keeps the file's rows up to N and continues it.
+    keep_rows=False keeps nothing in memory (for very long runs with a path).
     Distributed runs: only rank 0 keeps rows, writes and returns them. Under DDP the other ranks do
     nothing; with FSDP2-sharded weights every rank measures its own rows of each W and one all-reduce
     per record adds them up (distributed.py), so every rank must call step() (watch() does).
     """
 
-    def __init__(self, model, every: int = 1, path=None, dtype=torch.float32, keep_rows: bool = True):
+    def __init__(
+        self,
+        model,
+        every: int = 1,
+        path=None,
+        dtype=torch.float32,
+        keep_rows: bool = True,
+        resume_step: int | None = None,
+    ):
         check_int("every", every, hint=" (record every N steps)")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -71,6 +91,20 @@ class Tracker:
         self._refresh_views()
         if self.path is not None and self.writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._start_file(resume_step)
+        if resume_step is not None:
+            self._last_step = self._optimizer_steps = int(resume_step)
+
+    def _start_file(self, resume_step: int | None) -> None:
+        """A new run never appends to an old one: an existing file is moved aside. Resuming from the
+        checkpoint of `resume_step` keeps its rows up to that step and appends after them."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        if resume_step is not None:
+            keep_steps_up_to(self.path, int(resume_step))
+        else:
+            moved = rotate_aside(self.path)
+            warnings.warn(f"{self.path} held an earlier run's history: moved it to {moved.name}", stacklevel=3)
 
     # ------------------------------------------------------------------ recording
     def step(self, step: int | None = None) -> list[dict]:
