@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def worker(args) -> None:
 
     result["w_gemm_ms"] = 1e3 * statistics.median(_time(gemms, args.rounds))
     result["local_rows"] = Ws[0].shape[0]
-    print(f"RESULT {rank} {json.dumps(result)}", flush=True)
+    Path(os.environ["FSDP_BENCH_OUT"], f"{rank}.json").write_text(json.dumps(result))  # stdout interleaves
     torch.distributed.destroy_process_group()
 
 
@@ -100,14 +101,14 @@ def launch(n: int, argv: list[str]) -> list[dict]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "FSDP_BENCH_WORKER": "1"}
+    out = Path(tempfile.mkdtemp(prefix="fsdp-bench-"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FSDP_BENCH_WORKER": "1", "FSDP_BENCH_OUT": str(out)}
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--master_port={port}",
            "--master_addr=127.0.0.1", __file__, *argv]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode:
         sys.exit(f"torchrun with {n} ranks failed:\n{proc.stderr[-3000:]}")
-    rows = [json.loads(line.split(" ", 2)[2]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    return [dict(row, rank=i) for i, row in enumerate(rows)]
+    return [dict(json.loads((out / f"{i}.json").read_text()), rank=i) for i in range(n)]
 
 
 def main() -> None:

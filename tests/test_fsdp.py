@@ -252,7 +252,7 @@ def _worker_main(mode: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     out = Path(out_dir)
     result = {"tracker": _worker_tracker, "trainer": _worker_trainer}.get(mode, lambda d: _worker_refusal())(out)
-    print(f"RESULT {torch.distributed.get_rank()} {json.dumps(result)}", flush=True)
+    (out / f"result-{torch.distributed.get_rank()}.json").write_text(json.dumps(result))  # stdout interleaves
     torch.distributed.destroy_process_group()
 
 
@@ -267,13 +267,7 @@ def _torchrun(mode: str, out_dir: Path, timeout: int = 900) -> dict[int, dict]:
            "--master_addr=127.0.0.1", __file__, mode, str(out_dir)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    results = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            _, rank, payload = line.split(" ", 2)
-            results[int(rank)] = json.loads(payload)
-    assert set(results) == {0, 1}, proc.stdout[-3000:]
-    return results
+    return {rank: json.loads((out_dir / f"result-{rank}.json").read_text()) for rank in (0, 1)}
 
 
 @pytest.mark.slow  # two processes under torchrun
@@ -289,7 +283,7 @@ def test_sharded_tracker_rows_equal_single_process_rows(tmp_path):
         for r in (main, other):
             assert r["all_reduces_per_record"] == [1, 1, 1]  # one collective reduction per record
             assert 0 < max(r["largest_gather"]) < r["smallest_w"]  # factors gathered, never a whole W
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{m}.jsonl" for m in METHODS)
+    assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == sorted(f"{m}.jsonl" for m in METHODS)
 
 
 @pytest.mark.slow
