@@ -8,6 +8,8 @@ on alternate layers, shards every layer with `fully_shard`, and times per rank (
 
     record_ms   Tracker.step() on the sharded model (gathers, partial sums, the one all-reduce, metrics)
     w_gemm_ms   the W-sized work alone: W_i @ V for each layer's local rows W_i (what sharding divides)
+    gather_ms   gathering every layer's small factors whole (full_tensor, one collective per parameter)
+    all_reduce_ms  one all-reduce of a buffer the size of the packed sums
     plain_ms    (1 rank only) Tracker.step() on the same model unsharded, the single-process baseline
 
 With 2 ranks each W_i holds half the rows, so w_gemm_ms should halve; the factor-sized work (O((m + n) k^2))
@@ -65,7 +67,7 @@ def _time(fn, rounds: int) -> list[float]:
 def worker(args) -> None:
     from torch.distributed.fsdp import fully_shard
 
-    from delora_viz.core.distributed import local_rows
+    from delora_viz.core.distributed import local_rows, whole_params
     from delora_viz.core.track import Tracker
 
     torch.distributed.init_process_group("gloo")
@@ -93,6 +95,11 @@ def worker(args) -> None:
 
     result["w_gemm_ms"] = 1e3 * statistics.median(_time(gemms, args.rounds))
     result["local_rows"] = Ws[0].shape[0]
+    result["gather_ms"] = 1e3 * statistics.median(
+        _time(lambda: [whole_params(v.params()) for v in tracker.views], args.rounds)
+    )
+    flat = torch.zeros(len(tracker.views) * (2 * args.rank) ** 2 * 2)  # about the size of the packed sums
+    result["all_reduce_ms"] = 1e3 * statistics.median(_time(lambda: torch.distributed.all_reduce(flat), args.rounds))
     Path(os.environ["FSDP_BENCH_OUT"], f"{rank}.json").write_text(json.dumps(result))  # stdout interleaves
     torch.distributed.destroy_process_group()
 
@@ -125,12 +132,15 @@ def main() -> None:
     argv = [a for a in sys.argv[1:]]
     results = [row for n in (int(x) for x in args.ranks.split(",")) for row in launch(n, argv)]
     print(f"{args.layers} layers of {args.width} x {args.width}, r = {args.rank} (DeLoRA paper init k = 2r, LoRA)")
-    print(f"{'ranks':>5} {'rank':>4} {'rows of W':>9} {'record ms':>9} {'W @ V ms':>8} {'unsharded ms':>12}")
+    print(
+        f"{'ranks':>5} {'rank':>4} {'rows of W':>9} {'record ms':>9} {'W @ V ms':>8} {'gathers ms':>10} "
+        f"{'all-reduce ms':>13} {'unsharded ms':>12}"
+    )
     for row in results:
         plain = f"{row['plain_ms']:.2f}" if "plain_ms" in row else "-"
         print(
             f"{row['ranks']:>5} {row['rank']:>4} {row['local_rows']:>9} {row['record_ms']:>9.2f} "
-            f"{row['w_gemm_ms']:>8.2f} {plain:>12}"
+            f"{row['w_gemm_ms']:>8.2f} {row['gather_ms']:>10.2f} {row['all_reduce_ms']:>13.2f} {plain:>12}"
         )
     out = {"config": vars(args), "results": results, "torch": torch.__version__, "nproc": os.cpu_count()}
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

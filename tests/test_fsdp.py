@@ -93,42 +93,58 @@ def _copy_into(twin, model) -> None:
 
 
 class _Probe:
-    """Counts all_reduce calls and the sizes of DTensor gathers while the tracker records."""
+    """Counts the collectives while the tracker records: all_reduce, all_gather (and the bytes each rank
+    sends), and DTensor.full_tensor (which would gather a whole tensor)."""
 
     def __init__(self):
         from torch.distributed.tensor import DTensor
 
-        self.all_reduces, self.gathered = 0, []
-        orig_reduce, orig_full = torch.distributed.all_reduce, DTensor.full_tensor
+        self.all_reduces, self.all_gathers, self.gathered_bytes, self.full_tensors = 0, 0, 0, 0
+        orig_reduce, orig_gather = torch.distributed.all_reduce, torch.distributed.all_gather
+        orig_full = DTensor.full_tensor
 
         def all_reduce(*args, **kwargs):
             self.all_reduces += 1
             return orig_reduce(*args, **kwargs)
 
-        def full_tensor(t, *args, **kwargs):
-            out = orig_full(t, *args, **kwargs)
-            self.gathered.append(out.numel())
-            return out
+        def all_gather(outputs, tensor, *args, **kwargs):
+            self.all_gathers += 1
+            self.gathered_bytes += tensor.numel() * tensor.element_size()
+            return orig_gather(outputs, tensor, *args, **kwargs)
 
-        torch.distributed.all_reduce, DTensor.full_tensor = all_reduce, full_tensor
+        def full_tensor(t, *args, **kwargs):
+            self.full_tensors += 1
+            return orig_full(t, *args, **kwargs)
+
+        torch.distributed.all_reduce, torch.distributed.all_gather = all_reduce, all_gather
+        DTensor.full_tensor = full_tensor
         self._restore = lambda: (
             setattr(torch.distributed, "all_reduce", orig_reduce),
+            setattr(torch.distributed, "all_gather", orig_gather),
             setattr(DTensor, "full_tensor", orig_full),
         )
+
+    def reset(self):
+        self.all_reduces, self.all_gathers, self.gathered_bytes, self.full_tensors = 0, 0, 0, 0
+
+    def counts(self) -> list:
+        return [self.all_reduces, self.all_gathers, self.full_tensors, self.gathered_bytes]
 
     def close(self):
         self._restore()
 
 
 def _worker_tracker(out_dir: Path) -> dict:
-    from delora_viz.core.history import MEASURED
+    from delora_viz.core.history import MEASURED, load_history
     from delora_viz.core.track import Tracker
 
     rank, report = torch.distributed.get_rank(), {}
     for method in METHODS:
         model = adapted(method)
-        smallest_w = min(
-            m.weight.numel() for n, m in model.named_modules() if n.endswith(tuple(TARGETS)) and hasattr(m, "weight")
+        w_bytes = sum(  # every adapted W, in bytes
+            m.weight.numel() * m.weight.element_size()
+            for n, m in model.named_modules()
+            if n.endswith(tuple(TARGETS)) and hasattr(m, "weight")
         )
         _shard(model)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.05)
@@ -138,7 +154,7 @@ def _worker_tracker(out_dir: Path) -> dict:
         twin_tracker = Tracker(twin) if rank == 0 else None
         sharded_rows, single_rows, returned = [], [], []
         probe = _Probe()
-        reduces, gathered = [], []
+        collectives = []
         for step in range(3):
             if step:
                 torch.manual_seed(100 * step + rank)  # each rank its own batch, as in data-parallel training
@@ -146,10 +162,9 @@ def _worker_tracker(out_dir: Path) -> dict:
                 model(input_ids=x, labels=x).loss.backward()
                 opt.step()
                 opt.zero_grad()
-            probe.all_reduces, probe.gathered = 0, []
+            probe.reset()
             rows = tracker.step(step)
-            reduces.append(probe.all_reduces)
-            gathered.append(max(probe.gathered, default=0))
+            collectives.append(probe.counts())
             returned.append(len(rows))
             sharded_rows += rows
             _copy_into(twin, model)
@@ -157,9 +172,8 @@ def _worker_tracker(out_dir: Path) -> dict:
                 single_rows += twin_tracker.step(step)
         probe.close()
         result = {
-            "all_reduces_per_record": reduces,
-            "largest_gather": gathered,
-            "smallest_w": smallest_w,
+            "collectives": collectives,  # per record: all_reduce, all_gather, full_tensor calls, bytes sent
+            "w_bytes": w_bytes,
             "returned": returned,
         }
         if rank == 0:
@@ -168,7 +182,7 @@ def _worker_tracker(out_dir: Path) -> dict:
                 c: max(rel_diff(float(a[c]), float(b[c])) for a, b in zip(sharded_rows, single_rows)) for c in MEASURED
             }
             moved = max(float(r["delta_fro"]) for r in single_rows)
-            file_rows = len(path.read_text().splitlines())
+            file_rows = len(load_history(path))
             result.update(
                 max_rel_diff=max(diffs.values()),
                 per_column=diffs,
@@ -281,8 +295,9 @@ def test_sharded_tracker_rows_equal_single_process_rows(tmp_path):
         assert main["rows"] == 3 * 6 and main["file_rows"] == 3 * 6  # 3 records x 6 layers, one file
         assert main["returned"] == [6, 6, 6] and other["returned"] == [0, 0, 0]  # only rank 0 returns rows
         for r in (main, other):
-            assert r["all_reduces_per_record"] == [1, 1, 1]  # one collective reduction per record
-            assert 0 < max(r["largest_gather"]) < r["smallest_w"]  # factors gathered, never a whole W
+            for reduces, gathers, full_tensors, sent in r["collectives"]:
+                assert (reduces, gathers, full_tensors) == (1, 1, 0)  # one all-reduce, one all-gather per record
+                assert 0 < sent < r["w_bytes"] / 4  # the small factors travel, never the Ws
     assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == sorted(f"{m}.jsonl" for m in METHODS)
 
 

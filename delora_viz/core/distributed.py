@@ -121,8 +121,52 @@ def all_reduce_sum(parts: Sequence[Sequence[Tensor]], group=None) -> list[list[T
 def whole_params(raw):
     """A RawParams (measure.py) with every sharded tensor gathered whole: A, B, lambda, magnitudes are
     O((m + n) r), never W. Collective: every rank calls it for the same layers in the same order."""
-    sharded = {f.name: whole(getattr(raw, f.name)) for f in fields(raw) if is_dtensor(getattr(raw, f.name))}
-    return replace(raw, **sharded) if sharded else raw
+    return gather_params([[raw]])[0][0]
+
+
+def gather_params(raws: list[list]) -> list[list]:
+    """Every sharded tensor of every RawParams in `raws` (nested lists), gathered whole with ONE all-gather.
+
+    Each rank packs the bytes of its rows of each tensor, padded to the chunk size ceil(m / ranks) that
+    torch.chunk gives every rank, into one flat uint8 buffer (the same length on every rank: it depends
+    only on the global shapes); after the all-gather, rank i's rows of a tensor are at the same offset in
+    rank i's buffer. Bytes, so mixed dtypes travel exactly. Collective: every rank calls it, same layers."""
+    items = [(i, j, f.name, getattr(raw, f.name)) for i, row in enumerate(raws) for j, raw in enumerate(row)
+             for f in fields(raw) if _needs_gather(getattr(raw, f.name))]  # fmt: skip
+    if not items:
+        return [list(row) for row in raws]
+    mesh = items[0][3].device_mesh
+    parts, group = mesh.size(0), mesh.get_group(0)
+    chunks, layout = [], []
+    for _, _, _, t in items:
+        local = t.to_local().detach()
+        chunk = math.ceil(t.shape[0] / parts)
+        padded = local.new_zeros((chunk, *t.shape[1:]))
+        padded[: local.shape[0]] = local
+        chunks.append(padded.reshape(-1).view(torch.uint8))
+        layout.append((chunk, chunks[-1].numel()))
+    flat = torch.cat(chunks)  # (bytes,) this rank's rows of every small tensor
+    gathered = [torch.empty_like(flat) for _ in range(parts)]
+    torch.distributed.all_gather(gathered, flat, group=group)  # ONE collective for all layers
+    out = [list(row) for row in raws]
+    updates: dict[tuple[int, int], dict] = {}
+    offset = 0
+    for (i, j, name, t), (chunk, nbytes) in zip(items, layout):
+        pieces = [g[offset : offset + nbytes].clone().view(t.dtype).view(chunk, *t.shape[1:]) for g in gathered]
+        updates.setdefault((i, j), {})[name] = torch.cat(pieces)[: t.shape[0]]  # drop the padding rows
+        offset += nbytes
+    for (i, j), fields_ in updates.items():
+        out[i][j] = replace(out[i][j], **fields_)
+    return out
+
+
+def _needs_gather(t) -> bool:
+    if not is_dtensor(t):
+        return False
+    _check_row_sharded(t)
+    from torch.distributed.tensor import Shard
+
+    return tuple(t.placements) == (Shard(0),)
 
 
 # ----------------------------------------------------------------------------- what is supported

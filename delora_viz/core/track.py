@@ -22,12 +22,12 @@ from .checks import check_int
 from .distributed import (
     all_reduce_sum,
     check_shardable,
+    gather_params,
     is_dtensor,
     is_main_process,
     local_rows,
     reduce_group,
     warn_if_meta_fallback,
-    whole_params,
 )
 from .history import (
     COLUMNS,
@@ -138,9 +138,11 @@ class Tracker:
         Sharded (FSDP2): the small parameters are gathered whole, each rank sums over its own rows of W,
         and one all-reduce of every group's packed sums completes them all before the metrics are formed."""
         out, built = None, []
-        for key, members in self._groups.items():
+        raws = [[self.views[i].params() for i in members] for members in self._groups.values()]
+        if self.sharded:
+            raws = gather_params(raws)  # every layer's small factors whole: ONE all-gather, never a W
+        for (key, members), params in zip(self._groups.items(), raws):
             views = [self.views[i] for i in members]
-            params = [whole_params(view.params()) if self.sharded else view.params() for view in views]
             group = build_group(params, self.dtype, self._previous.get(key))
             parts = [local_rows(view.weight().detach(), self.sharded) for view in views]  # (W_i, rows of W_i)
             weights = [W for W, _ in parts]
