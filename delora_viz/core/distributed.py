@@ -8,9 +8,9 @@ dW = U V^T every number the Tracker records comes from sums over W's rows:
     U^T U = sum_ranks U_i^T U_i      <dW, W> = sum_ranks sum(U_i * (W_i V))      ||W||^2 = sum_ranks ||W_i||^2
 
 so each rank works on its own rows W_i (and the matching rows U_i of U), the small factors A, B,
-lambda and DoRA's magnitudes are gathered whole (`full_tensor()`, O((m + n) r)), and one all-reduce
-of a flat tensor holding every layer's partial sums finishes a record. Collectives need every rank:
-all ranks measure every record, and only rank 0 writes the history or reports scalars.
+lambda and DoRA's magnitudes of every layer are gathered whole in one all-gather (O((m + n) r) each),
+and one all-reduce of a flat tensor holding every layer's partial sums finishes a record. Collectives
+need every rank: all ranks measure every record, and only rank 0 writes the history or reports scalars.
 
 What is not an FSDP2 `Shard(0)` DTensor on a 1-D mesh (FSDP1's flat parameters, DeepSpeed ZeRO-3
 partitions, HSDP / 2-D meshes) is refused by `check_shardable` with a message that says what to do.
