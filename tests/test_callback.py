@@ -112,7 +112,9 @@ def test_the_callback_warns_and_disables_itself_instead_of_ending_training(tmp_p
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
     plain = BertForSequenceClassification(config)  # no adapters: nothing to track
-    trainer = Trainer(model=plain, args=_args(tmp_path, max_steps=2), train_dataset=Toy(), callbacks=[TrackerCallback()])
+    trainer = Trainer(
+        model=plain, args=_args(tmp_path, max_steps=2), train_dataset=Toy(), callbacks=[TrackerCallback()]
+    )
     with pytest.warns(UserWarning, match="stops tracking \\(training goes on\\): .*no adapted layers"):
         trainer.train()
     assert trainer.state.global_step == 2 and not (tmp_path / "delora_history.jsonl").exists()

@@ -405,7 +405,9 @@ def test_turn_deg_is_nan_without_a_previous_update_and_resolves_small_turns():
         opt.param_groups[0]["lr"] = 2e-5  # later steps barely turn dW
         rows = {r["layer"]: r for r in tracker.step(step)}
         lora = model.base_model.model.q_proj
-        dense.append(lora.scaling["default"] * lora.lora_B["default"].weight.double() @ lora.lora_A["default"].weight.double())
+        dense.append(
+            lora.scaling["default"] * lora.lora_B["default"].weight.double() @ lora.lora_A["default"].weight.double()
+        )
         if step == 1:
             assert math.isnan(rows["q_proj"]["turn_deg"])  # the step-0 update was zero
         else:

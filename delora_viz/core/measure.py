@@ -143,12 +143,12 @@ def weight_products(weights: list[Tensor], X: Tensor) -> Tensor:
     """Y[l] = W_l @ X[l] for each layer, W cast block by block to X's dtype: (L, m, k). Never stacks the Ws."""
     L, m = len(weights), weights[0].shape[0]
     Y = X.new_empty(L, m, X.shape[-1])
-    for l, W in enumerate(weights):
+    for i, W in enumerate(weights):
         if W.dtype == X.dtype:
-            torch.matmul(W, X[l], out=Y[l])  # the one unavoidable GEMM of each layer
+            torch.matmul(W, X[i], out=Y[i])  # the one unavoidable GEMM of each layer
         else:
             for rows, block in row_blocks(W, X.dtype):
-                Y[l, rows] = block @ X[l]
+                Y[i, rows] = block @ X[i]
     return Y
 
 
@@ -229,7 +229,7 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
         sigma = nan
         turn = _turn_from_inner(sums.get("turn_inner"), geo.delta_fro, group.previous)
     else:
-        U, V = group.update.U, group.update.V
+        V = group.update.V
         delta_sq = (sums["utu"] * _gram(V)).sum(dim=(-2, -1)).to(V.dtype)
         geo = geometry_from_inner_products(delta_sq, sums["inner"], sums["w_sq"])
         drift = nan

@@ -17,11 +17,25 @@ from pathlib import Path
 
 import torch
 
-from .adapters import AdapterView, adapter_modules, adapter_state, find_adapters, no_adapters_message
-from .adapters import parameters_are_sharded
+from .adapters import (
+    AdapterView,
+    adapter_modules,
+    adapter_state,
+    find_adapters,
+    no_adapters_message,
+    parameters_are_sharded,
+)
 from .checks import check_int
-from .history import COLUMNS, MEASURED, append_rows, check_suffix, keep_steps_up_to, load_history, rotate_aside
-from .history import summarize
+from .history import (
+    COLUMNS,
+    MEASURED,
+    append_rows,
+    check_suffix,
+    keep_steps_up_to,
+    load_history,
+    rotate_aside,
+    summarize,
+)
 from .measure import build_group, keep, metrics_from_sums, partial_sums, row_squares
 
 # A CPU record of layers up to this many weights runs on one thread: its ~100 small ops per layer gain
