@@ -15,8 +15,10 @@ magnitudes, which live with those rows):
     diff = X^T X, X = [U - U_prev, U_prev] (L, 2k, 2k)          (for turn_deg)
     DoRA: ||dW||^2, <dW, W>, ||W||^2, ||m - ||W_k|| ||^2, <dW_prev, dW> (L,) each, from per-row terms
 
-so a row-sharded model (FSDP2, Shard(0)) passes its local rows (`rows=`), all-reduces `sums` (SUM; `pack`
-makes it one buffer) and calls `metrics_from_sums` with the full (gathered, small) factors.
+so a row-sharded model (FSDP2, Shard(0)) passes its local rows of W with `rows=` (the slice of the full
+factors U, B, magnitudes they match), all-reduces `sums` (SUM; `pack` makes it one buffer) and calls
+`metrics_from_sums` with the full (gathered, small) factors. DoRA's per-row state kept for turn_deg (g, Q in
+`Group.extra` and `previous`) is that of the local rows. tests/test_track.py checks two shards by hand.
 
 turn_deg, the angle between dW at this record and dW at the previous record of the same layer, uses the
 stacked difference dW - dW_prev = (U - U_prev) V^T + U_prev (V - V_prev)^T, whose Gram products stay at the
@@ -206,7 +208,7 @@ def _dora_sums(group: Group, weights, row_sq, rows) -> dict[str, Tensor]:
 
 
 def pack(sums: dict[str, Tensor]) -> Tensor:
-    """All sums of a group as one (L, S) buffer (one all_reduce); `unpack` inverts it."""
+    """All sums of a group as one (L, S) buffer (one all_reduce; float64 when the Grams are); `unpack` inverts it."""
     return torch.cat([v.reshape(v.shape[0], -1) for v in sums.values()], dim=1)
 
 
@@ -214,7 +216,7 @@ def unpack(flat: Tensor, like: dict[str, Tensor]) -> dict[str, Tensor]:
     out, start = {}, 0
     for name, v in like.items():
         size = v[0].numel()
-        out[name] = flat[:, start : start + size].reshape(v.shape)
+        out[name] = flat[:, start : start + size].reshape(v.shape).to(v.dtype)
         start += size
     return out
 
