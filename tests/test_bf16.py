@@ -221,6 +221,9 @@ def test_our_layer_runs_a_bf16_base_with_float32_adapters_and_matches_peft():
     x = torch.randn(3, 32).to(BF16)
     y = layer(x)
     assert y.dtype == BF16 and layer.bias is layer.base_layer.bias
-    dW = paper_equation(*(t.detach().double() for t in (layer.delora_A, layer.delora_B, layer.delora_lambda)), layer.delora_w_norm.double())
+    dW = paper_equation(
+        *(t.detach().double() for t in (layer.delora_A, layer.delora_B, layer.delora_lambda)),
+        layer.delora_w_norm.double(),
+    )
     expected = x.double() @ (layer.base_layer.weight.double() + dW).T + layer.base_layer.bias.double()
     torch.testing.assert_close(y.double(), expected, rtol=2e-2, atol=2e-2)

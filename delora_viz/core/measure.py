@@ -15,8 +15,10 @@ magnitudes, which live with those rows):
     diff = X^T X, X = [U - U_prev, U_prev] (L, 2k, 2k)          (for turn_deg)
     DoRA: ||dW||^2, <dW, W>, ||W||^2, ||m - ||W_k|| ||^2, <dW_prev, dW> (L,) each, from per-row terms
 
-so a row-sharded model (FSDP2, Shard(0)) passes its local rows (`rows=`), all-reduces `sums` (SUM; `pack`
-makes it one buffer) and calls `metrics_from_sums` with the full (gathered, small) factors.
+so a row-sharded model (FSDP2, Shard(0)) passes its local rows of W with `rows=` (the slice of the full
+factors U, B, magnitudes they match), all-reduces `sums` (SUM; `pack` makes it one buffer) and calls
+`metrics_from_sums` with the full (gathered, small) factors. DoRA's per-row state kept for turn_deg (g, Q in
+`Group.extra` and `previous`) is that of the local rows. tests/test_track.py checks two shards by hand.
 
 turn_deg, the angle between dW at this record and dW at the previous record of the same layer, uses the
 stacked difference dW - dW_prev = (U - U_prev) V^T + U_prev (V - V_prev)^T, whose Gram products stay at the
@@ -139,16 +141,28 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
 
 
 # ----------------------------------------------------------------------------- partial sums (reads W)
+# Below this many weights, W @ X is computed as (X^T W^T)^T: MKL's sgemm on (m, n) @ (n, k) with k = 8-16
+# takes a slow path at these sizes (384 x 384, k = 8: 0.48 ms vs 0.08 ms, one thread, minimum of 40 rounds);
+# from ~1024^2 on the direct product is as fast or faster (4096^2, k = 16, two threads: 86 vs 215 ms).
+SMALL_GEMM_WEIGHTS = 1 << 19
+
+
 def weight_products(weights: list[Tensor], X: Tensor) -> Tensor:
     """Y[l] = W_l @ X[l] for each layer, W cast block by block to X's dtype: (L, m, k). Never stacks the Ws."""
-    L, m = len(weights), weights[0].shape[0]
-    Y = X.new_empty(L, m, X.shape[-1])
-    for l, W in enumerate(weights):
+    L, (m, n), k = len(weights), weights[0].shape, X.shape[-1]
+    if m * n <= SMALL_GEMM_WEIGHTS:
+        Xt = X.mT.contiguous()  # (L, k, n)
+        Yt = X.new_empty(L, k, m)
+        for i, W in enumerate(weights):
+            torch.matmul(Xt[i], W.mT.to(X.dtype), out=Yt[i])  # small W: a cast copy is cheap
+        return Yt.mT
+    Y = X.new_empty(L, m, k)
+    for i, W in enumerate(weights):
         if W.dtype == X.dtype:
-            torch.matmul(W, X[l], out=Y[l])  # the one unavoidable GEMM of each layer
+            torch.matmul(W, X[i], out=Y[i])  # the one unavoidable GEMM of each layer
         else:
             for rows, block in row_blocks(W, X.dtype):
-                Y[l, rows] = block @ X[l]
+                Y[i, rows] = block @ X[i]
     return Y
 
 
@@ -206,7 +220,7 @@ def _dora_sums(group: Group, weights, row_sq, rows) -> dict[str, Tensor]:
 
 
 def pack(sums: dict[str, Tensor]) -> Tensor:
-    """All sums of a group as one (L, S) buffer (one all_reduce); `unpack` inverts it."""
+    """All sums of a group as one (L, S) buffer (one all_reduce; float64 when the Grams are); `unpack` inverts it."""
     return torch.cat([v.reshape(v.shape[0], -1) for v in sums.values()], dim=1)
 
 
@@ -214,7 +228,7 @@ def unpack(flat: Tensor, like: dict[str, Tensor]) -> dict[str, Tensor]:
     out, start = {}, 0
     for name, v in like.items():
         size = v[0].numel()
-        out[name] = flat[:, start : start + size].reshape(v.shape)
+        out[name] = flat[:, start : start + size].reshape(v.shape).to(v.dtype)
         start += size
     return out
 
@@ -229,7 +243,7 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
         sigma = nan
         turn = _turn_from_inner(sums.get("turn_inner"), geo.delta_fro, group.previous)
     else:
-        U, V = group.update.U, group.update.V
+        V = group.update.V
         delta_sq = (sums["utu"] * _gram(V)).sum(dim=(-2, -1)).to(V.dtype)
         geo = geometry_from_inner_products(delta_sq, sums["inner"], sums["w_sq"])
         drift = nan
