@@ -165,7 +165,7 @@ def test_gpu_script_runs_on_the_core_alone_on_cpu(tmp_path):
     assert [(r["setup"], r["method"]) for r in exact] == [(s, m) for s in ("bf16 base", "all bf16") for m in methods]
     for row in exact:
         assert row["layers"] == 4  # q_proj and v_proj of 2 layers: every adapted layer was compared
-        assert row["max_rel_err"] is not None  # finite: tracker and reference agree on which columns exist
+        assert row["max_rel_err"] <= 1e-4 and row["ok"]  # every column to fp32 accuracy in bf16 (issue 11)
     training = data["results"]["training"]
     assert [(r["model"], r["method"]) for r in training] == [(m, x) for m in ("smollm2", "minilm") for x in methods]
     for row in training:
