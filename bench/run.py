@@ -133,7 +133,9 @@ def parse_args(argv=None):
         help="non-square OUTxIN shapes to check the fit (default 1024x4096,4096x1024; quick 256x1024)",
     )
     p.add_argument("--scaling-rank", type=int, default=16)
-    p.add_argument("--gemm-width", type=int, default=4096, help="layer width of the closed-form vs W @ V ratio")
+    p.add_argument(
+        "--gemm-width", type=int, default=None, help="layer width of the closed form vs W @ V ratio (4096; quick 1024)"
+    )
     args = p.parse_args(argv)
     q = args.quick
     args.sizes = _ints(args.sizes or ("1024,4096" if q else "1024,4096,8192"))
@@ -146,6 +148,7 @@ def parse_args(argv=None):
     args.scaling_widths = _ints(args.scaling_widths or ("256,1024" if q else "256,1024,2048,4096"))
     args.scaling_layers = _ints(args.scaling_layers or ("1,4,16" if q else "1,4,16,64"))
     args.scaling_checks = _shapes(args.scaling_checks or ("256x1024" if q else "1024x4096,4096x1024"))
+    args.gemm_width = args.gemm_width or (1024 if q else 4096)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
