@@ -70,7 +70,7 @@ import torch  # noqa: E402
 from benchlib import load_average, machine_info, table  # noqa: E402
 
 SECTIONS = ("geometry", "tracking", "layer", "app", "scaling")
-TARGETS = dict(geometry_speedup=20.0, tracking_overhead=1.03, ours_vs_peft=1.05)
+TARGETS = dict(geometry_speedup=20.0, tracking_overhead=1.01, ours_vs_peft=1.05, closed_vs_gemm=1.3)
 
 
 def _ints(text: str) -> list[int]:
@@ -133,6 +133,9 @@ def parse_args(argv=None):
         help="non-square OUTxIN shapes to check the fit (default 1024x4096,4096x1024; quick 256x1024)",
     )
     p.add_argument("--scaling-rank", type=int, default=16)
+    p.add_argument(
+        "--gemm-width", type=int, default=None, help="layer width of the closed form vs W @ V ratio (4096; quick 1024)"
+    )
     args = p.parse_args(argv)
     q = args.quick
     args.sizes = _ints(args.sizes or ("1024,4096" if q else "1024,4096,8192"))
@@ -145,6 +148,7 @@ def parse_args(argv=None):
     args.scaling_widths = _ints(args.scaling_widths or ("256,1024" if q else "256,1024,2048,4096"))
     args.scaling_layers = _ints(args.scaling_layers or ("1,4,16" if q else "1,4,16,64"))
     args.scaling_checks = _shapes(args.scaling_checks or ("256x1024" if q else "1024x4096,4096x1024"))
+    args.gemm_width = args.gemm_width or (1024 if q else 4096)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
@@ -218,6 +222,16 @@ def targets(results: dict) -> list[dict]:
                 ab_ratio=row["overhead_ratio"],
                 ab_ci95=[lo, hi],
                 ab_consistent=lo <= row["overhead_direct"] <= hi,
+            )
+        )
+    gemm = results.get("scaling", {}).get("closed_vs_gemm")
+    if gemm:
+        out.append(
+            dict(
+                name=f"Tracker.step / its W @ V GEMM ({gemm['width']}^2, r={gemm['rank']})",
+                value=gemm["ratio"],
+                target=f"<= ~{TARGETS['closed_vs_gemm']:g}",
+                met=gemm["ratio"] <= TARGETS["closed_vs_gemm"],
             )
         )
     for row in results.get("layer", []):
@@ -335,6 +349,13 @@ def report(results: dict, log) -> None:
                 f"  check {c['layers']} x {c['out']}x{c['inp']}: measured "
                 f"{c['tracker_ms']:.2f} ms, predicted {c['predicted_ms']:.2f} ms"
             )
+        if s.get("closed_vs_gemm"):
+            c = s["closed_vs_gemm"]
+            log(
+                f"  closed form vs its GEMM at {c['width']}x{c['width']}, r={c['rank']}: Tracker.step "
+                f"{c['tracker_ms']:.2f} ms / W @ V {c['gemm_ms']:.2f} ms = {c['ratio']:.2f} "
+                f"(95% CI {c['ratio_ci95'][0]:.2f}-{c['ratio_ci95'][1]:.2f})"
+            )
         log(
             f"  Llama-8B extrapolation: all {e['all_linear_modules']} "
             f"linear modules {e['all_linear_ms'] / 1e3:.2f} s per record; "
@@ -450,6 +471,9 @@ def main(argv=None) -> int:
                 args.torch_dtype,
                 extra_shapes=args.scaling_checks,
                 log=log,
+            )
+            results["scaling"]["closed_vs_gemm"] = tb.closed_form_vs_gemm(
+                args.gemm_width, args.scaling_rank, args.rounds, args.warmup, args.device, args.torch_dtype, log=log
             )
         seconds[section] = time.perf_counter() - t0
         load[section] = load_average()

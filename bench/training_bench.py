@@ -286,6 +286,42 @@ def _tracker_ms(shapes, r: int, repeats: int, warmup: int, device, dtype) -> flo
     return median(times["track"]) * 1e3
 
 
+def closed_form_vs_gemm(d: int, r: int, rounds: int, warmup: int, device="cpu", dtype=torch.float32, log=print):
+    """Tracker.step() on one d x d PEFT DeLoRA layer of rank r, against the one GEMM it cannot avoid,
+    W @ V with V (d, r): <dW, W> = sum(U * (W V)) needs it, everything else is O((m + n) r^2) or cached.
+    Timed interleaved; ratio = median over rounds of tracker_i / gemm_i (target ~1.3 at 4096, r = 16)."""
+    from peft import DeloraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(
+        _Stack([(d, d)]).to(device=device, dtype=dtype),
+        DeloraConfig(r=r, delora_lambda=15.0, target_modules=r"layers\.\d+"),
+    )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "delora_B" in name:
+                p.normal_(0, 0.02)
+    tracker = Tracker(model, keep_rows=False)
+    W = model.base_model.model.layers[0].get_base_layer().weight.detach()
+    V = torch.randn(d, r, device=device, dtype=torch.float32 if dtype != torch.float64 else dtype)
+    Wc = W if W.dtype == V.dtype else W.to(V.dtype)  # what the tracker multiplies (bf16 W: cast blocks)
+    times = interleave({"tracker": tracker.step, "gemm": lambda: Wc @ V}, rounds, warmup, Timer(device))
+    row = dict(
+        width=d,
+        rank=r,
+        dtype=str(dtype).removeprefix("torch."),
+        tracker_ms=median(times["tracker"]) * 1e3,
+        gemm_ms=median(times["gemm"]) * 1e3,
+        ratio=paired_ratio(times["tracker"], times["gemm"]),
+        ratio_ci95=ratio_ci(times["tracker"], times["gemm"]),
+    )
+    log(
+        f"  closed form vs its GEMM ({d}x{d}, r={r}): Tracker.step {row['tracker_ms']:.2f} ms, W @ V "
+        f"{row['gemm_ms']:.2f} ms, ratio {row['ratio']:.2f}"
+    )
+    return row
+
+
 def _fit_cost(rows):
     """Non-negative least squares for T = c0 + a L + b sum(m n) over measured records, weighted by 1/T
     (relative errors); returns (c0, a, b) in ms. With three unknowns, trying every subset is enough."""

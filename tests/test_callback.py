@@ -95,6 +95,39 @@ def test_a_fresh_run_keeps_the_previous_history(tmp_path):
     assert len(kept) == 1 and kept[0].read_text() == "old\n"
 
 
+def test_a_resumed_run_continues_its_history_without_duplicate_or_missing_steps(tmp_path):
+    """Killed after step 6 (rows 0-6 on disk), resumed from checkpoint-3: steps 4-6 are redone, once each."""
+    Trainer(model=_model(), args=_args(tmp_path), train_dataset=Toy(), callbacks=[TrackerCallback()]).train()
+    path = tmp_path / "delora_history.jsonl"
+    assert sorted(load_history(path)["step"]) == sorted(list(range(7)) * 4)
+    resumed = Trainer(model=_model(), args=_args(tmp_path), train_dataset=Toy(), callbacks=[TrackerCallback()])
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
+    history = load_history(path)
+    assert sorted(history["step"]) == sorted(list(range(7)) * 4)  # 4 layers, steps 0..6, each once
+    assert history.groupby(["step", "layer"]).size().max() == 1
+    assert not list(tmp_path.glob("delora_history.*.jsonl"))  # resuming continues the file, moves nothing aside
+
+
+def test_the_callback_warns_and_disables_itself_instead_of_ending_training(tmp_path):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+    plain = BertForSequenceClassification(config)  # no adapters: nothing to track
+    trainer = Trainer(
+        model=plain, args=_args(tmp_path, max_steps=2), train_dataset=Toy(), callbacks=[TrackerCallback()]
+    )
+    with pytest.warns(UserWarning, match="stops tracking \\(training goes on\\): .*no adapted layers"):
+        trainer.train()
+    assert trainer.state.global_step == 2 and not (tmp_path / "delora_history.jsonl").exists()
+
+
+def test_the_callback_warns_when_it_cannot_run_first(tmp_path):
+    from transformers import TrainerControl, TrainerState
+
+    callback = TrackerCallback()
+    with pytest.warns(UserWarning, match="could not move itself ahead of the reporting callbacks"):
+        callback.on_init_end(_args(tmp_path), TrainerState(), TrainerControl())  # called directly, no handler
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="positive integer"):
         TrackerCallback(every=0)

@@ -14,6 +14,21 @@ def _rand(*shape, dtype=torch.float64, scale=1.0):
     return torch.randn(*shape, dtype=dtype) * scale
 
 
+def reference(W, dW) -> g.UpdateGeometry:
+    """Dense float64 reference that shares nothing with the closed form: norms of the full matrices and
+    angles as arccos of float64 inner products, cos(X, Y) = <X, Y> / (||X|| ||Y||). arccos is exact to
+    ~1e-8 rad in float64 (sqrt(eps) near 0 and pi), far below what the tests compare."""
+    W, dW = W.double(), dW.double()
+
+    def angle(X, Y):
+        cos = (X * Y).sum() / (torch.linalg.norm(X) * torch.linalg.norm(Y))
+        return torch.arccos(cos.clamp(-1, 1))
+
+    delta_fro, w_fro = torch.linalg.norm(dW), torch.linalg.norm(W)
+    angle_delta_w = angle(dW, W) if delta_fro > 0 else torch.tensor(float("nan"), dtype=W.dtype)
+    return g.UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, angle(W + dW, W))
+
+
 def _assert_geometry_close(closed, dense, rtol, angle_atol=1e-6, norm_atol=0.0):
     """Norms to rtol. Angles also to angle_atol radians: the closed form gets the part of dW orthogonal
     to W by a subtraction, so when dW is (nearly) parallel to W it is exact only to ~sqrt(eps) ||dW||."""
@@ -56,7 +71,7 @@ def test_low_rank_closed_forms_match_dense_fp64(shape, method, seed):
     # A Gram-based norm is exact to ~sqrt(eps) ||U|| ||V|| in absolute terms: it only shows when large
     # terms cancel to a tiny dW (which hypothesis finds in 1 x 1 layers with flipped signs).
     norm_atol = 1e-7 * (update.U.norm() * update.V.norm()).item()
-    _assert_geometry_close(g.update_geometry(W, update), g.dense_geometry(W, dense), rtol=1e-10, norm_atol=norm_atol)
+    _assert_geometry_close(g.update_geometry(W, update), reference(W, dense), rtol=1e-10, norm_atol=norm_atol)
     sv = g.singular_values(update)
     dense_sv = g.dense_singular_values(dense)[: sv.numel()]
     torch.testing.assert_close(sv, dense_sv, rtol=1e-8, atol=1e-10 * max(1.0, dense_sv.max().item()))
@@ -67,7 +82,7 @@ def test_closed_forms_fp32(m, n, r):
     W, A, B, lam, w, _, _ = _delora_case(m, n, r, False, torch.float32)
     update = g.delora_update(A, B, lam, w)
     closed = g.update_geometry(W, update)
-    dense = g.dense_geometry(W.double(), g.dense_delora_delta(*(t.double() for t in (A, B, lam, w))))
+    dense = reference(W.double(), g.dense_delora_delta(*(t.double() for t in (A, B, lam, w))))
     for field in ("delta_fro", "w_fro", "rel_delta", "angle_delta_w", "angle_w_prime"):
         torch.testing.assert_close(getattr(closed, field).double(), getattr(dense, field), rtol=1e-4, atol=1e-6)
 
@@ -84,7 +99,7 @@ def test_dora_per_row_form_matches_dense(shape, seed, mag_scale):
     closed, row_scale, row_norms = g.dora_update_stats(W, dora)
     dense = g.dense_dora_delta(W, dora)
     # angle atol: sqrt(eps) ||dW|| / ||W'|| with ||dW|| / ||W'|| up to ~300 here
-    _assert_geometry_close(closed, g.dense_geometry(W, dense), rtol=1e-8, angle_atol=1e-5)
+    _assert_geometry_close(closed, reference(W, dense), rtol=1e-8, angle_atol=1e-5)
     torch.testing.assert_close(row_scale, dora.magnitude / (W + 0.5 * B @ A).norm(dim=1))
     torch.testing.assert_close(row_norms, W.norm(dim=1))
 
@@ -95,6 +110,27 @@ def test_dora_at_init_is_zero_update():
     geo, _, _ = g.dora_update_stats(W, g.DoraUpdate(A, B, 2.0, W.norm(dim=1)))
     assert geo.delta_fro.item() < 1e-7
     assert geo.angle_w_prime.item() < 1e-7
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(5, 175), st.floats(0.05, 3))
+def test_angles_equal_arccos_of_float64_inner_products_at_moderate_angles(seed, degrees, size):
+    """dW at a chosen angle to W (5-175 deg) and of a chosen size: both closed-form angles against arccos,
+    in float32 and float64 (a wrong atan2 in the closed form cannot hide behind a reference that repeats it)."""
+    torch.manual_seed(seed)
+    m, n, r = 24, 20, 3
+    W = torch.randn(m, n, dtype=torch.float64)
+    A, B = torch.randn(r, n, dtype=torch.float64), torch.randn(m, r, dtype=torch.float64)
+    D = B @ A - (B @ A * W).sum() / (W * W).sum() * W  # orthogonal to W, rank <= r + 1
+    theta = math.radians(degrees)
+    dW = size * W.norm() * (math.cos(theta) * W / W.norm() + math.sin(theta) * D / D.norm())
+    U, S, Vh = torch.linalg.svd(dW, full_matrices=False)  # exact factors of this dW (k = n)
+    expected = reference(W, dW)
+    assert expected.angle_delta_w.item() == pytest.approx(theta, rel=1e-9)
+    for dtype, rel in ((torch.float64, 1e-9), (torch.float32, 2e-4)):
+        closed = g.update_geometry(W.to(dtype), g.LowRankUpdate((U * S).to(dtype), Vh.T.to(dtype)))
+        assert closed.angle_delta_w.item() == pytest.approx(expected.angle_delta_w.item(), rel=rel)
+        assert closed.angle_w_prime.item() == pytest.approx(expected.angle_w_prime.item(), rel=rel)
 
 
 @pytest.mark.parametrize("eps", [1e-3, 1e-6, 1e-9])

@@ -77,6 +77,15 @@ def _dense_deltas(model, originals):
     return {n: merged.get_submodule(n).weight.double() - originals[n] for n in originals}
 
 
+def arccos_reference(W, dW):
+    """float64 norms of the full matrices; angles as arccos of float64 inner products (not the closed form's atan2)."""
+
+    def angle(X, Y):
+        return torch.arccos(((X * Y).sum() / (X.norm() * Y.norm())).clamp(-1, 1))
+
+    return g.UpdateGeometry(dW.norm(), W.norm(), dW.norm() / W.norm(), angle(dW, W), angle(W + dW, W))
+
+
 @pytest.mark.parametrize("kind", list(BUILDERS))
 def test_rows_match_dense_reference_after_real_steps(kind):
     torch.manual_seed(0)
@@ -97,7 +106,7 @@ def test_rows_match_dense_reference_after_real_steps(kind):
     for name, dW in _dense_deltas(model, originals).items():
         row = last.loc[name]
         W = originals[name]
-        ref = g.dense_geometry(W, dW)
+        ref = arccos_reference(W, dW)
         assert row["delta_fro"] == pytest.approx(ref.delta_fro.item(), rel=1e-4)
         assert row["w_fro"] == pytest.approx(ref.w_fro.item(), rel=1e-4)
         assert row["rel_delta"] == pytest.approx(ref.rel_delta.item(), rel=1e-4)
@@ -172,7 +181,7 @@ def test_streaming_appends_so_a_killed_run_keeps_its_rows(tmp_path):
     tracker = Tracker(model, path=path, keep_rows=False)
     for step in range(5):
         tracker.step(step)
-        assert len(path.read_text().splitlines()) == 2 * (step + 1)  # on disk after every record
+        assert len(path.read_text().splitlines()) == 1 + 2 * (step + 1)  # on disk after every record
     assert tracker.rows == []  # nothing held in memory
     assert len(load_history(path)) == 10
 
@@ -201,7 +210,7 @@ def test_metrics_use_float32_on_a_bf16_model():
     model = add_delora(Block().to(torch.bfloat16), ["q_proj"], r=4, delora_lambda=2.0)
     nn.init.normal_(model.q_proj.delora_B)
     row = Tracker(model).step(0)[0]
-    reference = g.dense_geometry(model.q_proj.base_layer.weight.double(), model.q_proj.delta_weight().double())
+    reference = arccos_reference(model.q_proj.base_layer.weight.double(), model.q_proj.delta_weight().double())
     assert row["delta_fro"] == pytest.approx(reference.delta_fro.item(), rel=1e-3)
 
 
@@ -247,7 +256,8 @@ def test_ddp_two_processes_write_one_history(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rank 0 rows 3 active True" in result.stdout and "rank 1 rows 0 active False" in result.stdout
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [row["step"] for row in lines] == [1, 2, 3] and lines[0]["layer"] == "0"
+    assert lines[0] == {"delora_viz_history": 2}  # the format line, then the rows
+    assert [row["step"] for row in lines[1:]] == [1, 2, 3] and lines[1]["layer"] == "0"
 
 
 def test_sharded_weights_are_refused_not_measured_wrongly():
@@ -274,3 +284,167 @@ def test_cached_weight_norm_follows_in_place_changes_of_w():
         model.q_proj.base_layer.weight.mul_(2.0)  # e.g. a merge: W changes in place
     second = tracker.step(1)[0]["w_fro"]
     assert second == pytest.approx(2 * first, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- a tracker that survives real use
+def test_step_without_argument_counts_its_own_calls():
+    tracker = Tracker(BUILDERS["ours-delora"](), every=2)
+    steps = [tracker.step() for _ in range(5)]
+    assert [rows[0]["step"] for rows in steps if rows] == [2, 4]
+    tracker.step(10)  # an explicit step moves the count: the next calls are 11 (not recorded), 12
+    assert tracker.step() == [] and tracker.step()[0]["step"] == 12
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_torn_last_line_loads_with_a_warning_and_every_complete_row(tmp_path, suffix):
+    path = tmp_path / f"h{suffix}"
+    tracker = Tracker(BUILDERS["ours-delora"](), path=path)
+    for step in range(3):
+        tracker.step(step)
+    whole = path.read_text()
+    path.write_text(whole + whole.splitlines()[-1][:25])  # a run killed while writing a row
+    with pytest.warns(UserWarning, match="incomplete last line"):
+        df = load_history(path)
+    assert len(df) == 6 and sorted(df["step"].unique()) == [0, 1, 2]
+
+
+def test_a_new_run_on_an_existing_path_moves_the_old_file_aside(tmp_path):
+    path = tmp_path / "h.jsonl"
+    first = Tracker(BUILDERS["ours-delora"](), path=path)
+    first.step(0)
+    first.step(1)
+    with pytest.warns(UserWarning, match="earlier run's history: moved it to h[.]"):
+        second = Tracker(BUILDERS["ours-delora"](), path=path)
+    second.step(0)
+    assert load_history(path)["step"].tolist() == [0, 0]  # only the new run
+    (old,) = [p for p in tmp_path.iterdir() if p.name != "h.jsonl"]
+    assert load_history(old)["step"].tolist() == [0, 0, 1, 1]
+
+
+def test_rotations_within_one_second_never_collide(tmp_path, monkeypatch):
+    from delora_viz.core import history
+
+    monkeypatch.setattr(history.time, "strftime", lambda fmt: "20260101-000000")  # the same second, always
+    path = tmp_path / "h.csv"
+    moved = []
+    for i in range(3):
+        path.write_text(f"run {i}\n")
+        moved.append(history.rotate_aside(path))
+    assert [p.name for p in moved] == ["h.20260101-000000.csv", "h.20260101-000000.1.csv", "h.20260101-000000.2.csv"]
+    assert [p.read_text() for p in moved] == ["run 0\n", "run 1\n", "run 2\n"] and not path.exists()
+    assert history.rotate_aside(path) is None
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_history_files_carry_a_format_version_and_old_files_still_load(tmp_path, suffix):
+    from delora_viz.core.history import FORMAT_VERSION
+
+    path = tmp_path / f"new{suffix}"
+    Tracker(BUILDERS["ours-delora"](), path=path).step(0)
+    assert str(FORMAT_VERSION) in path.read_text().splitlines()[0]
+    # format 1: no version line and no turn_deg column (it was added later: optional when reading)
+    old = tmp_path / f"old{suffix}"
+    v1 = [c for c in COLUMNS if c != "turn_deg"]
+    row = {c: 1.0 for c in v1} | {"step": 3, "layer": "q_proj", "method": "delora", "rank": 4}
+    if suffix == ".jsonl":
+        old.write_text(json.dumps(row) + "\n")
+    else:
+        old.write_text(",".join(v1) + "\n" + ",".join(str(row[c]) for c in v1) + "\n")
+    df = load_history(old)
+    assert list(df.columns) == list(COLUMNS) and df["step"].tolist() == [3] and math.isnan(df["turn_deg"][0])
+    newer = tmp_path / f"newer{suffix}"
+    first = '{"delora_viz_history": 99}' if suffix == ".jsonl" else "# delora_viz_history 99"
+    newer.write_text(first + "\n" + path.read_text().split("\n", 1)[1])
+    with pytest.raises(ValueError, match="newer delora-viz.*upgrade"):
+        load_history(newer)
+
+
+def test_quantized_bases_are_skipped_with_the_skip_warning():
+    class Int8Linear(nn.Linear):  # what bitsandbytes' Linear8bitLt looks like to us: int8 codes as weight
+        def __init__(self, i, o):
+            super().__init__(i, o)
+            self.weight = nn.Parameter(torch.randint(-127, 127, (o, i), dtype=torch.int8), requires_grad=False)
+
+    model = Block()
+    model.q_proj = Int8Linear(48, 40)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with pytest.warns(UserWarning, match="skips them: .*quantized Int8Linear"):
+        rows = Tracker(model).step(0)
+    assert [r["layer"] for r in rows] == ["v_proj"]
+    with pytest.raises(TypeError, match="floating-point base weight.*quantized"):
+        add_delora(nn.Sequential(Int8Linear(8, 8)), ["0"], r=2)
+
+
+def test_the_tracker_follows_set_adapter():
+    model = get_peft_model(Block(), LoraConfig(r=4, target_modules=["q_proj"]), adapter_name="first")
+    model.add_adapter("second", LoraConfig(r=2, target_modules=["q_proj"], use_dora=True))
+    for name in ("first", "second"):
+        nn.init.normal_(model.base_model.model.q_proj.lora_B[name].weight)
+    tracker = Tracker(model)
+    assert [(r["method"], r["rank"]) for r in tracker.step(0)] == [("lora", 4)]
+    model.set_adapter("second")
+    assert [(r["method"], r["rank"]) for r in tracker.step(1)] == [("dora", 2)]
+    model.set_adapter("first")
+    rows = tracker.step(2)
+    assert [(r["method"], r["rank"]) for r in rows] == [("lora", 4)]
+    assert math.isnan(rows[0]["turn_deg"])  # the previous record measured another adapter: no turn
+
+
+def test_turn_deg_is_nan_without_a_previous_update_and_resolves_small_turns():
+    torch.manual_seed(4)
+    model = BUILDERS["lora"]()  # B = 0 at init: dW = 0, no direction yet
+    tracker = Tracker(model)
+    assert all(math.isnan(r["turn_deg"]) for r in tracker.step(0))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.05)
+    dense = []
+    for step in range(1, 4):
+        opt.zero_grad()
+        model(torch.randn(16, 48)).pow(2).mean().backward()
+        opt.step()
+        opt.param_groups[0]["lr"] = 2e-5  # later steps barely turn dW
+        rows = {r["layer"]: r for r in tracker.step(step)}
+        lora = model.base_model.model.q_proj
+        dense.append(
+            lora.scaling["default"] * lora.lora_B["default"].weight.double() @ lora.lora_A["default"].weight.double()
+        )
+        if step == 1:
+            assert math.isnan(rows["q_proj"]["turn_deg"])  # the step-0 update was zero
+        else:
+            a, b = dense[-2], dense[-1]
+            # atan2 of the float64 projections (the turn is small: arccos loses it in fp64 below ~1e-6 rad)
+            along = (a * b).sum() / a.norm()
+            expected = math.degrees(math.atan2((b - along * a / a.norm()).norm().item(), along.item()))
+            assert rows["q_proj"]["turn_deg"] == pytest.approx(expected, rel=1e-3)
+            assert 1e-4 < expected < 0.1  # far below float32's sqrt(eps) ~ 0.02 deg: the stacked difference
+
+
+@pytest.mark.parametrize("kind", ["lora", "dora", "ours-delora-paper"])
+def test_partial_sums_over_row_shards_add_up_to_the_whole(kind):
+    """What a row-sharded (FSDP2) run does: each rank sums over its rows of W, one all-reduce adds the
+    packed sums, every rank forms the metrics. Two shards added by hand must give the unsharded values."""
+    from delora_viz.core import measure
+
+    torch.manual_seed(2)
+    tracker = _train(BUILDERS[kind](), steps=3)
+    ((key, members),) = tracker._groups.items()  # q_proj and v_proj have the same shape: one batch
+    previous = tracker._previous[key]  # the last record's factors: turn_deg is measured too
+    views = [tracker.views[i] for i in members]
+    weights = [v.weight().detach() for v in views]
+    row_sq = torch.stack([measure.row_squares(W, torch.float32) for W in weights])
+
+    def group():
+        return measure.build_group([v.params() for v in views], torch.float32, previous)
+
+    whole_group = group()
+    whole = measure.metrics_from_sums(whole_group, measure.partial_sums(whole_group, weights, row_sq))
+    packed = 0
+    for rows in (slice(0, 17), slice(17, None)):
+        shard = group()
+        if kind == "dora":  # DoRA's per-row state of the last record lives with the rows: this rank's part
+            shard.previous = {**previous, "g": previous["g"][:, rows], "Q": previous["Q"][:, rows]}
+        sums = measure.partial_sums(shard, [W[rows] for W in weights], row_sq[:, rows], rows=rows)
+        packed = packed + measure.pack(sums)  # the all_reduce(SUM)
+    reduced = measure.metrics_from_sums(whole_group, measure.unpack(packed, sums))
+    assert not torch.isnan(whole[:, -1]).any()  # turn_deg measured
+    torch.testing.assert_close(reduced, whole, rtol=1e-5, atol=1e-5, equal_nan=True)

@@ -7,7 +7,9 @@ measure without materialising it: low-rank factors (LoRA, rsLoRA, DeLoRA) or the
     PEFT DeloraLayer                   -> "delora"                      (lambda_pattern, rank_pattern)
     our DeLoRALinear                   -> "delora" | "delora-paper"
 
-Anything else that looks like an adapter (any PEFT tuner layer) is skipped with one warning naming it.
+Anything else that looks like an adapter (any PEFT tuner layer), and any adapter on a quantized base
+(bitsandbytes 8/4-bit: W holds integer codes), is skipped with one warning naming it. Views hand out the
+raw parameters (`params()`), so the tracker casts them before it builds anything from them.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .geometry import DoraUpdate, LowRankUpdate, delora_bound, delora_bound_loose, delora_update, lora_update
+from .geometry import DoraUpdate, LowRankUpdate
 from .layer import DeLoRALinear
+from .measure import RawParams
 
 METHODS = ("lora", "rslora", "dora", "delora", "delora-paper")
 
@@ -33,29 +36,64 @@ class AdapterView:
     method: str  # one of METHODS
     rank: int
     weight: Callable[[], Tensor]  # frozen W (out, in), as stored (any dtype)
-    update: Callable[[], LowRankUpdate | DoraUpdate]  # in the parameters' dtype
-    delora_lambda: Callable[[], Tensor] | None = None  # (1,) for DeLoRA, else None
-    bound: Callable[[], Tensor] | None = None  # tight DeLoRA bound on ||dW||_F
-    bound_loose: Callable[[], Tensor] | None = None  # |lambda| max_j ||W[:, j]|| (x2 paper init)
+    params: Callable[[], RawParams]  # the raw parameters, as stored: cast them before building anything
+
+    def update(self, dtype: torch.dtype | None = None) -> LowRankUpdate | DoraUpdate:
+        """dW's factors (or DoRA's form), built after casting the parameters to dtype (default: as stored)."""
+        raw = self.params()
+        return (raw.cast(dtype) if dtype is not None else raw).update()
 
 
-def find_adapters(model: nn.Module) -> list[AdapterView]:
+def adapter_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(clean name, module) of every adapter layer in the model, tracked or not."""
+    return [
+        (_clean(name), module)
+        for name, module in model.named_modules()
+        if isinstance(module, DeLoRALinear) or _is_peft_tuner_layer(module)
+    ]
+
+
+def adapter_state(modules: list[tuple[str, nn.Module]]) -> tuple:
+    """What decides which views exist: each PEFT layer's active adapters and merged flag (set_adapter, merge)."""
+    return tuple(
+        (tuple(getattr(m, "active_adapters", ())), bool(getattr(m, "merged", False)))
+        for _, m in modules
+        if not isinstance(m, DeLoRALinear)
+    )
+
+
+def find_adapters(model: nn.Module, modules: list[tuple[str, nn.Module]] | None = None) -> list[AdapterView]:
     """Every adapted linear layer of `model` (wrappers such as DDP or PeftModel are fine)."""
     views, skipped = [], {}
-    for name, module in model.named_modules():
-        name = _clean(name)
-        if isinstance(module, DeLoRALinear):
+    for name, module in adapter_modules(model) if modules is None else modules:
+        base = module.base_layer if isinstance(module, DeLoRALinear) else _base_of(module)
+        if base is not None and _is_quantized(base):
+            skipped.setdefault(f"{type(module).__name__} on a quantized {type(base).__name__}", name)
+        elif isinstance(module, DeLoRALinear):
             views.append(_ours(name, module))
         elif _is_peft_delora(module):
             views.extend(_peft_delora(name, module, skipped))
         elif _is_peft_lora(module):
             views.extend(_peft_lora(name, module, skipped))
-        elif _is_peft_tuner_layer(module):
+        else:
             skipped.setdefault(type(module).__name__, name)
     if skipped:
         listed = ", ".join(f"{kind} (e.g. '{name}')" for kind, name in skipped.items())
         warnings.warn(f"delora-viz does not track these adapter layers and skips them: {listed}", stacklevel=2)
     return views
+
+
+def _base_of(module) -> nn.Module | None:
+    get = getattr(module, "get_base_layer", None)
+    return get() if callable(get) else None
+
+
+def _is_quantized(base: nn.Module) -> bool:
+    """bitsandbytes Linear8bitLt / Linear4bit (or any layer whose weight holds integer codes): W is not
+    readable as numbers without dequantising, so measuring it would be silently wrong."""
+    weight = getattr(base, "weight", None)
+    quantized = type(base).__name__ in ("Linear8bitLt", "Linear4bit", "Params4bit", "Int8Params")
+    return quantized or (isinstance(weight, Tensor) and not weight.is_floating_point())
 
 
 def no_adapters_message(model: nn.Module) -> str:
@@ -72,16 +110,20 @@ def _ours(name: str, layer: DeLoRALinear) -> AdapterView:
         W = layer.base_layer.weight
         return W - layer.delta_weight().to(W.dtype) if layer.merged else W  # merged: recover the frozen W
 
-    return AdapterView(
-        name=name,
-        method="delora-paper" if layer.init == "paper" else "delora",
-        rank=layer.r,
-        weight=weight,
-        update=layer.update,
-        delora_lambda=lambda: layer.delora_lambda,
-        bound=layer.bound,
-        bound_loose=layer.bound_loose,
-    )
+    def params():
+        paper = layer.init == "paper"
+        return RawParams(
+            "delora",
+            layer.delora_A,
+            layer.delora_B,
+            delora_lambda=layer.delora_lambda,
+            w_norm=layer.delora_w_norm,
+            A0=layer.delora_A0 if paper else None,
+            B0=layer.delora_B0 if paper else None,
+        )
+
+    method = "delora-paper" if layer.init == "paper" else "delora"
+    return AdapterView(name=name, method=method, rank=layer.r, weight=weight, params=params)
 
 
 # ----------------------------------------------------------------------------- PEFT
@@ -124,26 +166,17 @@ def _peft_delora(name: str, module, skipped: dict) -> list[AdapterView]:
     adapters = _active(module, module.delora_A)
     for adapter in adapters:
 
-        def parts(adapter=adapter):
-            return (
+        def params(adapter=adapter):
+            return RawParams(
+                "delora",
                 module.delora_A[adapter],
                 module.delora_B[adapter],
-                module.delora_lambda[adapter],
-                module.delora_w_norm[adapter],
+                delora_lambda=module.delora_lambda[adapter],
+                w_norm=module.delora_w_norm[adapter],
             )
 
-        views.append(
-            AdapterView(
-                name=_label(name, adapter, adapters),
-                method="delora",
-                rank=module.r[adapter],
-                weight=lambda: base.weight,
-                update=lambda parts=parts: delora_update(*parts()),
-                delora_lambda=lambda parts=parts: parts()[2],
-                bound=lambda parts=parts: delora_bound(parts()[0], parts()[2], parts()[3]),
-                bound_loose=lambda parts=parts: delora_bound_loose(parts()[2], parts()[3]),
-            )
-        )
+        name_ = _label(name, adapter, adapters)
+        views.append(AdapterView(name_, "delora", module.r[adapter], lambda: base.weight, params))
     return views
 
 
@@ -163,17 +196,19 @@ def _peft_lora(name: str, module, skipped: dict) -> list[AdapterView]:
     views = []
     adapters = _active(module, module.lora_A)
     for adapter in adapters:
-        A = lambda adapter=adapter: module.lora_A[adapter].weight  # (r, in)
-        B = lambda adapter=adapter: module.lora_B[adapter].weight  # (out, r)
-        scaling = lambda adapter=adapter: module.scaling[adapter]
-        if module.use_dora.get(adapter, False):
-            magnitude = lambda adapter=adapter: module.lora_magnitude_vector[adapter].weight  # (out,)
-            method = "dora"
-            update = lambda A=A, B=B, s=scaling, g=magnitude: DoraUpdate(A(), B(), s(), g())
-        else:
-            method = "rslora" if module.use_rslora.get(adapter, False) else "lora"
-            update = lambda A=A, B=B, s=scaling: lora_update(A(), B(), s())
-        views.append(AdapterView(_label(name, adapter, adapters), method, module.r[adapter], weight, update))
+        dora = module.use_dora.get(adapter, False)
+
+        def params(adapter=adapter, dora=dora):
+            return RawParams(
+                "dora" if dora else "lora",
+                module.lora_A[adapter].weight,  # (r, in)
+                module.lora_B[adapter].weight,  # (out, r)
+                scaling=module.scaling[adapter],
+                magnitude=module.lora_magnitude_vector[adapter].weight if dora else None,  # (out,)
+            )
+
+        method = "dora" if dora else "rslora" if module.use_rslora.get(adapter, False) else "lora"
+        views.append(AdapterView(_label(name, adapter, adapters), method, module.r[adapter], weight, params))
     return views
 
 
@@ -183,13 +218,3 @@ def _clean(name: str) -> str:
         while name.startswith(prefix):
             name = name[len(prefix) :]
     return name
-
-
-def parameters_are_sharded(model: nn.Module) -> bool:
-    """FSDP flat/DTensor parameters or DeepSpeed ZeRO-3 partitions: W is not fully on this process."""
-    for p in model.parameters():
-        if hasattr(p, "ds_id") or type(p).__name__ in ("FlatParameter", "DTensor"):
-            return True
-        if isinstance(p, torch.Tensor) and hasattr(p, "_local_tensor"):
-            return True
-    return any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules())

@@ -45,7 +45,7 @@ class LowRankUpdate:
     V: Tensor  # (n, k)
 
     def __post_init__(self):
-        if self.U.ndim != 2 or self.V.ndim != 2 or self.U.shape[1] != self.V.shape[1]:
+        if self.U.ndim < 2 or self.U.ndim != self.V.ndim or self.U.shape[-1] != self.V.shape[-1]:
             raise ValueError(
                 f"a low-rank update needs U (m, k) and V (n, k) with the same k; got U {tuple(self.U.shape)} "
                 f"and V {tuple(self.V.shape)}"
@@ -53,14 +53,14 @@ class LowRankUpdate:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.U.shape[0], self.V.shape[0]
+        return self.U.shape[-2], self.V.shape[-2]
 
     def dense(self) -> Tensor:
-        return self.U @ self.V.T  # (m, n)
+        return self.U @ self.V.mT  # (m, n)
 
     def apply(self, x: Tensor) -> Tensor:
         """x @ dW.T for x (..., n) -> (..., m), through the rank-k bottleneck."""
-        return (x @ self.V) @ self.U.T
+        return (x @ self.V) @ self.U.mT
 
     def to(self, dtype: torch.dtype) -> LowRankUpdate:
         return LowRankUpdate(self.U.to(dtype), self.V.to(dtype))
@@ -74,9 +74,9 @@ def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
 
 
 def lora_update(A: Tensor, B: Tensor, scaling: float) -> LowRankUpdate:
-    """LoRA: dW = s B A, i.e. U = s B (m, r), V = A^T (n, r)."""
+    """LoRA: dW = s B A, i.e. U = s B (m, r), V = A^T (n, r). Batched: A (L, r, n), B (L, m, r), s (L, 1, 1)."""
     _check_factors(A, B)
-    return LowRankUpdate(scaling * B, A.T)
+    return LowRankUpdate(scaling * B, A.mT)
 
 
 def delora_scales(A: Tensor, B: Tensor, delora_lambda: Tensor) -> Tensor:
@@ -85,10 +85,10 @@ def delora_scales(A: Tensor, B: Tensor, delora_lambda: Tensor) -> Tensor:
     a_i is row i of A, b_i column i of B. Dividing by both norms removes the factors' own scale, so the
     update's strength comes from lambda alone: the normalisation that bounds ||dW||_F.
     """
-    r = A.shape[0]
-    a_norm = A.norm(dim=1).clamp(min=NORM_EPS)  # (r,)
-    b_norm = B.norm(dim=0).clamp(min=NORM_EPS)  # (r,)
-    return delora_lambda / r / (a_norm * b_norm)  # (r,)
+    r = A.shape[-2]
+    a_norm = A.norm(dim=-1).clamp(min=NORM_EPS)  # (r,)
+    b_norm = B.norm(dim=-2).clamp(min=NORM_EPS)  # (r,)
+    return delora_lambda / r / (a_norm * b_norm)  # (r,); batched: lambda (L, 1) -> (L, r)
 
 
 def delora_update(
@@ -112,20 +112,23 @@ def delora_update(
 
     rather than [P, -P0] [Q, Q0]^T: near the start both terms are large and nearly equal, and this form
     keeps every Gram product at the scale of dW itself, so ||dW|| is exact even when dW is tiny.
+
+    Batched: every tensor may carry leading layer dimensions (A (L, r, n), lambda (L, 1), w_norm (L, n)).
     """
     _check_factors(A, B)
-    if w_norm.shape != (A.shape[1],):
+    if w_norm.shape[-1:] != A.shape[-1:] or w_norm.ndim != A.ndim - 1:
         raise ValueError(
-            f"w_norm must have shape ({A.shape[1]},) (one norm per input column), got {tuple(w_norm.shape)}"
+            f"w_norm must have shape ({A.shape[-1]},) (one norm per input column), got {tuple(w_norm.shape)}"
         )
-    P = B * delora_scales(A, B, delora_lambda)  # (m, r) = B diag(d)
-    Q = (A * w_norm).T  # (n, r) = diag(w) A^T
+    w = w_norm.unsqueeze(-2)  # (1, n)
+    P = B * delora_scales(A, B, delora_lambda).unsqueeze(-2)  # (m, r) = B diag(d)
+    Q = (A * w).mT  # (n, r) = diag(w) A^T
     if A0 is None:
         return LowRankUpdate(P, Q)
     _check_factors(A0, B0)
-    P0 = B0 * delora_scales(A0, B0, delora_lambda)  # (m, r)
-    Q0 = (A0 * w_norm).T  # (n, r)
-    return LowRankUpdate(torch.cat([P - P0, P0], dim=1), torch.cat([Q, Q - Q0], dim=1))  # k = 2r
+    P0 = B0 * delora_scales(A0, B0, delora_lambda).unsqueeze(-2)  # (m, r)
+    Q0 = (A0 * w).mT  # (n, r)
+    return LowRankUpdate(torch.cat([P - P0, P0], dim=-1), torch.cat([Q, Q - Q0], dim=-1))  # k = 2r
 
 
 # ----------------------------------------------------------------------------- bounds
@@ -139,9 +142,9 @@ def delora_bound(
     For the paper init the frozen term is fixed, so its exact norm is added: + ||B0 diag(d0) A0 diag(w)||_F.
     Equality holds for r = 1 (and ||b_1|| >= eps).
     """
-    r = A.shape[0]
-    a_hat = A / A.norm(dim=1, keepdim=True).clamp(min=NORM_EPS)  # (r, n)
-    bound = delora_lambda.abs().squeeze() / r * (a_hat * w_norm).norm(dim=1).sum()
+    r = A.shape[-2]
+    a_hat = A / A.norm(dim=-1, keepdim=True).clamp(min=NORM_EPS)  # (r, n)
+    bound = delora_lambda.abs().squeeze(-1) / r * (a_hat * w_norm.unsqueeze(-2)).norm(dim=-1).sum(-1)
     if A0 is not None:
         bound = bound + fro_norm(delora_update(A0, B0, delora_lambda, w_norm))
     return bound
@@ -149,14 +152,14 @@ def delora_bound(
 
 def delora_bound_loose(delora_lambda: Tensor, w_norm: Tensor, paper_init: bool = False) -> Tensor:
     """|lambda| max_j ||W[:, j]||, the bound that holds whatever A and B are (twice that for the paper init)."""
-    return (2.0 if paper_init else 1.0) * delora_lambda.abs().squeeze() * w_norm.max()
+    return (2.0 if paper_init else 1.0) * delora_lambda.abs().squeeze(-1) * w_norm.amax(dim=-1)
 
 
 # ----------------------------------------------------------------------------- closed-form metrics
 def fro_norm(update: LowRankUpdate) -> Tensor:
     """||U V^T||_F = sqrt(sum((U^T U) * (V^T V))), never forming the m x n product."""
-    gram = (update.U.T @ update.U) * (update.V.T @ update.V)  # (k, k)
-    return gram.sum().clamp(min=0).sqrt()
+    gram = (update.U.mT @ update.U) * (update.V.mT @ update.V)  # (k, k)
+    return gram.sum(dim=(-2, -1)).clamp(min=0).sqrt()
 
 
 def row_blocks(W: Tensor, dtype: torch.dtype, max_elements: int = 1 << 22):
@@ -213,9 +216,9 @@ def update_geometry(W: Tensor, update: LowRankUpdate, w_fro_sq: Tensor | None = 
 
 def singular_values(update: LowRankUpdate) -> Tensor:
     """Singular values of U V^T (descending, at most k) from the k x k core R_U R_V^T of two thin QRs."""
-    _, R_u = torch.linalg.qr(update.U)  # (min(m, k), k)
-    _, R_v = torch.linalg.qr(update.V)  # (min(n, k), k)
-    return torch.linalg.svdvals(R_u @ R_v.T)
+    _, R_u = torch.linalg.qr(update.U, mode="r")  # (min(m, k), k); mode "r": Q is not formed
+    _, R_v = torch.linalg.qr(update.V, mode="r")  # (min(n, k), k)
+    return torch.linalg.svdvals(R_u @ R_v.mT)  # batched factors give (L, k)
 
 
 # ----------------------------------------------------------------------------- DoRA, per row
@@ -299,7 +302,7 @@ def dense_singular_values(dW: Tensor) -> Tensor:
 def _check_factors(A: Tensor | None, B: Tensor | None) -> None:
     if A is None or B is None:
         raise ValueError("both factors A (r, n) and B (m, r) are needed")
-    if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[1]:
+    if A.ndim < 2 or B.ndim != A.ndim or A.shape[-2] != B.shape[-1]:
         raise ValueError(
             f"factor shapes do not fit: A {tuple(A.shape)} must be (r, in_features) and B {tuple(B.shape)} "
             f"must be (out_features, r) with the same r"

@@ -63,8 +63,14 @@ class DeLoRALinear(nn.Module):
         self.r, self.init = r, init
         self.merged = False
         W = base_layer.weight  # (out, in)
+        if not W.is_floating_point():
+            raise TypeError(
+                f"DeLoRALinear needs a floating-point base weight, got {W.dtype} (a quantized layer such as "
+                f"bitsandbytes' {type(base_layer).__name__}?): its column norms would be those of integer codes"
+            )
         base_layer.weight.requires_grad_(False)
-        factory = dict(device=W.device, dtype=W.dtype)
+        # float32 whatever W's dtype (as PEFT does): in bf16 lambda = 5 has a spacing of 1/32 and never moves
+        factory = dict(device=W.device, dtype=torch.promote_types(W.dtype, torch.float32))
         self.delora_A = nn.Parameter(torch.empty(r, base_layer.in_features, **factory))  # (r, in)
         self.delora_B = nn.Parameter(torch.empty(base_layer.out_features, r, **factory))  # (out, r)
         self.delora_lambda = nn.Parameter(torch.full((1,), float(delora_lambda), **factory))
@@ -75,7 +81,7 @@ class DeLoRALinear(nn.Module):
             nn.init.kaiming_uniform_(self.delora_B, a=math.sqrt(5))
             self.register_buffer("delora_A0", self.delora_A.detach().clone())  # clone: own storage
             self.register_buffer("delora_B0", self.delora_B.detach().clone())
-        self.register_buffer("delora_w_norm", W.detach().norm(dim=0))  # (in,) frozen column norms
+        self.register_buffer("delora_w_norm", W.detach().to(factory["dtype"]).norm(dim=0))  # (in,) frozen
         self.dropout = nn.Dropout(module_dropout) if module_dropout > 0 else nn.Identity()
 
     @property
@@ -89,6 +95,10 @@ class DeLoRALinear(nn.Module):
     @property
     def weight(self) -> Tensor:
         return self.base_layer.weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.base_layer.bias
 
     def update(self) -> LowRankUpdate:
         """dW as factors U (out, k), V (in, k): the one formula, in geometry.delora_update."""
@@ -110,8 +120,10 @@ class DeLoRALinear(nn.Module):
         out = self.base_layer(x)
         if self.merged:
             return out
-        # Same order of operations as PEFT: ((dropout(x) * w) A^T) * d, then B^T.
-        return out + self.update().apply(self.dropout(x)).to(out.dtype)
+        # Same order of operations as PEFT: ((dropout(x) * w) A^T) * d, then B^T, in the adapter's dtype
+        # (float32 under a bf16 base; autocast, when on, picks the matmul dtype itself).
+        x = self.dropout(x).to(self.delora_A.dtype)
+        return out + self.update().apply(x).to(out.dtype)
 
     @torch.no_grad()
     def merge(self) -> None:

@@ -12,73 +12,116 @@ device, with one device->host copy per record. Nothing but the rows outlives a r
 
 from __future__ import annotations
 
-import math
+import warnings
 from pathlib import Path
 
 import torch
 
-from .adapters import AdapterView, find_adapters, no_adapters_message, parameters_are_sharded
+from .adapters import AdapterView, adapter_modules, adapter_state, find_adapters, no_adapters_message
 from .checks import check_int
-from .geometry import DoraUpdate, dora_update_stats, singular_values, update_geometry, weight_fro_sq
-from .history import COLUMNS, MEASURED, append_rows, check_suffix, load_history, summarize
+from .distributed import (
+    all_reduce_sum,
+    check_shardable,
+    gather_params,
+    is_dtensor,
+    is_main_process,
+    local_rows,
+    reduce_group,
+    warn_if_meta_fallback,
+)
+from .history import (
+    COLUMNS,
+    MEASURED,
+    append_rows,
+    check_suffix,
+    keep_steps_up_to,
+    load_history,
+    rotate_aside,
+    summarize,
+)
+from .measure import build_group, keep, metrics_from_sums, pack, partial_sums, row_squares, unpack
 
 # A CPU record of layers up to this many weights runs on one thread: its ~100 small ops per layer gain
 # nothing from threads, and each BLAS call that needs a second OpenMP thread costs ~0.1 ms to wake it
 # (tens of ms when other processes keep the cores busy and the threads spin). Larger layers keep them.
 ONE_THREAD_MAX_WEIGHTS = 1 << 22
-NAN = float("nan")
-
-
-def is_main_process() -> bool:
-    """False on every rank but 0 of an initialised torch.distributed group (DDP, torchrun, accelerate)."""
-    return (
-        not (torch.distributed.is_available() and torch.distributed.is_initialized())
-        or torch.distributed.get_rank() == 0
-    )
 
 
 class Tracker:
     """Records the geometry of every adapted layer of `model` every `every` steps.
 
     path: optional .csv or .jsonl file that each record is appended to (flushed), so a killed run keeps
-    every row it recorded. keep_rows=False keeps nothing in memory (for very long runs with a path).
-    On ranks other than 0 of a distributed run the tracker records and writes nothing.
+    every row it recorded; an existing file there is moved aside (history.rotate_aside), unless
+    resume_step=N: a run resumed from step N's checkpoint keeps the file's rows up to N and continues it.
+    keep_rows=False keeps nothing in memory (for very long runs with a path).
+    Distributed runs: only rank 0 keeps rows, writes and returns them. Under DDP the other ranks do
+    nothing; with FSDP2-sharded weights every rank measures its own rows of each W and one all-reduce
+    per record adds them up (distributed.py), so every rank must call step() (watch() does).
     """
 
-    def __init__(self, model, every: int = 1, path=None, dtype=torch.float32, keep_rows: bool = True):
+    def __init__(
+        self,
+        model,
+        every: int = 1,
+        path=None,
+        dtype=torch.float32,
+        keep_rows: bool = True,
+        resume_step: int | None = None,
+    ):
         check_int("every", every, hint=" (record every N steps)")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.every, self.dtype, self.keep_rows = every, dtype, keep_rows
-        self.active = is_main_process()
+        self.writer = is_main_process()  # rank 0 (or no torch.distributed): keeps, writes, returns rows
+        self.sharded = check_shardable(model)  # FSDP2 Shard(0) weights; other layouts raise, naming a workaround
+        self.active = self.writer or self.sharded  # a sharded record is collective: every rank takes part
         self.rows: list[dict] = []
         self.path = check_suffix(path) if path is not None else None
         self._hooks: list = []
-        self._optimizer_steps = 0
-        self._w_sq: dict[str, tuple] = {}  # layer -> ((data_ptr, version) of W, ||W||_F^2): W is frozen
+        self._optimizer_steps = self._last_step = 0
+        self._w_rows: dict[tuple, tuple] = {}  # group -> ((data_ptr, version) of each W, (L, m) row norms^2)
+        self._previous: dict[tuple, dict] = {}  # group -> factors and ||dW|| of its last record (turn_deg)
+        self._groups: dict[tuple, list[int]] = {}
+        self._state = None
         self.views: list[AdapterView] = []
+        self._reduce_group = None
         if not self.active:
             return
-        if parameters_are_sharded(model):
-            raise NotImplementedError(
-                "the model's weights are sharded (FSDP or DeepSpeed ZeRO-3): delora-viz does not gather them yet, "
-                "and measuring a shard would give wrong numbers. Track with DDP / a single device, or after "
-                "gathering the full state dict."
-            )
-        self.views = find_adapters(model)
-        if not self.views:
-            raise ValueError(no_adapters_message(model))
-        if self.path is not None:
+        self._model, self._modules = model, adapter_modules(model)
+        self._refresh_views()
+        if self.path is not None and self.writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._start_file(resume_step)
+        if resume_step is not None:
+            self._last_step = self._optimizer_steps = int(resume_step)
+
+    def _start_file(self, resume_step: int | None) -> None:
+        """A new run never appends to an old one: an existing file is moved aside. Resuming from the
+        checkpoint of `resume_step` keeps its rows up to that step and appends after them."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        if resume_step is not None:
+            keep_steps_up_to(self.path, int(resume_step))
+        else:
+            moved = rotate_aside(self.path)
+            warnings.warn(f"{self.path} held an earlier run's history: moved it to {moved.name}", stacklevel=3)
 
     # ------------------------------------------------------------------ recording
     def step(self, step: int | None = None) -> list[dict]:
-        """Record one row per layer if `step` is a multiple of `every` (default: count optimizer steps)."""
-        step = self._optimizer_steps if step is None else int(step)
+        """Record one row per layer if `step` is a multiple of `every`.
+
+        Without `step`: the optimizer step count under watch(), else one more than the last step this
+        tracker saw (so calling step() once per optimizer step records 1, 2, 3, ...)."""
+        if step is None:
+            step = self._optimizer_steps if self._hooks else self._last_step + 1
+        step = self._last_step = int(step)
         if not self.active or step % self.every:
             return []
+        self._refresh_views()
         with torch.no_grad(), _one_thread_if(self._small_on_cpu()):
-            values = torch.stack([self._measure(view) for view in self.views]).cpu().tolist()  # (layers, metrics)
+            values = self._measure_all().cpu().tolist()  # (layers, metrics): the one device->host copy
+        if not self.writer:
+            return []  # a sharded run's other ranks: their part is in rank 0's all-reduced sums
         rows = [
             {"step": step, "layer": view.name, "method": view.method, "rank": view.rank, **dict(zip(MEASURED, vals))}
             for view, vals in zip(self.views, values)
@@ -89,44 +132,51 @@ class Tracker:
             append_rows(self.path, rows)
         return rows
 
-    def _measure(self, view: AdapterView) -> torch.Tensor:
-        W = view.weight().detach()
-        update = view.update()
-        lam = bound = loose = sigma = drift = NAN
-        if isinstance(update, DoraUpdate):
-            update = DoraUpdate(
-                update.A.detach().to(self.dtype),
-                update.B.detach().to(self.dtype),
-                update.scaling,
-                update.magnitude.detach().to(self.dtype),
-            )
-            geo, _, row_norms = dora_update_stats(W, update)
-            # how far the learned magnitudes moved from W's own row norms (their value at init)
-            drift = torch.linalg.vector_norm(update.magnitude - row_norms) / torch.linalg.vector_norm(row_norms)
-        else:
-            update = update.to(self.dtype)
-            geo = update_geometry(W, update, self._weight_fro_sq(view.name, W))
-            sigma = singular_values(update)[0]
-        if view.delora_lambda is not None:
-            lam = view.delora_lambda().detach().to(self.dtype).squeeze()
-            bound = view.bound().detach().to(self.dtype)
-            loose = view.bound_loose().detach().to(self.dtype)
-        ratio = geo.delta_fro / bound if view.bound is not None else NAN
-        degrees = 180.0 / math.pi
-        values = (
-            geo.delta_fro,
-            geo.w_fro,
-            geo.rel_delta,
-            geo.angle_delta_w * degrees,
-            geo.angle_w_prime * degrees,
-            bound,
-            loose,
-            ratio,
-            lam,
-            sigma,
-            drift,
-        )
-        return torch.stack([torch.as_tensor(v, dtype=self.dtype, device=W.device).reshape(()) for v in values])
+    def _measure_all(self) -> torch.Tensor:
+        """Every layer's METRICS, (layers, metrics), in view order: same-shaped layers in one batch each.
+
+        Sharded (FSDP2): the small parameters are gathered whole, each rank sums over its own rows of W,
+        and one all-reduce of every group's packed sums completes them all before the metrics are formed."""
+        out, built = None, []
+        raws = [[self.views[i].params() for i in members] for members in self._groups.values()]
+        if self.sharded:
+            raws = gather_params(raws)  # every layer's small factors whole: ONE all-gather, never a W
+        for (key, members), params in zip(self._groups.items(), raws):
+            views = [self.views[i] for i in members]
+            group = build_group(params, self.dtype, self._previous.get(key))
+            parts = [local_rows(view.weight().detach(), self.sharded) for view in views]  # (W_i, rows of W_i)
+            weights = [W for W, _ in parts]
+            sums = partial_sums(group, weights, self._row_squares(key, weights), parts[0][1])
+            built.append((key, members, group, sums))
+        packed = all_reduce_sum([[pack(sums)] for *_, sums in built], self._reduce_group)  # ONE collective
+        for (key, members, group, sums), (flat,) in zip(built, packed):
+            values = metrics_from_sums(group, unpack(flat, sums))  # (L, metrics)
+            self._previous[key] = keep(group, values)
+            if out is None:
+                out = values.new_empty(len(self.views), values.shape[1])
+            out[torch.tensor(members, device=values.device)] = values
+        return out
+
+    def _refresh_views(self) -> None:
+        """Follow set_adapter / merge changes: rebuild the views (and batches) when the active adapters change."""
+        state = adapter_state(self._modules)
+        if state == self._state:
+            return
+        self._state = state
+        self.views = find_adapters(self._model, self._modules)
+        if not self.views:
+            raise ValueError(no_adapters_message(self._model))
+        self._groups = {}  # (names of the layers, their shapes) -> indices into views
+        by_key: dict[tuple, list[int]] = {}
+        for i, view in enumerate(self.views):
+            raw = view.params()
+            if raw.w_norm is not None:
+                warn_if_meta_fallback(view.name, raw.w_norm)
+            by_key.setdefault((raw.key(), is_dtensor(view.weight())), []).append(i)  # a batch shares its row split
+        for key, members in by_key.items():
+            self._groups[(key, tuple(self.views[i].name for i in members))] = members
+        self._previous = {k: v for k, v in self._previous.items() if k in self._groups}
+        self._reduce_group = reduce_group(view.weight() for view in self.views) if self.sharded else None
 
     def _small_on_cpu(self) -> bool:
         weights = [view.weight() for view in self.views]
@@ -134,12 +184,13 @@ class Tracker:
             all(W.device.type == "cpu" for W in weights) and max(W.numel() for W in weights) <= ONE_THREAD_MAX_WEIGHTS
         )
 
-    def _weight_fro_sq(self, name: str, W: torch.Tensor) -> torch.Tensor:
-        """||W||_F^2, recomputed only when W is another tensor or was modified in place (its _version)."""
-        key = (W.data_ptr(), W._version)
-        cached = self._w_sq.get(name)
-        if cached is None or cached[0] != key:
-            cached = self._w_sq[name] = (key, weight_fro_sq(W, self.dtype))
+    def _row_squares(self, key, weights: list[torch.Tensor]) -> torch.Tensor:
+        """(L, m) squared row norms of the group's weights, recomputed only when a W is another tensor or
+        was modified in place (its _version): W is frozen, so this is usually free."""
+        stamp = tuple((W.data_ptr(), W._version) for W in weights)
+        cached = self._w_rows.get(key)
+        if cached is None or cached[0] != stamp:
+            cached = self._w_rows[key] = (stamp, torch.stack([row_squares(W, self.dtype) for W in weights]))
         return cached[1]
 
     # ------------------------------------------------------------------ optimizer hook

@@ -1,0 +1,299 @@
+"""Measure many adapted layers at once: raw parameters -> factors -> partial sums -> metrics.
+
+    group = build_group(params, dtype)                 cast the raw parameters FIRST, then build the
+                                                       factors and bounds of L same-shaped layers at once
+    sums, rows = partial_sums(group, weights, row_sq)  everything that reads W: sums over W's rows
+    values = metrics_from_sums(group, sums)            the MEASURED columns, (L, len(MEASURED))
+
+Why three stages. Casting first: building dW or a bound from bf16 parameters and casting after gives
+2-3e-3 relative error in ||dW|| and bound ratios above 1 (DESIGN.md). Batching: one op covers every layer
+of a shape, so a record costs a few dozen ops instead of ~100 per layer. Sharding: `partial_sums` is the
+only stage that touches W, and each entry it returns is a sum over the rows of W (and of U, B, DoRA's
+magnitudes, which live with those rows):
+
+    utu = U^T U (L, k, k)      inner = sum(U * (W V)) (L,)      w_sq = ||W||^2 (L,)
+    diff = X^T X, X = [U - U_prev, U_prev] (L, 2k, 2k)          (for turn_deg)
+    DoRA: ||dW||^2, <dW, W>, ||W||^2, ||m - ||W_k|| ||^2, <dW_prev, dW> (L,) each, from per-row terms
+
+so a row-sharded model (FSDP2, Shard(0)) passes its local rows of W with `rows=` (the slice of the full
+factors U, B, magnitudes they match), all-reduces `sums` (SUM; `pack` makes it one buffer) and calls
+`metrics_from_sums` with the full (gathered, small) factors. DoRA's per-row state kept for turn_deg (g, Q in
+`Group.extra` and `previous`) is that of the local rows. tests/test_track.py checks two shards by hand.
+
+turn_deg, the angle between dW at this record and dW at the previous record of the same layer, uses the
+stacked difference dW - dW_prev = (U - U_prev) V^T + U_prev (V - V_prev)^T, whose Gram products stay at the
+scale of the difference, so small turns are resolved far below sqrt(eps):
+    a = ||D||^2 - (n - n_prev)^2 = 2 n n_prev (1 - cos),  b = (n + n_prev)^2 - ||D||^2 = 2 n n_prev (1 + cos)
+    turn = atan2(sqrt(a b), (b - a) / 2).
+DoRA (not low rank) uses the exact per-row inner product <dW_prev, dW> and atan2(sqrt(n^2 n_prev^2 - ip^2), ip),
+exact to ~sqrt(eps) rad (~0.02 deg in float32; use dtype=float64 for finer turns).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from .geometry import (
+    DoraUpdate,
+    LowRankUpdate,
+    delora_bound,
+    delora_bound_loose,
+    delora_update,
+    geometry_from_inner_products,
+    lora_update,
+    row_blocks,
+    singular_values,
+)
+
+DEGREES = 180.0 / math.pi
+# The measured columns, in order (history.MEASURED must list the same names).
+METRICS = (
+    "delta_fro",
+    "w_fro",
+    "rel_delta",
+    "angle_delta_w_deg",
+    "angle_w_prime_deg",
+    "bound",
+    "bound_loose",
+    "bound_ratio",
+    "lambda",
+    "sigma_max",
+    "dora_mag_drift",
+    "turn_deg",
+)
+
+
+@dataclass(frozen=True)
+class RawParams:
+    """One adapted layer's parameters exactly as stored (any dtype), read afresh at each record."""
+
+    kind: str  # "lora" (LoRA, rsLoRA), "delora" (both inits), "dora"
+    A: Tensor  # (r, n)
+    B: Tensor  # (m, r)
+    scaling: float = 1.0  # s of LoRA / DoRA
+    delora_lambda: Tensor | None = None  # (1,)
+    w_norm: Tensor | None = None  # (n,) frozen column norms of W
+    A0: Tensor | None = None  # (r, n) paper init's frozen copy
+    B0: Tensor | None = None  # (m, r)
+    magnitude: Tensor | None = None  # (m,) DoRA
+
+    def key(self) -> tuple:
+        """Layers with equal keys are measured in one batch."""
+        return (self.kind, tuple(self.A.shape), tuple(self.B.shape), self.A0 is not None, self.A.device)
+
+    def cast(self, dtype: torch.dtype) -> RawParams:
+        """Every tensor detached and cast to dtype: the first thing done, before any arithmetic."""
+        tensors = ("A", "B", "delora_lambda", "w_norm", "A0", "B0", "magnitude")
+        return replace(
+            self, **{k: getattr(self, k).detach().to(dtype) for k in tensors if getattr(self, k) is not None}
+        )
+
+    def update(self) -> LowRankUpdate | DoraUpdate:
+        """The update in the parameters' own dtype (cast() first to measure)."""
+        if self.kind == "dora":
+            return DoraUpdate(self.A, self.B, self.scaling, self.magnitude)
+        if self.kind == "lora":
+            return lora_update(self.A, self.B, self.scaling)
+        return delora_update(self.A, self.B, self.delora_lambda, self.w_norm, self.A0, self.B0)
+
+
+@dataclass
+class Group:
+    """L same-shaped layers of one kind, stacked and cast: the factors, scales and bounds of a record."""
+
+    kind: str
+    update: LowRankUpdate | None = None  # U (L, m, k), V (L, n, k) for "lora" and "delora"
+    dora: DoraUpdate | None = None  # A (L, r, n), B (L, m, r), scaling (L, 1), magnitude (L, m)
+    delora_lambda: Tensor | None = None  # (L,)
+    bound: Tensor | None = None  # (L,)
+    bound_loose: Tensor | None = None  # (L,)
+    previous: dict | None = None  # what the last record kept for turn_deg (see `keep`)
+    extra: dict = field(default_factory=dict)  # per-row state from partial_sums (DoRA's g and Q)
+
+
+def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | None = None) -> Group:
+    """Stack and cast the raw parameters (cast before any arithmetic), then build factors and bounds."""
+    first, L = params[0], len(params)
+
+    def stack(name: str) -> Tensor:
+        return torch.stack([getattr(p, name).detach() for p in params]).to(dtype)  # stacking is exact
+
+    A, B = stack("A"), stack("B")  # (L, r, n), (L, m, r)
+    if first.kind in ("lora", "dora"):
+        s = torch.tensor([float(p.scaling) for p in params], dtype=dtype, device=A.device)  # (L,)
+        if first.kind == "dora":
+            return Group("dora", dora=DoraUpdate(A, B, s[:, None], stack("magnitude")), previous=previous)
+        return Group("lora", update=lora_update(A, B, s[:, None, None]), previous=previous)
+    lam, w = stack("delora_lambda").reshape(L, 1), stack("w_norm")  # (L, 1), (L, n)
+    A0, B0 = (stack("A0"), stack("B0")) if first.A0 is not None else (None, None)
+    return Group(
+        "delora",
+        update=delora_update(A, B, lam, w, A0, B0),
+        delora_lambda=lam[:, 0],
+        bound=delora_bound(A, lam, w, A0, B0),
+        bound_loose=delora_bound_loose(lam, w, paper_init=A0 is not None),
+        previous=previous,
+    )
+
+
+# ----------------------------------------------------------------------------- partial sums (reads W)
+# Below this many weights, W @ X is computed as (X^T W^T)^T: MKL's sgemm on (m, n) @ (n, k) with k = 8-16
+# takes a slow path at these sizes (384 x 384, k = 8: 0.48 ms vs 0.08 ms, one thread, minimum of 40 rounds);
+# from ~1024^2 on the direct product is as fast or faster (4096^2, k = 16, two threads: 86 vs 215 ms).
+SMALL_GEMM_WEIGHTS = 1 << 19
+
+
+def weight_products(weights: list[Tensor], X: Tensor) -> Tensor:
+    """Y[l] = W_l @ X[l] for each layer, W cast block by block to X's dtype: (L, m, k). Never stacks the Ws."""
+    L, (m, n), k = len(weights), weights[0].shape, X.shape[-1]
+    if m * n <= SMALL_GEMM_WEIGHTS:
+        Xt = X.mT.contiguous()  # (L, k, n)
+        Yt = X.new_empty(L, k, m)
+        for i, W in enumerate(weights):
+            torch.matmul(Xt[i], W.mT.to(X.dtype), out=Yt[i])  # small W: a cast copy is cheap
+        return Yt.mT
+    Y = X.new_empty(L, m, k)
+    for i, W in enumerate(weights):
+        if W.dtype == X.dtype:
+            torch.matmul(W, X[i], out=Y[i])  # the one unavoidable GEMM of each layer
+        else:
+            for rows, block in row_blocks(W, X.dtype):
+                Y[i, rows] = block @ X[i]
+    return Y
+
+
+def row_squares(W: Tensor, dtype: torch.dtype) -> Tensor:
+    """||W[k, :]||^2 per row (m,), in dtype, block by block (W is frozen: callers cache it)."""
+    return torch.cat([torch.linalg.vector_norm(block, dim=1).square() for _, block in row_blocks(W, dtype)])
+
+
+def partial_sums(group: Group, weights: list[Tensor], row_sq: Tensor, rows=slice(None)) -> dict[str, Tensor]:
+    """Sums over the rows of W held here: weights[l] = W_l[rows], row_sq (L, rows) = their squared norms."""
+    if group.kind == "dora":
+        return _dora_sums(group, weights, row_sq, rows)
+    U, V = group.update.U[:, rows], group.update.V  # (L, m', k), (L, n, k)
+    sums = {
+        "inner": (U * weight_products(weights, V)).sum(dim=(-2, -1)),  # <dW, W>
+        "w_sq": row_sq.sum(-1),
+        "utu": _gram(U),  # (L, k, k)
+    }
+    if group.previous is not None:
+        X = torch.cat([U - group.previous["U"][:, rows], group.previous["U"][:, rows]], dim=-1)  # (L, m', 2k)
+        sums["diff"] = _gram(X)
+    return sums
+
+
+def _gram(X: Tensor) -> Tensor:
+    """X^T X in float64 (O((m + n) k^2), small): the paper init's stacked factors hold blocks far larger
+    than dW, and their products cancel in sum(G_U * G_V); float32 Grams leave ~3e-5 relative error there."""
+    X = X.to(torch.float64)
+    return X.mT @ X
+
+
+def _dora_sums(group: Group, weights, row_sq, rows) -> dict[str, Tensor]:
+    """DoRA per row k: P = ||W_k||^2, Q = <B_k, (W A^T)_k>, T = ||(B A)_k||^2, c^2 = P + 2sQ + s^2 T, g = m / c."""
+    d = group.dora
+    A, B, s, mag = d.A, d.B[:, rows], d.scaling, d.magnitude[:, rows]
+    P = row_sq  # (L, m')
+    Q = (B * weight_products(weights, A.mT)).sum(-1)  # (L, m')
+    T = ((B @ (A @ A.mT)) * B).sum(-1)  # (L, m')
+    g = mag / (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()  # (L, m')
+    group.extra = {"g": g, "Q": Q}
+    sums = {
+        "delta_sq": ((g - 1) ** 2 * P + 2 * s * g * (g - 1) * Q + s * s * g * g * T).sum(-1),
+        "inner": ((g - 1) * P + s * g * Q).sum(-1),
+        "w_sq": P.sum(-1),
+        "drift_sq": (mag - P.sqrt()).square().sum(-1),  # magnitudes against W's own row norms (their init)
+    }
+    if group.previous is not None:  # <dW_prev, dW> row by row: dW = diag(g - 1) W + s diag(g) B A
+        p = group.previous
+        g1, Q1, B1 = p["g"], p["Q"], p["B"][:, rows]
+        X12 = ((B1 @ (p["A"] @ A.mT)) * B).sum(-1)  # <(B1 A1)_k, (B A)_k>
+        sums["turn_inner"] = (
+            (g1 - 1) * (g - 1) * P + s * (g1 - 1) * g * Q + s * g1 * (g - 1) * Q1 + s * s * g1 * g * X12
+        ).sum(-1)
+    return sums
+
+
+def pack(sums: dict[str, Tensor]) -> Tensor:
+    """All sums of a group as one (L, S) buffer (one all_reduce; float64 when the Grams are); `unpack` inverts it."""
+    return torch.cat([v.reshape(v.shape[0], -1) for v in sums.values()], dim=1)
+
+
+def unpack(flat: Tensor, like: dict[str, Tensor]) -> dict[str, Tensor]:
+    out, start = {}, 0
+    for name, v in like.items():
+        size = v[0].numel()
+        out[name] = flat[:, start : start + size].reshape(v.shape).to(v.dtype)
+        start += size
+    return out
+
+
+# ----------------------------------------------------------------------------- metrics (pure)
+def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
+    """The METRICS of each layer from the (reduced) sums and the full factors: (L, len(METRICS))."""
+    nan = torch.full_like(sums["w_sq"], float("nan"))
+    if group.kind == "dora":
+        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])
+        drift = sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()
+        sigma = nan
+        turn = _turn_from_inner(sums.get("turn_inner"), geo.delta_fro, group.previous)
+    else:
+        V = group.update.V
+        delta_sq = (sums["utu"] * _gram(V)).sum(dim=(-2, -1)).to(V.dtype)
+        geo = geometry_from_inner_products(delta_sq, sums["inner"], sums["w_sq"])
+        drift = nan
+        sigma = singular_values(group.update)[..., 0]
+        turn = _turn_from_difference(sums.get("diff"), geo.delta_fro, V, group.previous)
+    if group.kind == "delora":
+        lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
+    else:
+        lam = bound = loose = ratio = nan
+    columns = (
+        geo.delta_fro,
+        geo.w_fro,
+        geo.rel_delta,
+        geo.angle_delta_w * DEGREES,
+        geo.angle_w_prime * DEGREES,
+        bound,
+        loose,
+        ratio,
+        lam,
+        sigma,
+        drift,
+        turn,
+    )
+    return torch.stack(columns, dim=1)
+
+
+def keep(group: Group, values: Tensor) -> dict:
+    """What the next record needs for turn_deg: the factors (small) and ||dW|| of this one."""
+    delta_fro = values[:, 0]
+    if group.kind == "dora":
+        return {"A": group.dora.A, "B": group.dora.B, **group.extra, "delta_fro": delta_fro}
+    return {"U": group.update.U, "V": group.update.V, "delta_fro": delta_fro}
+
+
+def _turn_from_difference(diff: Tensor | None, n: Tensor, V: Tensor, previous: dict | None) -> Tensor:
+    if diff is None or previous is None:
+        return torch.full_like(n, float("nan"))
+    Y = torch.cat([V, V - previous["V"]], dim=-1)  # (L, n, 2k): D = [U - U1, U1] [V, V - V1]^T
+    d_sq = (diff * _gram(Y)).sum(dim=(-2, -1)).clamp(min=0).to(V.dtype)  # ||dW - dW_prev||^2
+    n1 = previous["delta_fro"]
+    a = (d_sq - (n - n1).square()).clamp(min=0)  # 2 n n1 (1 - cos)
+    b = ((n + n1).square() - d_sq).clamp(min=0)  # 2 n n1 (1 + cos)
+    turn = torch.atan2((a * b).sqrt(), (b - a) / 2) * DEGREES
+    return torch.where((n > 0) & (n1 > 0), turn, torch.full_like(turn, float("nan")))
+
+
+def _turn_from_inner(inner: Tensor | None, n: Tensor, previous: dict | None) -> Tensor:
+    if inner is None or previous is None:
+        return torch.full_like(n, float("nan"))
+    n1 = previous["delta_fro"]
+    sine = ((n * n1).square() - inner.square()).clamp(min=0).sqrt()
+    turn = torch.atan2(sine, inner) * DEGREES
+    return torch.where((n > 0) & (n1 > 0), turn, torch.full_like(turn, float("nan")))
