@@ -19,13 +19,14 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..core.history import COLUMNS, load_history
+from ..core.history import COLUMNS, OPTIONAL, load_history
 from .figures import plot_angles, plot_lambda, plot_loss, plot_update_norm
 from .frames import has_values, iter_runs
 from .layers import plot_angle_strength, plot_bound_heatmap
 
 GENERIC_STEMS = ("delora_history", "history", "tracker", "trainer_state", "log")
 LOSS_COLUMNS = ("step", "loss")
+REQUIRED = tuple(c for c in COLUMNS if c not in OPTIONAL)  # older histories lack the optional ones
 
 
 class BadInputs(ValueError):
@@ -57,7 +58,11 @@ def read_file(path: Path) -> tuple[str, pd.DataFrame]:
         return "loss", trainer_state_loss(path)
     if path.suffix not in (".csv", ".jsonl"):
         raise ValueError(f"{path}: not a history (.jsonl or .csv) nor a trainer_state.json")
-    try:
+    try:  # a tracker history (any format version; the reader knows their header lines)
+        return "history", load_history(path)
+    except ValueError as err:
+        history_error = str(err)
+    try:  # else a per-step loss log (the app's loss-and-eval CSV)
         if path.suffix == ".jsonl":
             df = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
         else:
@@ -66,13 +71,13 @@ def read_file(path: Path) -> tuple[str, pd.DataFrame]:
         raise ValueError(f"{path}: does not parse as {path.suffix[1:].upper()} ({str(err).splitlines()[0]})") from None
     if df.empty:
         raise ValueError(f"{path}: has no rows")
-    if all(c in df.columns for c in COLUMNS):
-        return "history", load_history(path)
     if all(c in df.columns for c in LOSS_COLUMNS):
         df = df.copy()
         df["method"] = df["method"].astype(str) if "method" in df else file_label(path)
         return "loss", df
-    missing = [c for c in COLUMNS if c not in df.columns]
+    if "lacks the columns" in history_error:  # the reader parsed it as a history: its message is the precise one
+        raise ValueError(f"{history_error} (nor is it a loss log: step, loss)")
+    missing = [c for c in REQUIRED if c not in df.columns]
     raise ValueError(f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)")
 
 
