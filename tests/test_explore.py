@@ -220,10 +220,12 @@ def test_show_interactive_displays_the_defaults_then_redraws_in_place(monkeypatc
         calls.append((a, b))
         return f"figure {a} {b}"
 
-    box = explore.show_interactive(
+    returned = explore.show_interactive(
         plot, a=widgets.IntSlider(value=1, min=0, max=5), b=widgets.Dropdown(options=["x", "y"])
     )
-    assert shown[0] == "figure 1 x" and shown[1] is box  # the default figure first, as a plain display
+    assert returned is None  # a cell ending with the call shows the controls once
+    assert shown[0] == "figure 1 x" and isinstance(shown[1], widgets.Box)  # the default figure first, plain
+    box = shown[1]
     box.children[0].value = 4
     box.children[1].value = "y"
     assert calls == [(1, "x"), (4, "x"), (4, "y")] and updates == ["figure 4 x", "figure 4 y"]

@@ -272,12 +272,13 @@ def plot_layer_trajectory(tracker_df: pd.DataFrame, layer: str, method: str | No
 
 
 # ----------------------------------------------------------------------------- widgets
-def show_interactive(plot, **controls):
+def show_interactive(plot, **controls) -> None:
     """Display ``plot(**defaults)`` as a plain image, then the controls; each change redraws it in place.
 
     ``controls``: keyword -> ipywidgets control (its ``value`` is the default). The image is displayed with
     a display id and updated in place, so a live kernel shows one figure that follows the sliders, while a
-    headless run (CI) or a reader without a kernel sees the figure at the defaults. Returns the controls box.
+    headless run (CI) or a reader without a kernel sees the figure at the defaults. Returns None, so that a
+    cell ending with the call does not display the controls a second time.
     """
     import ipywidgets as widgets  # the [notebooks] extra; only needed here
     from IPython.display import display
@@ -294,4 +295,3 @@ def show_interactive(plot, **controls):
     for control in controls.values():
         control.observe(redraw, names="value")
     display(box)
-    return box
