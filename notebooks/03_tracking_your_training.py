@@ -244,12 +244,15 @@ if trl is not None:
     else:
         smol = load_model("smollm2")  # ~20 s the first time (GGUF -> safetensors), then cached
         sft_model, sft_tok = smol.model, smol.tokenizer
+    # SmolLM2 has 135M parameters and a 49k-token vocabulary: on 2 CPU cores one step of batch 8 takes
+    # seconds when the machine is idle and minutes when it is shared, so the demo trains a few short steps.
+    SFT_STEPS, SFT_BATCH = (STEPS, BATCH) if FAST else (20, 4)
     sft_args = trl.SFTConfig(
         output_dir=str(OUT / "sft"),
-        max_steps=STEPS,
-        per_device_train_batch_size=BATCH,
+        max_steps=SFT_STEPS,
+        per_device_train_batch_size=SFT_BATCH,
         learning_rate=1e-2,
-        logging_steps=max(1, STEPS // 10),
+        logging_steps=max(1, SFT_STEPS // 10),
         max_length=MAX_LEN,
         report_to=["tensorboard"],
         save_strategy="no",
@@ -261,13 +264,13 @@ if trl is not None:
         model=sft_model,
         args=sft_args,
         processing_class=sft_tok,
-        train_dataset=datasets.Dataset.from_dict({"text": qa.train_texts[: STEPS * BATCH]}),
+        train_dataset=datasets.Dataset.from_dict({"text": qa.train_texts[: SFT_STEPS * SFT_BATCH]}),
         peft_config=DeloraConfig(r=8, delora_lambda=5, target_modules=["q_proj", "v_proj"]),
         callbacks=[TrackerCallback(every=1)],
     )
     sft.train()
     sft_history = load_history(OUT / "sft" / "delora_history.jsonl")
-    assert sorted(sft_history["step"].unique()) == list(range(STEPS + 1))
+    assert sorted(sft_history["step"].unique()) == list(range(SFT_STEPS + 1))
     assert (sft_history["delta_fro"] <= sft_history["bound"] * (1 + 1e-5)).all()
     assert any("delora/bound_ratio_max" in entry for entry in sft.state.log_history)
     sft_log = pd.DataFrame(
