@@ -146,7 +146,7 @@ display(Markdown("**What this run shows** (computed from the results above):\n\n
 
 # %%
 if FAST:
-    SWEEP_METHODS, MULTIPLIERS = ["lora", "delora", "delora-paper"], [0.1, 1, 10]
+    SWEEP_METHODS, MULTIPLIERS = ["lora", "delora", "delora-paper"], [0.1, 1]
     SWEEP = replace(CONFIG, steps=2, eval_every=2)
 else:
     SWEEP_METHODS, MULTIPLIERS = ["lora", "dora", "delora", "delora-paper"], [0.1, 1, 10, 30]
