@@ -54,7 +54,7 @@ FAST = os.environ.get("DELORA_VIZ_FAST") == "1"
 warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notices
 
 if FAST:
-    CONFIG = TrainConfig(steps=3, batch_size=4, max_length=24, eval_every=3, eval_examples=8)
+    CONFIG = TrainConfig(steps=3, batch_size=4, max_length=24, eval_every=3, eval_examples=8, max_examples=300)
 else:
     CONFIG = TrainConfig(steps=60, eval_every=20)  # batch 8, 64 tokens, 96 held-out examples
 prepared = prepare(CONFIG)  # MiniLM and BBC News, loaded once; every run trains a deep copy
