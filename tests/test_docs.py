@@ -28,5 +28,5 @@ def test_every_image_a_readme_shows_exists(readme):
     assert not missing, f"{readme.name} shows images that do not exist: {missing} (run python docs/make_figures.py)"
 
 
-def test_the_readme_shows_the_update_norm_figure():
-    assert "docs/update_norm_vs_bound.png" in images((ROOT / "README.md").read_text())
+def test_the_readme_shows_the_update_norm_vs_bound_figure():
+    assert "docs/bound_explorer.png" in images((ROOT / "README.md").read_text())
