@@ -1,9 +1,9 @@
 """The tutorials: each notebook runs top to bottom in fast mode, offline, and draws at least one figure.
 
-The committed notebooks carry no outputs and must be exactly what notebooks/_build.py writes.
+Each tutorial is a jupytext pair: NN_name.py (percent format, the source) and NN_name.ipynb (committed
+without outputs); the two must hold the same cells (`jupytext --sync notebooks/*.py` after an edit).
 """
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+jupytext = pytest.importorskip("jupytext")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -26,27 +27,29 @@ ENV = {
 }
 
 
-def _build_script():
-    spec = importlib.util.spec_from_file_location("notebooks_build", NOTEBOOK_DIR / "_build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
 
 
-def test_every_built_notebook_is_committed():
-    assert [p.stem for p in NOTEBOOKS] == list(_build_script().NOTEBOOKS)
+def test_every_notebook_is_a_pair():
+    scripts = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+    assert len(NOTEBOOKS) == 5 and [p.stem for p in NOTEBOOKS] == scripts
+    assert not (NOTEBOOK_DIR / "_build.py").exists()  # the .py files are the source now
+    assert 'formats = "ipynb,py:percent"' in (NOTEBOOK_DIR / "jupytext.toml").read_text()
 
 
-def test_committed_notebooks_match_the_build_script_and_have_no_outputs():
-    build = _build_script()
-    for name in build.NOTEBOOKS:
-        path = NOTEBOOK_DIR / f"{name}.ipynb"
-        assert path.read_text() == build.render(name), f"{path.name} is stale: run python notebooks/_build.py"
-        nb = nbformat.read(path, as_version=4)
-        nbformat.validate(nb)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs: clear them"
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_in_sync_and_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    script = jupytext.read(path.with_suffix(".py"))
+    assert _cells(nb) == _cells(script), (
+        f"{path.name} and its .py differ: run jupytext --sync {path.with_suffix('.py')}"
+    )
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs: clear them"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
 def _images(nb) -> list:

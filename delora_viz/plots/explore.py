@@ -1,0 +1,297 @@
+"""What the tutorials' sliders draw: pure functions from slider values to numbers (a DataFrame) and to a Figure.
+
+Each explorer comes in two halves: ``*_table`` computes the numbers (closed forms from ``core``; the tests
+check them against PEFT and dense float64 references), ``plot_*`` draws them. ``show_interactive`` wires
+any ``plot_*`` to ipywidgets controls, and first displays the figure at the controls' default values as a
+plain image, so a headless run and a reader without a live kernel see it too.
+
+- ``bound_table`` / ``plot_bound_explorer`` (notebook 01): ||dW||_F of a DeLoRA layer against its tight
+  bound (|lambda|/r) sum_i ||a_i/||a_i|| * w|| and the loose one |lambda| max_j ||W[:, j]|| (twice that with
+  the paper init), as the factors turn from random (alignment 0) to the adversarial rank-1 case (1):
+  every a_i = e_j* (W's largest column), every b_i the same unit vector, where ||dW||_F = |lambda| w_j*.
+- ``angle_table`` / ``plot_angle_explorer`` (notebook 02): angle(dW, W) and angle(W + dW, W) of LoRA,
+  DoRA and DeLoRA on one weight as the factors grow, B = sigma * B_hat (what an optimizer does to them).
+- ``plot_layer_trajectory`` (notebook 04): one layer of one tracked run over the steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from ..core.geometry import (
+    DoraUpdate,
+    delora_bound,
+    delora_bound_loose,
+    delora_update,
+    dora_update_stats,
+    fro_norm,
+    lora_update,
+    update_geometry,
+)
+from .frames import method_color, numeric, require_rows
+from .style import NORM, legend, styled
+
+ANGLE_METHODS = ("lora", "dora", "delora")
+
+
+# ----------------------------------------------------------------------------- 01: the bound
+def aligned_factors(weight: Tensor, r: int, alignment: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Factors A (r, n), B (m, r) between random (alignment 0) and the adversarial rank-1 case (1).
+
+    a_i = (1 - t) u_i + t e_j*  with u_i a random unit row and j* = argmax_j ||W[:, j]||;
+    b_i = (1 - t) v_i + t b     with v_i a random unit column and b one shared random unit vector.
+    The same seed gives the same u, v, b for every t, so moving t morphs one configuration into the other.
+    """
+    if not 0.0 <= alignment <= 1.0:
+        raise ValueError(f"alignment must be in [0, 1] (0 random, 1 the adversarial rank-1 case), got {alignment!r}")
+    m, n = weight.shape
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.randn(r, n, generator=gen, dtype=torch.float64)
+    v = torch.randn(m, r, generator=gen, dtype=torch.float64)
+    b = torch.randn(m, 1, generator=gen, dtype=torch.float64)
+    e = torch.zeros(n, dtype=torch.float64)
+    e[int(weight.double().norm(dim=0).argmax())] = 1.0
+    A = (1 - alignment) * u / u.norm(dim=1, keepdim=True) + alignment * e  # (r, n)
+    B = (1 - alignment) * v / v.norm(dim=0, keepdim=True) + alignment * b / b.norm()  # (m, r)
+    return A, B
+
+
+def paper_start(weight: Tensor, r: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """The paper init's frozen factors A0 (r, n), B0 (m, r): kaiming-uniform ranges, drawn from ``seed + 1``."""
+    m, n = weight.shape
+    gen = torch.Generator().manual_seed(seed + 1)
+    A0 = torch.empty(r, n, dtype=torch.float64).uniform_(-1 / math.sqrt(n), 1 / math.sqrt(n), generator=gen)
+    B0 = torch.empty(m, r, dtype=torch.float64).uniform_(-1 / math.sqrt(r), 1 / math.sqrt(r), generator=gen)
+    return A0, B0
+
+
+def bound_table(
+    weight: Tensor, delora_lambda: float, r: int, init: str = "peft", alignments=None, seed: int = 0
+) -> pd.DataFrame:
+    """One row per alignment t: ||dW||_F, the tight bound, the loose bound and the typical size, in float64.
+
+    init="peft": dW = (lambda/r) B Xi A diag(w). init="paper": the paper's frozen start (A0, B0), random
+    kaiming-scale factors drawn from ``seed + 1``, is subtracted: dW = (lambda/r)(B Xi A - B0 Xi0 A0) diag(w),
+    tight bound + ||N0||_F, loose bound 2 |lambda| max_j w_j. typical = |lambda| rms(w) / sqrt(r).
+    """
+    if init not in ("peft", "paper"):
+        raise ValueError(f"init must be 'peft' or 'paper', got {init!r}")
+    if not (isinstance(r, int) and r >= 1):
+        raise ValueError(f"r must be a positive integer, got {r!r}")
+    alignments = np.linspace(0.0, 1.0, 21) if alignments is None else np.asarray(alignments, dtype=float)
+    W = weight.detach().double()
+    w = W.norm(dim=0)  # (n,) column norms
+    lam = torch.tensor([float(delora_lambda)], dtype=torch.float64)
+    frozen = paper_start(W, r, seed) if init == "paper" else (None, None)
+    rows = []
+    for t in alignments:
+        A, B = aligned_factors(W, r, float(t), seed)
+        rows.append(
+            dict(
+                alignment=float(t),
+                delta_fro=fro_norm(delora_update(A, B, lam, w, *frozen)).item(),
+                bound=delora_bound(A, lam, w, *frozen).item(),
+                bound_loose=delora_bound_loose(lam, w, paper_init=init == "paper").item(),
+                typical=abs(float(delora_lambda)) * w.pow(2).mean().sqrt().item() / math.sqrt(r),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+@styled
+def plot_bound_explorer(
+    weight: Tensor, delora_lambda: float = 2.0, r: int = 4, init: str = "peft", alignment: float = 0.0, seed: int = 0
+) -> Figure:
+    """Left: ||dW||_F and both bounds as the factors turn from random (0) to adversarial (1); the current
+    alignment is the vertical line. Right: the four numbers at the current alignment, as bars."""
+    curve = bound_table(weight, delora_lambda, r, init, seed=seed)
+    now = bound_table(weight, delora_lambda, r, init, alignments=[alignment], seed=seed).iloc[0]
+    fig = Figure(figsize=(11.0, 4.0), layout="constrained")
+    ax, bars = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    color = method_color("delora-paper" if init == "paper" else "delora")
+    ax.plot(curve["alignment"], curve["delta_fro"], color=color, label=NORM, gid="delta_fro")
+    ax.plot(
+        curve["alignment"], curve["bound"], "--", color=color, label="tight bound (current directions)", gid="bound"
+    )
+    loose = r"$2|\lambda| \max_j w_j$" if init == "paper" else r"$|\lambda| \max_j w_j$"
+    ax.plot(curve["alignment"], curve["bound_loose"], ":", color="black", label=f"loose bound {loose}", gid="loose")
+    ax.plot(
+        curve["alignment"], curve["typical"], "-.", color="grey", lw=1, label=r"typical $|\lambda|$ rms(w)/$\sqrt{r}$"
+    )
+    ax.axvline(alignment, color="grey", lw=0.8)
+    ax.set(
+        title=f"DeLoRA ({init} init), lambda = {delora_lambda:g}, r = {r}",
+        xlabel="alignment of A and B (0 random, 1 adversarial rank-1)",
+        ylabel=NORM,
+    )
+    ax.set_ylim(bottom=0)
+    legend(ax)
+    names = [NORM, "tight bound", "loose bound", "typical"]
+    values = [now["delta_fro"], now["bound"], now["bound_loose"], now["typical"]]
+    drawn = bars.bar(names, values, color=[color, color, "black", "grey"], alpha=0.8, gid="bars")
+    drawn[1].set_hatch("//")
+    for patch, value in zip(drawn, values):
+        bars.annotate(f"{value:.3g}", (patch.get_x() + patch.get_width() / 2, value), ha="center", va="bottom")
+    bars.set(title=f"at alignment {alignment:.2f}: {NORM} / loose bound = {values[0] / values[2]:.2f}", ylabel=NORM)
+    return fig
+
+
+# ----------------------------------------------------------------------------- 02: angles vs strength
+def angle_factors(weight: Tensor, r: int, seed: int = 0) -> tuple[Tensor, Tensor, float]:
+    """Random A (r, n) and unit-scale B_hat (m, r) with ||s B_hat A||_F = ||W||_F for LoRA's s = 2 (alpha = 2r).
+
+    So sigma, the factor scale in B = sigma B_hat, reads as LoRA's ||dW||_F / ||W||_F. Returns (A, B_hat, s)."""
+    W = weight.detach().double()
+    m, n = W.shape
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randn(r, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+    B = torch.randn(m, r, generator=gen, dtype=torch.float64)
+    s = 2.0
+    B = B * (W.norm() / (s * B @ A).norm())
+    return A, B, s
+
+
+def angle_table(
+    weight: Tensor, r: int = 8, delora_lambda: float = 5.0, sigmas=None, seed: int = 0, methods=ANGLE_METHODS
+) -> pd.DataFrame:
+    """One row per (method, sigma) with B = sigma B_hat: rel_delta = ||dW||_F/||W||_F and both angles in degrees.
+
+    lora:   dW = s B A.
+    dora:   W' = diag(g)(W + s B A), g_k = ||W_k|| / ||(W + s B A)_k||  (magnitudes still at their start).
+    delora: dW = (lambda/r) B Xi A diag(w): B's scale divides away, so only lambda sets the size
+            (below PEFT's 1e-4 clamp on ||b_i||, the terms shrink).
+    Float64 closed forms from ``core.geometry``; ``bound_rel`` is DeLoRA's |lambda| max_j w_j / ||W||_F.
+    """
+    unknown = sorted(set(methods) - set(ANGLE_METHODS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(ANGLE_METHODS)}")
+    sigmas = np.logspace(-3, 1, 25) if sigmas is None else np.asarray(sigmas, dtype=float)
+    W = weight.detach().double()
+    A, B_hat, s = angle_factors(W, r, seed)
+    w = W.norm(dim=0)
+    lam = torch.tensor([float(delora_lambda)], dtype=torch.float64)
+    w_fro_sq = W.pow(2).sum()
+    rows = []
+    for sigma in sigmas:
+        B = float(sigma) * B_hat
+        for method in methods:
+            if method == "lora":
+                geo = update_geometry(W, lora_update(A, B, s), w_fro_sq)
+            elif method == "delora":
+                geo = update_geometry(W, delora_update(A, B, lam, w), w_fro_sq)
+            else:
+                geo, _, _ = dora_update_stats(W, DoraUpdate(A, B, s, W.norm(dim=1)))
+            rows.append(
+                dict(
+                    method=method,
+                    sigma=float(sigma),
+                    rel_delta=geo.rel_delta.item(),
+                    angle_delta_w_deg=math.degrees(geo.angle_delta_w.item()),
+                    angle_w_prime_deg=math.degrees(geo.angle_w_prime.item()),
+                    bound_rel=(lam * w.max()).item() / math.sqrt(w_fro_sq.item()) if method == "delora" else np.nan,
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+@styled
+def plot_angle_explorer(
+    weight: Tensor, sigma: float = 0.1, delora_lambda: float = 5.0, r: int = 8, seed: int = 0, methods=ANGLE_METHODS
+) -> Figure:
+    """Three panels against the factor scale sigma (log axis, current sigma the vertical line):
+    ||dW||_F / ||W||_F (DeLoRA's bound dashed), angle(dW, W), angle(W + dW, W)."""
+    table = angle_table(weight, r, delora_lambda, seed=seed, methods=methods)
+    fig = Figure(figsize=(13.0, 3.9), layout="constrained")
+    axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
+    panels = [
+        ("rel_delta", r"$\|\Delta W\|_F / \|W\|_F$"),
+        ("angle_delta_w_deg", r"$\angle(\Delta W, W)$ (degrees)"),
+        ("angle_w_prime_deg", r"$\angle(W + \Delta W, W)$ (degrees)"),
+    ]
+    for ax, (column, label) in zip(axes, panels):
+        for method, rows in table.groupby("method", sort=False):
+            ax.plot(rows["sigma"], rows[column], color=method_color(method), label=method, gid=f"{column}:{method}")
+            if column == "rel_delta" and rows["bound_rel"].notna().any():
+                ax.axhline(rows["bound_rel"].iloc[0], ls="--", color=method_color(method), lw=1, label="DeLoRA bound")
+        ax.axvline(sigma, color="grey", lw=0.8)
+        ax.set(xscale="log", xlabel=r"factor scale $\sigma$ (B = $\sigma \hat B$)", ylabel=label)
+    axes[0].set_yscale("log")
+    axes[0].set_title(f"lambda = {delora_lambda:g}, r = {r}")
+    legend(axes[0])
+    now = angle_table(weight, r, delora_lambda, sigmas=[sigma], seed=seed, methods=methods).set_index("method")
+    axes[2].set_title(
+        f"at sigma = {sigma:.3g}: " + ", ".join(f"{m} {now.loc[m, 'angle_w_prime_deg']:.2f}°" for m in now.index),
+        fontsize=9,
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- 04: one layer's trajectory
+@styled
+def plot_layer_trajectory(tracker_df: pd.DataFrame, layer: str, method: str | None = None) -> Figure:
+    """One layer of one run over the steps: ||dW||_F with its bound (DeLoRA), the two angles, lambda.
+
+    ``method`` picks the run (a frame's ``run`` column, else ``method``); None takes the first."""
+    require_rows(tracker_df, ["step", "layer", "method", "delta_fro"], "plot_layer_trajectory")
+    runs = tracker_df["run"].fillna(tracker_df["method"]) if "run" in tracker_df.columns else tracker_df["method"]
+    method = str(runs.iloc[0]) if method is None else method
+    rows = tracker_df[(runs == method) & (tracker_df["layer"] == layer)].sort_values("step")
+    if rows.empty:
+        raise ValueError(
+            f"no rows for layer {layer!r} of {method!r}; layers: {sorted(tracker_df['layer'].unique())[:6]}..., "
+            f"runs: {sorted(pd.unique(runs))}"
+        )
+    color = method_color(str(rows["method"].iloc[0]))
+    fig = Figure(figsize=(13.0, 3.8), layout="constrained")
+    size, angles, lam = (fig.add_subplot(1, 3, i + 1) for i in range(3))
+    size.plot(rows["step"], numeric(rows, "delta_fro"), color=color, label=NORM, gid="delta_fro")
+    if numeric(rows, "bound").notna().any():
+        size.plot(rows["step"], numeric(rows, "bound"), "--", color=color, label="bound", gid="bound")
+    size.set(title=f"{method}: {layer}", xlabel="step", ylabel=NORM)
+    size.title.set_fontsize(9)
+    size.set_ylim(bottom=0)
+    legend(size)
+    angles.plot(rows["step"], numeric(rows, "angle_delta_w_deg"), color=color, label="∠(ΔW, W)", gid="angle_delta_w")
+    twin = angles.twinx()
+    twin.plot(rows["step"], numeric(rows, "angle_w_prime_deg"), ":", color=color, gid="angle_w_prime")
+    angles.set(xlabel="step", ylabel="∠(ΔW, W) (degrees, solid)", title="direction")
+    twin.set_ylabel("∠(W + ΔW, W) (degrees, dotted)")
+    if numeric(rows, "lambda").notna().any():
+        lam.plot(rows["step"], numeric(rows, "lambda"), color=color, gid="lambda")
+        lam.set(title="lambda (DeLoRA's strength)", xlabel="step", ylabel="lambda")
+    else:
+        lam.plot(rows["step"], numeric(rows, "rel_delta"), color=color, gid="rel_delta")
+        lam.set(title="relative size (no lambda)", xlabel="step", ylabel=r"$\|\Delta W\|_F / \|W\|_F$")
+    return fig
+
+
+# ----------------------------------------------------------------------------- widgets
+def show_interactive(plot, **controls) -> None:
+    """Display ``plot(**defaults)`` as a plain image, then the controls; each change redraws it in place.
+
+    ``controls``: keyword -> ipywidgets control (its ``value`` is the default). The image is displayed with
+    a display id and updated in place, so a live kernel shows one figure that follows the sliders, while a
+    headless run (CI) or a reader without a kernel sees the figure at the defaults. Returns None, so that a
+    cell ending with the call does not display the controls a second time.
+    """
+    import ipywidgets as widgets  # the [notebooks] extra; only needed here
+    from IPython.display import display
+
+    def values():
+        return {key: control.value for key, control in controls.items()}
+
+    handle = display(plot(**values()), display_id=True)
+    box = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+
+    def redraw(_change=None):
+        handle.update(plot(**values()))
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    display(box)
