@@ -76,7 +76,8 @@ def read_file(path: Path) -> tuple[str, pd.DataFrame]:
         df["method"] = df["method"].astype(str) if "method" in df else file_label(path)
         return "loss", df
     if "lacks the columns" in history_error:  # the reader parsed it as a history: its message is the precise one
-        raise ValueError(f"{history_error} (nor is it a loss log: step, loss)")
+        missing = history_error.split("lacks the columns ", 1)[1]
+        raise ValueError(f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)")
     missing = [c for c in REQUIRED if c not in df.columns]
     raise ValueError(f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)")
 
