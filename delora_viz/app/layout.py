@@ -14,9 +14,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from ..plots.frames import METHOD_COLORS, bound_color  # noqa: E402
 from ..training.methods import DEFAULT_METHODS, METHODS  # noqa: E402
 from ..training.models import EMBEDDED_MODEL, SMOLLM2_PRESET, available_devices, pick_device  # noqa: E402
-from ..plots.frames import METHOD_COLORS, bound_color  # noqa: E402
 from . import handlers  # noqa: E402
 from .handlers import compare, inspect, stop, sweep  # noqa: E402
 from .results import display_table  # noqa: E402
