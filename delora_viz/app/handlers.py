@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import gradio as gr
 import torch
@@ -18,6 +19,7 @@ import torch
 from ..plots import plot_lr_sweep
 from ..training.data import describe
 from ..training.loop import RunResult, StepEvent, iter_compare, iter_lr_sweep, sweep_frame
+from .columns import file_columns, with_columns
 from .live import LiveView, legend_html
 from .policy import Policy, check_caps, check_model_size, check_targets, resolve_dataset, resolve_model
 from .queue import AdmissionQueue
@@ -96,11 +98,15 @@ def _admit(session: UiSession, flag, status):
     return ticket
 
 
-def _prepare(session: UiSession, config, policy: Policy):
-    """Apply the server's policy to model and data, load them, and check what only the model can tell."""
+def _prepare(session: UiSession, config, policy: Policy, columns: tuple = (None, None)):
+    """Apply the server's policy to model and data, load them, and check what only the model can tell.
+    `columns`: the text / label columns picked in the UI (None: the readers guess)."""
     model, public = resolve_model(config.model or "minilm", policy)
-    directory = session.output_dir("data") if policy.served and config.data else None
+    picked = any((c or "").strip() for c in columns)
+    directory = session.output_dir("data") if (policy.served or picked) and config.data else None
     data = resolve_dataset(config.data, policy, directory)
+    if picked and data and Path(data).is_file():  # an upload, a local file, or a streamed Hub dataset
+        data = with_columns(data, *columns, directory)
     config = replace(config, model=model, data=data)
     prepared = session.prepare(config)
     if public:  # served: the adapter configs and the status name the Hub id, never a server folder
@@ -135,7 +141,8 @@ def compare(session: UiSession | None, methods, *values):
             yield out("cancelled while waiting: nothing ran")
             return
         yield out("loading the model and data…", legend=legend_html(methods))
-        config, prepared = _prepare(session, config, POLICY)
+        settings = dict(zip(SETTINGS, values))
+        config, prepared = _prepare(session, config, POLICY, (settings["text_column"], settings["label_column"]))
         session.results = {}
         view = LiveView(config.steps, methods, device=_device(prepared))
         yield out(_text(f"{prepared.loaded.name} · {describe(prepared.data)} · evaluating the base model…"))
@@ -201,7 +208,7 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
             yield "cancelled while waiting: nothing ran", skip, skip
             return
         yield "loading the model and data…", skip, skip
-        config, prepared = _prepare(session, config, POLICY)
+        config, prepared = _prepare(session, config, POLICY, (settings["text_column"], settings["label_column"]))
         total, results, view = len(mults) * len(methods), [], LiveView(config.steps, [])
         figure = table = skip
         for event in iter_lr_sweep(methods, mults, config, prepared, stop=session.sweep_stop.is_set):
@@ -244,6 +251,12 @@ def inspect(session: UiSession | None, run, layer):
         )
     except Exception as err:  # noqa: BLE001
         return _error(err), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+
+def upload_columns(path):
+    """The upload changed: offer its columns in the two pickers (blank = let the app guess)."""
+    names = [""] + file_columns(path)
+    return gr.update(choices=names, value=""), gr.update(choices=names, value="")
 
 
 def unload(request: gr.Request) -> None:

@@ -86,6 +86,10 @@ def _settings() -> dict:
             height=120,
             elem_id="upload",
         )
+        with gr.Row():
+            pick = dict(choices=[""], value="", allow_custom_value=True, min_width=120)
+            c["text_column"] = gr.Dropdown(label="text column", info="blank: guess", elem_id="text-column", **pick)
+            c["label_column"] = gr.Dropdown(label="label column", info="blank: guess", elem_id="label-column", **pick)
         c["task"] = gr.Radio(["auto", "classification", "causal_lm"], value=d["task"], label="Task")
     with gr.Accordion("Adapter", open=True):
         with gr.Row():
@@ -294,6 +298,14 @@ def build_demo(extra_tabs=None) -> gr.Blocks:
         )
         ins["show"].click(api_name="inspect", **io)
         gr.on([ins["run"].input, ins["layer"].input], api_visibility="private", **io)
+        settings["upload"].change(
+            handlers.upload_columns,
+            settings["upload"],
+            [settings["text_column"], settings["label_column"]],
+            api_visibility="private",
+            show_progress="hidden",
+            queue=False,
+        )
         demo.load(handlers.queue_note, None, cmp["status"], api_visibility="private", show_progress="hidden")
         demo.unload(handlers.unload)  # the tab closed: free its models and files (idle ones: SESSIONS.reap)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)

@@ -22,6 +22,8 @@ DEFAULTS: dict = {
     "model_path": "",
     "data": "",
     "upload": None,
+    "text_column": "",
+    "label_column": "",
     "task": "auto",
     "r": _CONFIG["r"],
     "delora_lambda": _CONFIG["delora_lambda"],
