@@ -20,14 +20,16 @@ import zlib
 import numpy as np
 import pandas as pd
 
-# Okabe-Ito palette (colour-blind safe); one fixed colour per method. LoRA blue and DoRA reddish purple
-# differ in hue and lightness for every type of colour vision (blue vs bluish green did not).
+# Colour-blind-safe colours from Paul Tol's and Okabe-Ito's palettes, one fixed colour per method, chosen so
+# the four methods of the app stay apart (CIELAB distance >= 35) for normal, deutan, protan and tritan
+# vision (tests/test_plots_turn.py simulates them). Okabe-Ito's blue / bluish green / vermillion / purple
+# set fell to 17 there: LoRA and DoRA looked alike.
 METHOD_COLORS = {
-    "lora": "#0072b2",  # blue
-    "rslora": "#56b4e9",  # sky blue
-    "dora": "#cc79a7",  # reddish purple
-    "delora": "#d55e00",  # vermillion
-    "delora-paper": "#009e73",  # bluish green
+    "lora": "#332288",  # indigo
+    "rslora": "#117733",  # green
+    "dora": "#ee3377",  # magenta
+    "delora": "#e69f00",  # orange
+    "delora-paper": "#33bbee",  # cyan
 }
 _FALLBACK_COLORS = ("#e69f00", "#000000", "#999999", "#f0e442")  # orange, black, grey, yellow
 
