@@ -30,24 +30,28 @@ def churn_sessions(url: str, values: list, n: int = 10, wait_s: float = 60.0) ->
     """n clients each train once and close; then count what is left of them in this process."""
     from gradio_client import Client
 
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "delora-viz-*")))
-    for _ in range(n):
-        client = Client(url, verbose=False)
-        status = client.predict(["lora"], *values, api_name="/compare")[0]
-        assert status.startswith("finished"), status
-        client.close()  # the heartbeat ends: Gradio runs demo.unload for this session (within ~15 s)
-    deadline = time.time() + wait_s
-    left = lambda: set(glob.glob(os.path.join(tempfile.gettempdir(), "delora-viz-*"))) - before  # noqa: E731
-    while time.time() < deadline and (left() or count_models()):
-        time.sleep(1.0)
-    gc.collect()
-    rss_mb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
-    return {
-        "ui_sessions": sum(1 for o in gc.get_objects() if type(o).__name__ == "UiSession"),
-        "models": count_models(),
-        "temp_dirs": len(left()),
-        "rss_mb": round(rss_mb),
-    }
+    # the app's folders go to tempfile's directory: a private one here, so other processes' folders don't count
+    saved, tempfile.tempdir = tempfile.tempdir, tempfile.mkdtemp(prefix="churn-")
+    try:
+        folders = lambda: glob.glob(os.path.join(tempfile.gettempdir(), "delora-viz-*"))  # noqa: E731
+        for _ in range(n):
+            client = Client(url, verbose=False)
+            status = client.predict(["lora"], *values, api_name="/compare")[0]
+            assert status.startswith("finished"), status
+            client.close()  # the heartbeat ends: Gradio runs demo.unload for this session (within ~15 s)
+        deadline = time.time() + wait_s
+        while time.time() < deadline and (folders() or count_models()):
+            time.sleep(1.0)
+        gc.collect()
+        rss_mb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
+        return {
+            "ui_sessions": sum(1 for o in gc.get_objects() if type(o).__name__ == "UiSession"),
+            "models": count_models(),
+            "temp_dirs": len(folders()),
+            "rss_mb": round(rss_mb),
+        }
+    finally:
+        tempfile.tempdir = saved
 
 
 def launch_demo():

@@ -66,7 +66,7 @@ def _error(err: BaseException) -> str:
             "Try fewer methods, a smaller batch size, max length or rank"
         )
     elif isinstance(err, USER_ERRORS):
-        message = ui_message(str(err).strip("'\""))
+        message = ui_message(str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err))
     else:
         log.exception("unexpected error in the app")
         message = f"unexpected error: {type(err).__name__}: {err}"
@@ -98,13 +98,15 @@ def _admit(session: UiSession, flag, status):
     return ticket
 
 
-def _prepare(session: UiSession, config, policy: Policy, columns: tuple = (None, None)):
+def _prepare(session: UiSession, config, policy: Policy, settings: dict):
     """Apply the server's policy to model and data, load them, and check what only the model can tell.
-    `columns`: the text / label columns picked in the UI (None: the readers guess)."""
+    An upload (Gradio keeps it in its own upload folder) is the user's file, not a server path; the text /
+    label columns picked in the UI rewrite it (blank: the readers guess)."""
     model, public = resolve_model(config.model or "minilm", policy)
+    columns = (settings.get("text_column"), settings.get("label_column"))
     picked = any((c or "").strip() for c in columns)
     directory = session.output_dir("data") if (policy.served or picked) and config.data else None
-    data = resolve_dataset(config.data, policy, directory)
+    data = config.data if settings.get("upload") else resolve_dataset(config.data, policy, directory)
     if picked and data and Path(data).is_file():  # an upload, a local file, or a streamed Hub dataset
         data = with_columns(data, *columns, directory)
     config = replace(config, model=model, data=data)
@@ -141,8 +143,7 @@ def compare(session: UiSession | None, methods, *values):
             yield out("cancelled while waiting: nothing ran")
             return
         yield out("loading the model and data…", legend=legend_html(methods))
-        settings = dict(zip(SETTINGS, values))
-        config, prepared = _prepare(session, config, POLICY, (settings["text_column"], settings["label_column"]))
+        config, prepared = _prepare(session, config, POLICY, dict(zip(SETTINGS, values)))
         session.results = {}
         view = LiveView(config.steps, methods, device=_device(prepared))
         yield out(_text(f"{prepared.loaded.name} · {describe(prepared.data)} · evaluating the base model…"))
@@ -208,7 +209,7 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
             yield "cancelled while waiting: nothing ran", skip, skip
             return
         yield "loading the model and data…", skip, skip
-        config, prepared = _prepare(session, config, POLICY, (settings["text_column"], settings["label_column"]))
+        config, prepared = _prepare(session, config, POLICY, settings)
         total, results, view = len(mults) * len(methods), [], LiveView(config.steps, [])
         figure = table = skip
         for event in iter_lr_sweep(methods, mults, config, prepared, stop=session.sweep_stop.is_set):
