@@ -31,6 +31,8 @@ def churn_sessions(url: str, values: list, n: int = 10, wait_s: float = 60.0) ->
     from gradio_client import Client
 
     # the app's folders go to tempfile's directory: a private one here, so other processes' folders don't count
+    # (Gradio's own cache stays where the server started it)
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "gradio"))
     saved, tempfile.tempdir = tempfile.tempdir, tempfile.mkdtemp(prefix="churn-")
     try:
         folders = lambda: glob.glob(os.path.join(tempfile.gettempdir(), "delora-viz-*"))  # noqa: E731
