@@ -73,7 +73,13 @@ def test_a_relative_name_that_exists_on_the_server_reads_like_a_missing_hub_data
     monkeypatch.chdir(tmp_path)
     (tmp_path / "private").mkdir()
     (tmp_path / "private" / "data.csv").write_text("text,label\nsecret,1\n")
-    monkeypatch.setattr(policy, "stream_hub_rows", lambda *a: (_ for _ in ()).throw(FileNotFoundError("no such")))
+
+    def like_datasets(name, config, split, rows):  # datasets.load_dataset reads a local folder of that name
+        if Path(name).exists():
+            return [{"text": "secret", "label": i % 2} for i in range(rows)]
+        raise FileNotFoundError(name)
+
+    monkeypatch.setattr(policy, "stream_hub_rows", like_datasets)
     here, missing = _status(data="private"), _status(data="nobody/missing")
     assert "could not be streamed" in here and here.replace("private", "X") == missing.replace("nobody/missing", "X")
 
