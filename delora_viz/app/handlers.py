@@ -172,10 +172,8 @@ def compare(session: UiSession | None, methods, *values):
     except Exception as err:  # noqa: BLE001 - every error becomes a message
         if view is not None and view.results:
             session.results = dict(view.results)
-        if isinstance(err, torch.OutOfMemoryError):
-            session.prepared = None  # the base model is reloaded next time; the GPU cache is emptied below
+        if isinstance(err, torch.OutOfMemoryError):  # free the GPU for everyone; keep the recorded numbers
             session.free_models()
-            session.results = {k: replace(r, model=None) for k, r in (view.results if view else {}).items()}
         yield out(_error(err), view.frames() if view is not None and view.means else None)
     finally:
         if ticket is not None:

@@ -177,6 +177,8 @@ def layer_names(results: list[RunResult]) -> list[str]:
 @torch.no_grad()
 def layer_singular_values(result: RunResult, layer: str) -> torch.Tensor:
     """Singular values of the trained dW of one layer. DoRA's update is not low rank: dense, one layer."""
+    if result.model is None:
+        raise ValueError(f"run {result.run!r} kept its numbers but not its model (it ran out of memory): train again")
     views = {v.name: v for v in find_adapters(result.model)}
     if layer not in views:
         raise ValueError(f"run {result.run!r} has no adapted layer {layer!r}")
