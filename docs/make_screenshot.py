@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
-    proc = _start_app(port, Path(args.out).with_suffix(".log"))
+    proc = _start_app(port, Path(tempfile.gettempdir()) / "delora-viz-screenshot.log")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
