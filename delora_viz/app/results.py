@@ -40,20 +40,21 @@ TABLE_COLUMNS = (
     "lambda_mean",
     "seconds",
 )
-# the table's headers, with units (the frame's columns keep the tracker's names until display)
+# the table's headers, short enough for 1440 px, with units (means and max over layers; the frame keeps the
+# tracker's names until display)
 HEADERS = {
     "run": "run",
     "method": "method",
     "status": "status",
     "steps": "steps",
-    "lr": "learning rate",
+    "lr": "lr",
     "eval": "final eval",
-    "delta_fro_mean": "‖ΔW‖_F (mean over layers)",
-    "rel_delta_mean": "‖ΔW‖ / ‖W‖ (mean)",
-    "angle_delta_w_deg_mean": "∠(ΔW, W) in ° (mean)",
-    "bound_ratio_max": "‖ΔW‖ / bound (max over layers, ≤ 1)",
-    "lambda_mean": "λ (mean)",
-    "seconds": "time (s)",
+    "delta_fro_mean": "‖ΔW‖_F mean",
+    "rel_delta_mean": "‖ΔW‖/‖W‖ mean",
+    "angle_delta_w_deg_mean": "∠(ΔW,W) ° mean",
+    "bound_ratio_max": "‖ΔW‖/bound max (≤ 1)",
+    "lambda_mean": "λ mean",
+    "seconds": "time s",
 }
 SHOW_RANKS = 4  # singular values shown: 4 r (LoRA/DeLoRA have <= r non-zero, the paper init 2r)
 LAYER_COLUMNS = (
