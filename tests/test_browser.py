@@ -145,7 +145,9 @@ def test_two_sessions_queue_truthfully_and_stop_cancels_the_waiting_one(page, ap
     b.click("#train")
     waiting = _wait_status(b, "waiting: 1 run ahead")
     assert "Stop cancels it" in waiting
-    b.click("#sweep-stop")  # the other tab's Stop: B still waits
+    b.get_by_role("tab", name="Learning-rate sweep").click()
+    b.click("#sweep-stop")  # the Sweep tab's own Stop: B's comparison still waits
+    b.get_by_role("tab", name="Compare").click()
     b.wait_for_timeout(1500)
     assert "waiting: 1 run ahead" in _status(b)
     b.click("#stop")
