@@ -160,7 +160,14 @@ def test_two_sessions_queue_truthfully_and_stop_cancels_the_waiting_one(page, ap
     a.wait_for_selector("#plot-eval svg", timeout=30_000)
     stroke = bound_color(METHOD_COLORS["delora"])
     a.wait_for_selector(f'#plot-norm path[stroke="{stroke}"]', timeout=30_000)
-    dash = a.eval_on_selector(f'#plot-norm path[stroke="{stroke}"]', "e => getComputedStyle(e).strokeDasharray")
+    dash = (
+        a.eval_on_selector_all(
+            f'#plot-norm path[stroke="{stroke}"]',
+            "es => es.map(e => getComputedStyle(e).getPropertyValue('stroke-dasharray')).join(' ')",
+        )
+        .replace("none", "")
+        .strip()
+    )
     assert dash not in ("", "none"), dash
     assert a.locator('a[href="https://arxiv.org/abs/2503.18225"]').count() >= 1
     assert "‖ΔW‖_F mean" in a.locator("#results").inner_text()
