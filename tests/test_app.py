@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from delora_viz.app import handlers, layout
+from delora_viz.app import handlers, layout, serve
 from delora_viz.app import settings as app_settings
 from delora_viz.app.live import LiveView
 from delora_viz.app.session import UiSession
@@ -44,7 +44,7 @@ def _values(tiny_bert_dir, text_files, **overrides):
 
 def _plot_values(out):
     """The four LinePlot updates of one yielded tuple (None where the plots were not updated)."""
-    return [o.get("value") if isinstance(o, dict) else None for o in out[1:5]]
+    return [o.get("value") if isinstance(o, dict) else None for o in out[2:7]]
 
 
 @pytest.fixture(scope="module")
@@ -67,29 +67,29 @@ def test_compare_streams_status_and_live_frames(run):
         steps and steps[0].startswith("step 1/3") and "loss" in steps[0] and "steps/s" in steps[0] and "cpu" in steps[0]
     )
     assert statuses[-1].startswith("finished 3/3 steps") and "accuracy" in statuses[-1]
-    live = [
-        _plot_values(out) for out in outputs if out[1] is not None and isinstance(out[1], dict) and "value" in out[1]
-    ]
+    live = [_plot_values(out) for out in outputs if isinstance(out[2], dict) and "value" in out[2]]
     assert live, "no live plot update was yielded"
     for frames in live:
         for frame in frames:
             assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["step", "value", "series"]
-    norm, angle, lam, loss = live[-1]
+    norm, angle, lam, loss, evals = live[-1]
     assert {"lora ||dW||", "dora ||dW||", "delora ||dW||", "delora bound"} <= set(norm["series"])
     assert set(lam["series"]) == {"delora"}  # only DeLoRA has a lambda
     assert set(loss["series"]) == set(METHODS) and norm["step"].max() == 3
     assert 0 in set(norm["step"])  # the final frames come from the full tracker rows, step 0 included
+    # the live accuracy curve: the base model at step 0, then each evaluation (eval_every=3: step 3)
+    assert set(evals["series"]) == set(METHODS) and set(evals.dropna()["step"]) == {0, 3}
+    assert evals.dropna()["value"].between(0, 1).all()
 
 
 def test_compare_results_table_downloads_and_adapters(run):
     session, _, outputs = run
-    table = next(out[5] for out in outputs if isinstance(out[5], pd.DataFrame))
+    table = next(out[7] for out in outputs if isinstance(out[7], pd.DataFrame))
     assert list(table["run"]) == METHODS and set(table["status"]) == {"finished"}
-    assert {"eval", "delta_fro_mean", "rel_delta_mean", "bound_ratio_max", "lambda_mean", "seconds"} <= set(
-        table.columns
-    )
-    assert table.set_index("run").loc["delora", "bound_ratio_max"] <= 1.0
-    files = outputs[-1][6]
+    headers = ["final eval", "‖ΔW‖_F mean", "‖ΔW‖/bound max (≤ 1)", "time s"]
+    assert set(headers) <= set(table.columns)  # readable headers with units, not tracker column names
+    assert table.set_index("run").loc["delora", "‖ΔW‖/bound max (≤ 1)"] <= 1.0
+    files = outputs[-1][8]
     assert len(files) == 4 and all(Path(f).stat().st_size > 0 for f in files)
     tracker = pd.read_csv(next(f for f in files if f.endswith("_tracker.csv")))
     assert set(tracker["run"]) == set(METHODS) and tracker.columns[0] == "run"
@@ -97,7 +97,7 @@ def test_compare_results_table_downloads_and_adapters(run):
     assert {f"{m}/adapter_config.json" for m in METHODS} <= set(names)
     pngs = zipfile.ZipFile(next(f for f in files if f.endswith("_figures.zip"))).namelist()
     assert {"update_norm.png", "angles.png", "lambda.png", "loss.png"} <= set(pngs)
-    run_dd, layer_dd = outputs[-1][7], outputs[-1][8]
+    run_dd, layer_dd = outputs[-1][9], outputs[-1][10]
     assert run_dd["value"] == "lora" and layer_dd["value"] in layer_dd["choices"]
     assert set(session.results) == set(METHODS)
 
@@ -115,10 +115,13 @@ def test_two_sessions_do_not_share_state(run):
 
 def test_inspect_a_layer(run):
     session, _, outputs = run
-    layer = outputs[-1][8]["value"]
-    status, sv, heat, polar, numbers = handlers.inspect(session, "dora", layer)
+    layer = outputs[-1][10]["value"]
+    status, sv, heat, turn, numbers = handlers.inspect(session, "dora", layer)
     assert layer in status
-    assert sv.axes and heat.axes and polar.axes[0].name == "polar"
+    assert sv.axes and heat.axes
+    has_turn = "turn_deg" in session.results["dora"].rows[0]  # the tracker records it (newer trackers)
+    assert (turn is not None and turn.axes) if has_turn else (turn is None and "no 'turn_deg'" in status)
+    assert "‖ΔW‖ / ‖W‖" in heat.axes[0].get_title()  # DoRA has no bound: the heatmap says what it shows
     assert list(numbers["run"]) == ["dora", "lora", "delora"]  # the chosen run first
     assert all(v > 0 for v in numbers["sigma_max"])  # DoRA: from its dense dW; the others: closed form
     assert handlers.inspect(session, "nope", layer)[0].startswith("⚠️")
@@ -138,7 +141,7 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
     assert final.startswith("stopped at step 1/50"), final
     assert {r.status for r in session.results.values()} == {"stopped"}
     assert max(r.final["steps"] for r in session.results.values()) == 1  # ended within one step
-    files = outputs[-1][6]
+    files = outputs[-1][8]
     assert len(files) == 4 and all(Path(f).stat().st_size > 0 for f in files)
     names = zipfile.ZipFile(files[-1]).namelist()
     assert {f"{m}/adapter_config.json" for m in METHODS} <= set(names)
@@ -151,8 +154,8 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
         (dict(steps=0), METHODS, "steps must be a positive integer"),
         (dict(steps=None), METHODS, "steps is empty"),
         (dict(r=0), METHODS, "r (the rank) must be a positive integer"),
-        (dict(delora_lambda=0), METHODS, "delora_lambda must be a finite number > 0"),
-        (dict(delora_lambda=-2.0), METHODS, "delora_lambda must be a finite number > 0"),
+        (dict(delora_lambda=0), METHODS, "DeLoRA λ must be a positive number, got 0: the app's default is 5"),
+        (dict(delora_lambda=-5.0), METHODS, "DeLoRA λ must be a positive number, got -5: the app's default is 5"),
         (dict(lr_lora=0), METHODS, "LoRA: lr must be a number"),
         (dict(max_length=2), METHODS, "max_length must be at least 8"),
         ({}, [], "no method ticked"),
@@ -242,11 +245,15 @@ def test_importing_app_loads_no_model():
 
 def test_app_py_is_thin_and_main_parses_its_flags(monkeypatch):
     calls = {}
-    monkeypatch.setattr(layout, "launch", lambda demo, *args: calls.update(args=args))
-    layout.main(["--port", "7999"])
+    monkeypatch.setattr(serve, "launch", lambda demo, *args, **kw: calls.update(args=args, **kw))
+    serve.main(["--port", "7999"])
     assert calls["args"] == ("127.0.0.1", 7999, False, 50)
-    layout.main(["--host", "0.0.0.0", "--share", "--max-upload-mb", "5"])
-    assert calls["args"] == ("0.0.0.0", 7860, True, 5.0)
+    assert not calls["policy"].served and calls["policy"].local_paths and calls["auth"] is None
+    serve.main(["--host", "0.0.0.0", "--share", "--max-upload-mb", "5", "--auth", "ada:lovelace", "--no-hub"])
+    assert calls["args"] == ("0.0.0.0", 7860, True, 5.0) and calls["auth"] == [("ada", "lovelace")]
+    assert calls["policy"].served and not calls["policy"].local_paths and not calls["policy"].hub
+    serve.main(["--host", "0.0.0.0", "--allow-local-paths", "--max-rank", "16"])
+    assert calls["policy"].served and calls["policy"].local_paths and calls["policy"].max_rank == 16
     source = (Path(__file__).parents[1] / "app.py").read_text()
     assert "demo = build_demo()" in source and 'if __name__ == "__main__":' in source
 
@@ -261,7 +268,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url():
     demo = layout.build_demo()
-    layout.launch(demo, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    serve.launch(demo, port=_free_port(), prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
 

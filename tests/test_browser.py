@@ -99,7 +99,7 @@ def test_train_live_plots_stop_and_screenshot(page, tiny_bert_dir, text_files):
     assert page.locator("#train").inner_text().strip() == "Train"
     assert page.locator("#stop").inner_text().strip() == "Stop"
     _fill(page, "model-path", tiny_bert_dir)
-    _fill(page, "data", text_files["csv"])
+    _fill(page, "dataset", text_files["csv"])
     _fill(page, "steps", "400")
     page.click("#train")
     # the status advances: wait for a few live steps
@@ -121,3 +121,56 @@ def test_train_live_plots_stop_and_screenshot(page, tiny_bert_dir, text_files):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
     assert (ARTIFACTS / "app.png").stat().st_size > 10_000
+
+
+def _wait_status(page, pattern: str, timeout: int = 90_000, elem: str = "status") -> str:
+    page.wait_for_function(f"() => /{pattern}/.test(document.querySelector('#{elem}').innerText)", timeout=timeout)
+    return page.locator(f"#{elem}").inner_text()
+
+
+def test_two_sessions_queue_truthfully_and_stop_cancels_the_waiting_one(page, app_url, tiny_bert_dir, text_files):
+    """A trains; B presses Train and is told it waits; B's Stop cancels its queued run; A never notices."""
+    from delora_viz.plots.frames import METHOD_COLORS, bound_color
+
+    other = page.context.browser.new_context(viewport={"width": 1500, "height": 1000})
+    a, b = page, other.new_page()
+    b.goto(app_url)
+    for p in (a, b):
+        p.wait_for_selector("#train")
+        _fill(p, "model-path", tiny_bert_dir)
+        _fill(p, "dataset", text_files["csv"])
+        _fill(p, "steps", "1000")
+    a.click("#train")
+    _wait_status(a, "step \\d+\\/1000")
+    b.click("#train")
+    waiting = _wait_status(b, "waiting: 1 run ahead")
+    assert "Stop cancels it" in waiting
+    b.get_by_role("tab", name="Learning-rate sweep").click()
+    b.click("#sweep-stop")  # the Sweep tab's own Stop: B's comparison still waits
+    b.get_by_role("tab", name="Compare").click()
+    b.wait_for_timeout(1500)
+    assert "waiting: 1 run ahead" in _status(b)
+    b.click("#stop")
+    _wait_status(b, "cancelled while waiting")
+    assert re.search(r"step \d+/1000", _status(a)), _status(a)  # A kept training all along
+    # what the plots teach is on the page: a shared legend with a dashed bound, a dashed bound line,
+    # a live accuracy plot, readable table headers, the paper
+    legend = a.locator("#legend").inner_html()
+    assert "dashed" in legend and "DeLoRA" in legend
+    a.wait_for_selector("#plot-eval svg", timeout=30_000)
+    stroke = bound_color(METHOD_COLORS["delora"])
+    a.wait_for_selector(f'#plot-norm path[stroke="{stroke}"]', timeout=30_000)
+    dash = (
+        a.eval_on_selector_all(
+            f'#plot-norm path[stroke="{stroke}"]',
+            "es => es.map(e => getComputedStyle(e).getPropertyValue('stroke-dasharray')).join(' ')",
+        )
+        .replace("none", "")
+        .strip()
+    )
+    assert dash not in ("", "none"), dash
+    assert a.locator('a[href="https://arxiv.org/abs/2503.18225"]').count() >= 1
+    assert "‖ΔW‖_F mean" in a.locator("#results").inner_text()
+    a.click("#stop")
+    _wait_status(a, "stopped at step", timeout=60_000)
+    other.close()

@@ -1,37 +1,72 @@
 """The app's handlers: what each button does, between the widgets and the training loop.
 
-compare/sweep are generators (Gradio streams each yield). Stop sets the session's stop flag; the loop
-checks it before every step, so every run ends within one step and the results and downloads are
-built from what was recorded.
+compare/sweep are generators (Gradio streams each yield). Gradio admits them at once; they wait in the
+app's own AdmissionQueue (queue.py), telling the user how many runs are ahead, and Stop cancels a queued
+run before it starts. Stop sets the session's flag for its tab; the loop checks it before every step, so
+a run ends within one step and the results and downloads are built from what was recorded.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+from dataclasses import replace
+from pathlib import Path
 
 import gradio as gr
+import torch
 
 from ..plots import plot_lr_sweep
 from ..training.data import describe
 from ..training.loop import RunResult, StepEvent, iter_compare, iter_lr_sweep, sweep_frame
-from .live import LiveView
-from .results import inspect_layer, layer_names, results_table, rounded, write_downloads
-from .session import UiSession
+from .columns import file_columns, with_columns
+from .live import LiveView, legend_html
+from .policy import Policy, check_caps, check_model_size, check_targets, resolve_dataset, resolve_model
+from .queue import AdmissionQueue
+from .results import display_table, inspect_layer, layer_names, results_table, rounded, write_downloads
+from .session import Sessions, UiSession
 from .settings import SETTINGS, make_config, parse_multipliers
 
 log = logging.getLogger(__name__)
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotImplementedError)
-PLOTS = ("norm", "angle", "lambda", "loss")
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotImplementedError, KeyError)
+UNREADABLE = (csv.Error, UnicodeDecodeError)  # a garbage upload: one line, no traceback
+PLOTS = ("norm", "angle", "lambda", "loss", "eval")
+POLICY = Policy()  # launch() replaces it with the one for its host / flags
+QUEUE = AdmissionQueue(slots=1)  # one GPU, one run at a time
+SESSIONS = Sessions(ttl_s=3600)  # one UiSession per browser tab, freed on unload or after an hour idle
+WAIT_POLL_S = 0.5
+# the readers' and PEFT's words -> the UI's words
+UI_WORDS = {
+    "pass label_column=... ,": "choose it in 'label column' (Model and data),",
+    "pass text_column=... ,": "choose it in 'text column' (Model and data),",
+    "pass label_column=... naming": "choose in 'label column'",
+    "label_column=": "'label column' ",
+    "text_column=": "'text column' ",
+    "target_modules": "target modules",
+}
 
 
 def _text(message: str) -> str:
     return str(message).replace("<", "&lt;")
 
 
-def _error(err: Exception) -> str:
+def ui_message(message: str) -> str:
+    for theirs, ours in UI_WORDS.items():
+        message = message.replace(theirs, ours)
+    return message
+
+
+def _error(err: BaseException) -> str:
     """A readable message for the screen; anything unexpected is logged here with its traceback."""
-    if isinstance(err, USER_ERRORS):
-        message = str(err)
+    if isinstance(err, UNREADABLE):
+        message = "the file could not be read (is it really csv / json / jsonl / text, in UTF-8?): upload another"
+    elif isinstance(err, torch.OutOfMemoryError):
+        message = (
+            "out of GPU memory: the run ended and its memory was freed; what was recorded is kept. "
+            "Try fewer methods, a smaller batch size, max length or rank"
+        )
+    elif isinstance(err, USER_ERRORS):
+        message = ui_message(str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err))
     else:
         log.exception("unexpected error in the app")
         message = f"unexpected error: {type(err).__name__}: {err}"
@@ -39,10 +74,10 @@ def _error(err: Exception) -> str:
     return f"⚠️ {_text(message)}"
 
 
-def _plots(frames: dict) -> list:
-    """The four LinePlot updates. Only the data changes while a run goes (color_map stays the same, no x_lim):
+def _plots(frames: dict, x_max: int) -> list:
+    """The LinePlot updates. Only the data changes while a run goes (color_map and x_lim stay the same):
     a changed prop rebuilds the chart, and a rebuild can show stale data or drop a series."""
-    return [gr.update(value=frames[k][0], color_map=frames[k][1] or None) for k in PLOTS]
+    return [gr.update(value=frames[k][0], color_map=frames[k][1] or None, x_lim=[0, x_max]) for k in PLOTS]
 
 
 def _device(prepared) -> str:
@@ -51,68 +86,133 @@ def _device(prepared) -> str:
     return f"{device if device.type == 'cuda' else device.type}, {dtype}"
 
 
+def _admit(session: UiSession, flag, status):
+    """Wait in the app's queue; yields status updates; returns the ticket, or None when Stop cancelled it."""
+    ticket = QUEUE.join()
+    while not ticket.wait(WAIT_POLL_S):
+        if flag.is_set() or session.closed:
+            ticket.leave()
+            return None
+        ahead = ticket.ahead()
+        yield status(f"waiting: {ahead} run{'s' if ahead != 1 else ''} ahead of yours (Stop cancels it)")
+    return ticket
+
+
+def _prepare(session: UiSession, config, policy: Policy, settings: dict):
+    """Apply the server's policy to model and data, load them, and check what only the model can tell.
+    An upload (Gradio keeps it in its own upload folder) is the user's file, not a server path; the text /
+    label columns picked in the UI rewrite it (blank: the readers guess)."""
+    model, public = resolve_model(config.model or "minilm", policy)
+    columns = (settings.get("text_column"), settings.get("label_column"))
+    picked = any((c or "").strip() for c in columns)
+    directory = session.output_dir("data") if (policy.served or picked) and config.data else None
+    data = config.data if settings.get("upload") else resolve_dataset(config.data, policy, directory)
+    if picked and data and Path(data).is_file():  # an upload, a local file, or a streamed Hub dataset
+        data = with_columns(data, *columns, directory)
+    config = replace(config, model=model, data=data)
+    prepared = session.prepare(config)
+    if public:  # served: the adapter configs and the status name the Hub id, never a server folder
+        prepared.loaded.source = prepared.loaded.name = public
+    check_model_size(policy, prepared.loaded.model)
+    check_targets(prepared.loaded.model, config.target_modules or prepared.loaded.default_target_modules, config.r)
+    return config, prepared
+
+
 def compare(session: UiSession | None, methods, *values):
-    """Train the ticked methods side by side; yields (status, 4 plots, table, downloads, run, layer)."""
+    """Train the ticked methods side by side; yields (status, legend, 5 plots, table, downloads, run, layer)."""
     session = session if session is not None else UiSession()
-    session.stop.clear()
     skip = gr.skip()
+    x_max = 1
 
-    def out(status, frames=None, table=skip, files=skip, run=skip, layer=skip):
-        return (status, *(_plots(frames) if frames else [skip] * 4), table, files, run, layer)
+    def out(status, frames=None, legend=skip, table=skip, files=skip, run=skip, layer=skip):
+        plots = _plots(frames, x_max) if frames else [skip] * len(PLOTS)
+        return (status, legend, *plots, table, files, run, layer)
 
-    view = None
+    if session.busy:
+        yield out("⚠️ a run of this session is already going or waiting: press Stop first")
+        return
+    session.stop.clear()
+    session.busy += 1
+    view = ticket = None
     try:
         methods, config, lrs = make_config(dict(zip(SETTINGS, values)), methods)
-        yield out("loading the model and data…")
-        prepared = session.prepare(config)
+        check_caps(POLICY, r=config.r, steps=config.steps, batch_size=config.batch_size, max_length=config.max_length)
+        x_max = config.steps
+        ticket = yield from _admit(session, session.stop, out)
+        if ticket is None:
+            yield out("cancelled while waiting: nothing ran")
+            return
+        yield out("loading the model and data…", legend=legend_html(methods))
+        config, prepared = _prepare(session, config, POLICY, dict(zip(SETTINGS, values)))
         session.results = {}
         view = LiveView(config.steps, methods, device=_device(prepared))
         yield out(_text(f"{prepared.loaded.name} · {describe(prepared.data)} · evaluating the base model…"))
-        for event in iter_compare(methods, config, prepared, stop=session.stop.is_set, lrs=lrs):
-            view.add(event)
-            if isinstance(event, StepEvent) and view.due():
-                yield out(_text(view.status()), view.frames())
+        events = iter_compare(methods, config, prepared, stop=session.stop.is_set, lrs=lrs)
+        try:
+            for event in events:
+                view.add(event)
+                view.baseline = prepared.baseline
+                if isinstance(event, StepEvent) and view.due():
+                    yield out(_text(view.status()), view.frames())
+        finally:
+            events.close()  # on OOM or cancel: the runs' models and optimizers go now
         session.results = dict(view.results)
         results = list(view.results.values())
-        table = results_table(results)
-        yield out(_text(view.status() + " · writing downloads…"), view.frames(), table)
+        table = display_table(results_table(results))
+        yield out(_text(view.status() + " · writing downloads…"), view.frames(), table=table)
         files = write_downloads(results, prepared, session.output_dir("compare"))
         runs, layers = list(view.results), layer_names(results)
         yield out(
             _text(view.status()),
-            None,
-            table,
-            files,
-            gr.update(choices=runs, value=runs[0]),
-            gr.update(choices=layers, value=layers[0] if layers else None),
+            table=table,
+            files=files,
+            run=gr.update(choices=runs, value=runs[0]),
+            layer=gr.update(choices=layers, value=layers[0] if layers else None),
         )
-    except Exception as err:  # noqa: BLE001 - every error becomes a message; the app keeps serving
+    except Exception as err:  # noqa: BLE001 - every error becomes a message
         if view is not None and view.results:
             session.results = dict(view.results)
-        yield out(_error(err), view.frames() if view is not None else None)
+        if isinstance(err, torch.OutOfMemoryError):  # free the GPU for everyone; keep the recorded numbers
+            session.free_models()
+        yield out(_error(err), view.frames() if view is not None and view.means else None)
+    finally:
+        if ticket is not None:
+            ticket.leave()
+        session.release()
 
 
-def stop(session: UiSession | None):
-    """Ask the session's run to stop: it ends before its next step and keeps what it recorded."""
+def stop(session: UiSession | None, which: str = "compare"):
+    """Ask the session's run on one tab to stop (or leave the queue): it keeps what it recorded."""
     if session is not None:
-        session.stop.set()
+        (session.sweep_stop if which == "sweep" else session.stop).set()
 
 
 def sweep(session: UiSession | None, methods, multipliers, steps, *values):
-    """Learning-rate sweep: yields (status, figure, table) as runs finish."""
+    """Learning-rate sweep: yields (status, figure, table) as runs finish. Keeps metrics, not models."""
     session = session if session is not None else UiSession()
-    session.stop.clear()
     skip = gr.skip()
+    if session.busy:
+        yield "⚠️ a run of this session is already going or waiting: press Stop first", skip, skip
+        return
+    session.sweep_stop.clear()
+    session.busy += 1
+    ticket = None
     try:
         settings = dict(zip(SETTINGS, values)) | {"steps": steps, "eval_every": steps}
         methods, config, _ = make_config(settings, methods)
+        check_caps(POLICY, r=config.r, steps=config.steps, batch_size=config.batch_size, max_length=config.max_length)
         mults = parse_multipliers(multipliers)
+        ticket = yield from _admit(session, session.sweep_stop, lambda s: (s, skip, skip))
+        if ticket is None:
+            yield "cancelled while waiting: nothing ran", skip, skip
+            return
         yield "loading the model and data…", skip, skip
-        prepared = session.prepare(config)
+        config, prepared = _prepare(session, config, POLICY, settings)
         total, results, view = len(mults) * len(methods), [], LiveView(config.steps, [])
         figure = table = skip
-        for event in iter_lr_sweep(methods, mults, config, prepared, stop=session.stop.is_set):
-            if isinstance(event, RunResult):  # a finished run: redraw the figure (matplotlib, ~0.2 s)
+        for event in iter_lr_sweep(methods, mults, config, prepared, stop=session.sweep_stop.is_set):
+            if isinstance(event, RunResult):  # a finished run: keep its metrics, drop its model
+                event.model = None
                 results.append(event)
                 figure, table = plot_lr_sweep(sweep_frame(results)), rounded(sweep_frame(results))
                 yield _text(f"{len(results)}/{total} runs done · last: {event.run} ({event.status})"), figure, table
@@ -125,16 +225,45 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
                     skip,
                     skip,
                 )
-        state = "stopped" if session.stop.is_set() else "finished"
+        state = "stopped" if session.sweep_stop.is_set() else "finished"
         yield _text(f"{state}: {len(results)}/{total} runs · device {_device(prepared)}"), figure, table
     except Exception as err:  # noqa: BLE001
+        if isinstance(err, torch.OutOfMemoryError):
+            session.free_models()
         yield _error(err), skip, skip
+    finally:
+        if ticket is not None:
+            ticket.leave()
+        session.release()
 
 
 def inspect(session: UiSession | None, run, layer):
-    """One layer of the session's last comparison: (status, singular values, heatmap, polar, numbers)."""
+    """One layer of the session's last comparison: (status, singular values, heatmap, turn view, numbers)."""
     try:
-        sv, heat, polar, numbers = inspect_layer(session.results if session else {}, run, layer)
-        return _text(f"{layer} · singular values and polar path: every run; heatmap: {run}"), sv, heat, polar, numbers
+        sv, heat, turn, numbers, note = inspect_layer(session.results if session else {}, run, layer)
+        return (
+            _text(f"{layer} · singular values and turn view: every run; heatmap: {run}{note}"),
+            sv,
+            heat,
+            turn,
+            numbers,
+        )
     except Exception as err:  # noqa: BLE001
         return _error(err), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+
+def upload_columns(path):
+    """The upload changed: offer its columns in the two pickers (blank = let the app guess)."""
+    names = [""] + file_columns(path)
+    return gr.update(choices=names, value=""), gr.update(choices=names, value="")
+
+
+def unload(request: gr.Request) -> None:
+    """demo.unload: the tab closed or reloaded; its session's models and files go now (or when its run ends)."""
+    SESSIONS.close(request)
+
+
+def queue_note() -> str:
+    """For the status line before a press: how busy the server is."""
+    n = len(QUEUE)
+    return "Press **Train** to start." + (f" ({n} run{'s' if n != 1 else ''} on the server now)" if n else "")

@@ -1,36 +1,40 @@
 """The Gradio app's layout: widgets and wiring only. What the buttons do is in handlers.py; the
-settings in settings.py; per-session state in session.py; the live frames in live.py.
+settings in settings.py; per-session state in session.py; the live frames in live.py; launching and
+the command line in serve.py.
 
-    python app.py --port 7860          # http://127.0.0.1:7860
+    demo = build_demo(); serve.launch(demo)   # http://127.0.0.1:7860
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
+import inspect as pyinspect
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from ..plots.frames import METHOD_COLORS, bound_color  # noqa: E402
 from ..training.methods import DEFAULT_METHODS, METHODS  # noqa: E402
 from ..training.models import EMBEDDED_MODEL, SMOLLM2_PRESET, available_devices, pick_device  # noqa: E402
-from . import settings as app_settings  # noqa: E402
+from . import handlers  # noqa: E402
 from .handlers import compare, inspect, stop, sweep  # noqa: E402
-from .session import UiSession  # noqa: E402
+from .open_tab import open_tab  # noqa: E402
+from .results import display_table  # noqa: E402
 from .settings import DEFAULTS, SETTINGS  # noqa: E402
 
-QUEUE_SIZE = 16
-TRAINING = "training"  # one concurrency group for everything that trains: one GPU, one run at a time
+QUEUE_SIZE = 64  # Gradio's queue: presses admitted at once; the app's own queue (handlers.QUEUE) orders runs
+MAX_WAITING = 16  # runs waiting in the app's queue before new ones are turned away
+PAPER = "https://arxiv.org/abs/2503.18225"
 
-INTRO = """# DeLoRA vs LoRA vs DoRA, live
+INTRO = f"""# DeLoRA vs LoRA vs DoRA, live
+DeLoRA: Bini, Girrbach, Akata, [*Decoupling Angles and Strength in Low-rank Adaptation*]({PAPER}), ICLR 2025.
 Fine-tune a small pretrained model with each method on the same data and watch **how far** each update
 moves (its Frobenius norm, against DeLoRA's bound), **which way** (its angle to W) and DeLoRA's learned
 **strength λ**. Pick settings on the left, press **Train**; **Stop** ends the run within one step."""
 EXPLAIN = {
     "norm": "**Update size ‖ΔW‖_F** (mean over layers). DeLoRA normalises each rank-1 term of BA and scales it "
-    "by λ and W's column norms, so ‖ΔW‖_F ≤ |λ|·max_j ‖W[:,j]‖ (the lighter *bound* series). LoRA and DoRA "
+    "by λ and W's column norms, so ‖ΔW‖_F ≤ |λ|·max_j ‖W[:,j]‖ (the dashed, darker *bound* line). LoRA and DoRA "
     "have no cap: their norm grows with the learning rate and the steps.  \n**Why DeLoRA jumps at step 1:** "
     "PEFT starts with B = 0 and clamps ‖b_i‖ at 1e-4 before dividing by it, so the first step, at any "
     "learning rate, sets ‖ΔW‖ to about λ·rms(w)/√r. The paper's init (*delora-paper*) grows smoothly.",
@@ -39,16 +43,24 @@ EXPLAIN = {
     "only its size is capped.",
     "lambda": "**DeLoRA's strength λ** (mean over layers; only DeLoRA runs have one). Strength lives in λ, "
     "decoupled from the direction: it is the only thing that can move the bound.",
+    "eval": "**Held-out accuracy** (classification; perplexity for causal LM) of each run at step 0 (the base "
+    "model) and at every evaluation: does turning the update, with its size capped, still learn the task?",
     "loss": "**Training loss.** Why DeLoRA's learning rate is 10-100× LoRA's: its factors A, B are normalised "
     "away, so a step on them only *turns* the update; its strength lives in λ. Turning it as far takes "
     "bigger steps (defaults: LoRA 2e-3, DeLoRA 3e-2).",
 }
-CSS = """
-#status, #sweep-status {font-family: ui-monospace, monospace; font-size: 0.95em; min-height: 1.6em}
-.explain {font-size: 0.8em; line-height: 1.35; opacity: 0.85}
-.explain p {margin: 0.2em 0}
+# Gradio's LinePlot (Vega-Lite, SVG) has no dash option: lines drawn in a bound's colour are dashed here.
+DASHED = ", ".join(f'[id^="plot-"] path[stroke="{bound_color(c)}"]' for c in METHOD_COLORS.values())
+CSS = f"""
+#status, #sweep-status {{font-family: ui-monospace, monospace; font-size: 0.95em; min-height: 1.6em}}
+.explain {{font-size: 0.8em; line-height: 1.35; opacity: 0.85}}
+.explain p {{margin: 0.2em 0}}
+{DASHED} {{stroke-dasharray: 7 4}}
+.live-legend {{display: flex; flex-wrap: wrap; gap: 0.4em 1.4em; font-size: 0.9em; padding: 0.2em 0}}
+.legend-item {{display: inline-flex; align-items: center; gap: 0.45em}}
+.legend-item .swatch {{display: inline-block; width: 2.2em; height: 0}}
 """
-Y_TITLES = {"norm": "‖ΔW‖_F", "angle": "∠(ΔW, W) degrees", "lambda": "λ", "loss": "loss"}
+Y_TITLES = {"norm": "‖ΔW‖_F", "angle": "∠(ΔW, W) degrees", "lambda": "λ", "loss": "loss", "eval": "accuracy"}
 
 
 # ----------------------------------------------------------------------------- layout
@@ -66,18 +78,23 @@ def _settings() -> dict:
             label="…or a Hugging Face id / local folder", placeholder="blank: the model above", elem_id="model-path"
         )
         c["data"] = gr.Textbox(
-            label="Dataset", placeholder="blank: BBC News (embedded); or an HF dataset name", elem_id="data"
+            label="Dataset", placeholder="blank: BBC News (embedded); or an HF dataset name", elem_id="dataset"
         )
         c["upload"] = gr.File(
             label="…or upload a csv / json / jsonl / txt",
             file_types=[".csv", ".json", ".jsonl", ".txt"],
             type="filepath",
             height=120,
+            elem_id="upload",
         )
+        with gr.Row():
+            pick = dict(choices=[""], value="", allow_custom_value=True, min_width=120)
+            c["text_column"] = gr.Dropdown(label="text column", info="blank: guess", elem_id="text-column", **pick)
+            c["label_column"] = gr.Dropdown(label="label column", info="blank: guess", elem_id="label-column", **pick)
         c["task"] = gr.Radio(["auto", "classification", "causal_lm"], value=d["task"], label="Task")
     with gr.Accordion("Adapter", open=True):
         with gr.Row():
-            c["r"] = gr.Number(d["r"], label="rank r", precision=0)
+            c["r"] = gr.Number(d["r"], label="rank r", precision=0, elem_id="rank")
             c["delora_lambda"] = gr.Number(d["delora_lambda"], label="DeLoRA λ")
         gr.Markdown("Learning rates (each method's recommended default):", elem_classes="explain")
         names = list(METHODS)
@@ -120,7 +137,11 @@ def _live_plot(key: str, title: str):
             x_title="step",
             y_title=Y_TITLES[key],
             color_title="run",
-            height=260,
+            colors_in_legend=[],  # one shared legend above the plots (Vega's cut long names: "delo...")
+            x_axis_format="d",  # whole steps
+            y_axis_format="~g",  # 5, not 5.000000
+            x_lim=[0, DEFAULTS["steps"]],
+            height=250,
             elem_id=f"plot-{key}",
             show_label=False,
         )
@@ -141,11 +162,16 @@ def _compare_tab() -> dict:
             c["train"] = gr.Button("Train", variant="primary", elem_id="train")
             c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
     c["status"] = gr.Markdown("Press **Train** to start.", elem_id="status")
+    c["legend"] = gr.HTML("", elem_id="legend")
     with gr.Row():
         c["plots"] = [_live_plot("norm", "‖ΔW‖_F vs DeLoRA's bound"), _live_plot("angle", "angle to W")]
     with gr.Row():
         c["plots"] += [_live_plot("lambda", "DeLoRA's λ"), _live_plot("loss", "training loss")]
-    c["table"] = gr.Dataframe(label="Final metrics per method", interactive=False, elem_id="results")
+    with gr.Row():
+        c["plots"] += [_live_plot("eval", "held-out accuracy")]
+    c["table"] = gr.Dataframe(
+        display_table(), label="Final metrics per method", interactive=False, wrap=True, elem_id="results"
+    )
     c["files"] = gr.File(
         label="Downloads: tracker history CSV, loss/eval CSV, figures (PNG zip), adapters (zip of PEFT dirs)",
         file_count="multiple",
@@ -180,8 +206,10 @@ def _inspect_tab() -> dict:
     c = {}
     gr.Markdown(
         "After a comparison: one adapted layer of the trained models. Singular values show the update's "
-        "effective rank (LoRA/DeLoRA ≤ r, DoRA's rescaled rows are not low rank); the heatmap shows how "
-        "close every layer of a run came to its bound; the polar plot, direction against strength.",
+        "effective rank (LoRA/DeLoRA ≤ r, DoRA's rescaled rows are not low rank); the heatmap shows, per layer and "
+        "step, ‖ΔW‖/bound for DeLoRA runs and ‖ΔW‖/‖W‖ for runs without a bound (its title says which); the turn "
+        "view plots how far the update's direction has turned against its strength: DeLoRA keeps turning "
+        "while its strength stays capped.",
         elem_classes="explain",
     )
     with gr.Row(equal_height=False):
@@ -190,19 +218,43 @@ def _inspect_tab() -> dict:
         c["show"] = gr.Button("Show layer", scale=1, elem_id="inspect-show", variant="primary")
     c["status"] = gr.Markdown("", elem_id="inspect-status")
     with gr.Row():
-        c["sv"], c["polar"] = (
+        c["sv"], c["turn"] = (
             gr.Plot(show_label=False, elem_id="inspect-sv"),
-            gr.Plot(show_label=False, elem_id="inspect-polar"),
+            gr.Plot(show_label=False, elem_id="inspect-turn"),
         )
     c["heat"] = gr.Plot(show_label=False, elem_id="inspect-heatmap")
     c["numbers"] = gr.Dataframe(label="this layer at the last step", interactive=False)
     return c
 
 
-def build_demo() -> gr.Blocks:
-    """The app. Cheap: nothing loads until Train is pressed."""
+def _with_session(handler, n_inputs: int):
+    """handler(session, *inputs) as a Gradio function of (*inputs, request): the session comes from the
+    server's registry (keyed by the tab's session hash), so it can be freed when the tab closes."""
+
+    def call(*args):
+        *inputs, request = args
+        result = handler(handlers.SESSIONS.get(request), *inputs)
+        if pyinspect.isgenerator(result):
+            return (yield from result)
+        return result
+
+    def call_plain(*args):
+        *inputs, request = args
+        return handler(handlers.SESSIONS.get(request), *inputs)
+
+    fn = call if pyinspect.isgeneratorfunction(handler) else call_plain
+    P = pyinspect.Parameter
+    params = [P(f"input_{i}", P.POSITIONAL_OR_KEYWORD) for i in range(n_inputs)]
+    fn.__signature__ = pyinspect.Signature([*params, P("request", P.POSITIONAL_OR_KEYWORD, annotation=gr.Request)])
+    fn.__annotations__ = {"request": gr.Request}  # Gradio finds gr.Request through the annotations
+    fn.__name__ = handler.__name__
+    return fn
+
+
+def build_demo(extra_tabs=None, local_paths: bool = True) -> gr.Blocks:
+    """The app. Cheap: nothing loads until Train is pressed. `extra_tabs`: callables that add a gr.Tab.
+    local_paths: the Open tab may name adapter folders on this machine (the launch policy decides)."""
     with gr.Blocks(title="delora-viz: DeLoRA vs LoRA vs DoRA", analytics_enabled=False) as demo:
-        session = gr.State(UiSession(), delete_callback=UiSession.close)  # one per browser session
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
@@ -214,67 +266,50 @@ def build_demo() -> gr.Blocks:
                     swp = _sweep_tab()
                 with gr.Tab("Inspect a layer", id="inspect"):
                     ins = _inspect_tab()
+                with gr.Tab("Open", id="open"):
+                    open_tab(allow_local_paths=local_paths)
+                for add_tab in extra_tabs or ():  # more tabs go here
+                    add_tab()
         values = [settings[k] for k in SETTINGS]
-        train = dict(concurrency_limit=1, concurrency_id=TRAINING, show_progress="minimal")  # one run at a time
+        # Gradio admits every press at once (its queue cannot talk to the page); the runs wait in the
+        # app's own queue (handlers.QUEUE), which tells the user how many runs are ahead.
+        train = dict(concurrency_limit=MAX_WAITING + 1, concurrency_id="training", show_progress="minimal")
+        cmp_inputs = [cmp["methods"], *values]
         cmp["train"].click(
-            compare,
-            [session, cmp["methods"], *values],
-            [cmp["status"], *cmp["plots"], cmp["table"], cmp["files"], ins["run"], ins["layer"]],
+            _with_session(compare, len(cmp_inputs)),
+            cmp_inputs,
+            [cmp["status"], cmp["legend"], *cmp["plots"], cmp["table"], cmp["files"], ins["run"], ins["layer"]],
             api_name="compare",
             **train,
         )
+        swp_inputs = [swp["methods"], swp["multipliers"], swp["steps"], *values]
         swp["run"].click(
-            sweep,
-            [session, swp["methods"], swp["multipliers"], swp["steps"], *values],
+            _with_session(sweep, len(swp_inputs)),
+            swp_inputs,
             [swp["status"], swp["plot"], swp["table"]],
             api_name="sweep",
             **train,
         )
-        for btn, name in ((cmp["stop"], "stop"), (swp["stop"], "stop_sweep")):  # a flag, not `cancels`: results survive
-            btn.click(stop, session, None, api_name=name, concurrency_limit=None, show_progress="hidden")
+        # Stop sets a flag, not `cancels`: results survive; each tab stops only its own run
+        quick = dict(concurrency_limit=None, show_progress="hidden")
+        cmp["stop"].click(_with_session(lambda s: stop(s, "compare"), 0), None, None, api_name="stop", **quick)
+        swp["stop"].click(_with_session(lambda s: stop(s, "sweep"), 0), None, None, api_name="stop_sweep", **quick)
         io = dict(
-            fn=inspect,
-            inputs=[session, ins["run"], ins["layer"]],
-            outputs=[ins["status"], ins["sv"], ins["heat"], ins["polar"], ins["numbers"]],
+            fn=_with_session(inspect, 2),
+            inputs=[ins["run"], ins["layer"]],
+            outputs=[ins["status"], ins["sv"], ins["heat"], ins["turn"], ins["numbers"]],
         )
         ins["show"].click(api_name="inspect", **io)
         gr.on([ins["run"].input, ins["layer"].input], api_visibility="private", **io)
+        settings["upload"].change(
+            handlers.upload_columns,
+            settings["upload"],
+            [settings["text_column"], settings["label_column"]],
+            api_visibility="private",
+            show_progress="hidden",
+            queue=False,
+        )
+        demo.load(handlers.queue_note, None, cmp["status"], api_visibility="private", show_progress="hidden")
+        demo.unload(handlers.unload)  # the tab closed: free its models and files (idle ones: SESSIONS.reap)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo
-
-
-def launch(
-    demo: gr.Blocks,
-    host: str = "127.0.0.1",
-    port: int | None = 7860,
-    share: bool = False,
-    max_upload_mb: float = app_settings.MAX_UPLOAD_MB,
-    **kwargs,
-):
-    """demo.launch with the app's settings: local by default, bounded uploads, its CSS."""
-    app_settings.MAX_UPLOAD_MB = max_upload_mb
-    return demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        max_file_size=f"{max_upload_mb:g}mb",
-        css=CSS,
-        show_error=False,
-        footer_links=["api", "gradio"],
-        **kwargs,
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="delora-viz: compare LoRA, DoRA and DeLoRA live in the browser")
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes the app on the network)"
-    )
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument(
-        "--max-upload-mb", type=float, default=app_settings.MAX_UPLOAD_MB, help="largest dataset upload"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    launch(build_demo(), args.host, args.port, args.share, args.max_upload_mb)

@@ -15,8 +15,9 @@ import time
 
 import pandas as pd
 
-from ..plots.frames import live_colors, live_frame, live_loss_frame
+from ..plots.frames import bound_color, live_colors, live_frame, live_loss_frame, method_color
 from ..training.loop import RunResult, StepEvent
+from ..training.methods import METHODS
 
 BOUNDED = ("delora", "delora-paper")  # the methods with a bound on ||dW||_F (and a lambda)
 LIVE_PLOT_METRICS = {"norm": "delta_fro", "angle": "angle_delta_w_deg", "lambda": "lambda"}
@@ -54,6 +55,8 @@ class LiveView:
         self.min_interval, self.max_points = min_interval, max_points
         self.means: dict[str, list[dict]] = {}  # run -> rows of layer means
         self.losses: list[dict] = []
+        self.eval_rows: list[dict] = []  # (step, value, series): the eval metric at each evaluation
+        self.baseline: float | None = None  # the base model's metric (step 0, the same for every run)
         self.results: dict[str, RunResult] = {}
         self.evals: dict[str, tuple[str, float]] = {}
         self.last: StepEvent | None = None
@@ -63,6 +66,7 @@ class LiveView:
     def add(self, event: StepEvent | RunResult) -> None:
         if isinstance(event, RunResult):
             self.results[event.run] = event
+
             order = {run: i for i, run in enumerate(self.runs)}  # the comparison's order, not the order runs ended
             self.results = dict(sorted(self.results.items(), key=lambda kv: order.get(kv[0], len(order))))
             if not math.isnan(event.final.get("eval_metric", math.nan)):
@@ -77,6 +81,7 @@ class LiveView:
             )
         if event.eval_metric is not None:
             self.evals[event.run] = (event.eval_name, event.eval_metric)
+            self.eval_rows.append({"step": event.step, "value": float(event.eval_metric), "series": event.run})
 
     @property
     def done(self) -> bool:
@@ -113,13 +118,17 @@ class LiveView:
             "angle": self.runs,
             "lambda": bounded,
             "loss": self.runs,
+            "eval": self.runs,
         }
 
     def frames(self) -> dict[str, tuple[pd.DataFrame, dict]]:
-        """{"norm" | "angle" | "lambda" | "loss": (long frame, color_map)}."""
+        """{"norm" | "angle" | "lambda" | "loss" | "eval": (long frame, color_map)}."""
         tracker = self.layer_means_frame()
         frames = {key: live_frame(tracker, metric, self.max_points) for key, metric in LIVE_PLOT_METRICS.items()}
         frames["loss"] = live_loss_frame(pd.DataFrame(self.losses), self.max_points)
+        start = [] if self.baseline is None else [{"step": 0, "value": self.baseline, "series": r} for r in self.runs]
+        evals = pd.DataFrame(start + self.eval_rows, columns=["step", "value", "series"])
+        frames["eval"] = evals.drop_duplicates(["series", "step"], keep="last").sort_values("step", kind="stable")
         out = {}
         for key, names in self.series().items():
             frame = _complete(frames[key], names)
@@ -147,3 +156,19 @@ class LiveView:
             return "starting: evaluating the base model" + tail
         e = self.last
         return f"step {e.step}/{self.steps} · {e.run} loss {e.loss:.3g} · {e.steps_per_s:.1f} steps/s" + tail
+
+
+def legend_html(runs: list[str]) -> str:
+    """One legend for all live plots (theirs are hidden: they cut long names): a swatch per method, and a
+    dashed one for each bound."""
+
+    def item(color: str, label: str, dashed: bool = False) -> str:
+        line = f"border-top:3px {'dashed' if dashed else 'solid'} {color}"
+        return f'<span class="legend-item"><span class="swatch" style="{line}"></span>{label}</span>'
+
+    label = lambda r: f"{METHODS[r].label} ({r})" if r in METHODS else r  # noqa: E731
+    items = [item(method_color(r), label(r)) for r in runs]
+    items += [
+        item(bound_color(method_color(r)), f"{label(r)} bound on ‖ΔW‖", dashed=True) for r in runs if r in BOUNDED
+    ]
+    return f'<div class="live-legend">{"".join(items)}</div>'

@@ -13,15 +13,16 @@ import torch
 from ..core.adapters import find_adapters
 from ..core.geometry import DoraUpdate, dense_dora_delta, singular_values
 from ..plots import (
-    plot_angle_strength,
     plot_angles,
     plot_bound_heatmap,
     plot_lambda,
     plot_loss,
     plot_singular_values,
+    plot_turn_strength,
     plot_update_norm,
     save_figures,
 )
+from ..plots.frames import NO_TURN
 from ..training.hub import public_model_id
 from ..training.loop import TASK_TYPES, Prepared, RunResult
 from ..training.methods import METHODS, save_adapter
@@ -40,6 +41,22 @@ TABLE_COLUMNS = (
     "lambda_mean",
     "seconds",
 )
+# the table's headers, short enough for 1440 px, with units (means and max over layers; the frame keeps the
+# tracker's names until display)
+HEADERS = {
+    "run": "run",
+    "method": "method",
+    "status": "status",
+    "steps": "steps",
+    "lr": "lr",
+    "eval": "final eval",
+    "delta_fro_mean": "‖ΔW‖_F mean",
+    "rel_delta_mean": "‖ΔW‖/‖W‖ mean",
+    "angle_delta_w_deg_mean": "∠(ΔW,W) ° mean",
+    "bound_ratio_max": "‖ΔW‖/bound max (≤ 1)",
+    "lambda_mean": "λ mean",
+    "seconds": "time s",
+}
 SHOW_RANKS = 4  # singular values shown: 4 r (LoRA/DeLoRA have <= r non-zero, the paper init 2r)
 LAYER_COLUMNS = (
     "run",
@@ -87,6 +104,12 @@ def results_table(results: list[RunResult]) -> pd.DataFrame:
     return _clean(df)
 
 
+def display_table(table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The results table with readable headers (an empty one before the first run, not "1 2 3")."""
+    table = pd.DataFrame(columns=list(TABLE_COLUMNS)) if table is None else table
+    return table.rename(columns=HEADERS)
+
+
 def tracker_frame(results: list[RunResult]) -> pd.DataFrame:
     frames = [r.tracker_frame() for r in results if r.rows]
     df = pd.concat(frames, ignore_index=True)
@@ -105,8 +128,9 @@ def figures(results: list[RunResult]) -> dict:
         "angles": plot_angles(tracker),
         "loss": plot_loss(history),
         "bound_heatmap": plot_bound_heatmap(tracker),
-        "angle_vs_strength": plot_angle_strength(tracker),
     }
+    if "turn_deg" in tracker.columns:
+        figs["turn_vs_strength"] = plot_turn_strength(tracker)
     if pd.to_numeric(tracker["lambda"], errors="coerce").notna().any():
         figs["lambda"] = plot_lambda(tracker)
     return figs
@@ -155,6 +179,8 @@ def layer_names(results: list[RunResult]) -> list[str]:
 @torch.no_grad()
 def layer_singular_values(result: RunResult, layer: str) -> torch.Tensor:
     """Singular values of the trained dW of one layer. DoRA's update is not low rank: dense, one layer."""
+    if result.model is None:
+        raise ValueError(f"run {result.run!r} kept its numbers but not its model (it ran out of memory): train again")
     views = {v.name: v for v in find_adapters(result.model)}
     if layer not in views:
         raise ValueError(f"run {result.run!r} has no adapted layer {layer!r}")
@@ -170,9 +196,10 @@ def layer_singular_values(result: RunResult, layer: str) -> torch.Tensor:
 
 
 def inspect_layer(results: dict[str, RunResult], run: str, layer: str):
-    """(singular values figure, bound heatmap of `run`, angle-vs-strength figure, numbers table) for `layer`.
+    """(singular values figure, bound heatmap of `run`, turn-vs-strength figure or None, numbers table, note).
 
-    The singular values, the polar path and the numbers show `layer` in every run, so methods compare."""
+    The singular values, the turn view and the numbers show `layer` in every run, so methods compare;
+    `note` says why the turn view is missing (a history without turn_deg), else ""."""
     if not results:
         raise ValueError("nothing to inspect yet: run a comparison first (Compare tab)")
     if run not in results:
@@ -182,11 +209,11 @@ def inspect_layer(results: dict[str, RunResult], run: str, layer: str):
     tracker = tracker_frame(ordered)
     one = tracker[tracker["layer"] == layer]
     heat = plot_bound_heatmap(tracker_frame([results[run]]), run=run)
-    polar = plot_angle_strength(one)
+    turn, note = (plot_turn_strength(one), "") if "turn_deg" in one.columns else (None, f" · {NO_TURN}")
     shown = SHOW_RANKS * max(r.config.r for r in ordered)  # DoRA's dense dW has min(m, n) values: show the head
     sv_fig = plot_singular_values({run: values[:shown] for run, values in svals.items()})
     sv_fig.axes[0].set_title(f"Singular values of ΔW (first {shown})\n{layer}")
     last = one.loc[one.groupby("run", sort=False)["step"].idxmax(), list(LAYER_COLUMNS)]
     numbers = last.assign(sigma_max=[float(svals[r][0]) if len(svals[r]) else math.nan for r in last["run"]])
     numbers = numbers.apply(lambda c: c.map(lambda v: float(f"{v:.4g}") if isinstance(v, float) else v))
-    return sv_fig, heat, polar, _clean(numbers.reset_index(drop=True))
+    return sv_fig, heat, turn, _clean(numbers.reset_index(drop=True)), note

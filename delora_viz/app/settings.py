@@ -22,6 +22,8 @@ DEFAULTS: dict = {
     "model_path": "",
     "data": "",
     "upload": None,
+    "text_column": "",
+    "label_column": "",
     "task": "auto",
     "r": _CONFIG["r"],
     "delora_lambda": _CONFIG["delora_lambda"],
@@ -69,6 +71,20 @@ def _upload(path, max_mb: float | None = None) -> str | None:
     return str(path)
 
 
+def _lambda(value, methods) -> float:
+    """λ as typed; a non-positive one is refused below with the app's words (TrainConfig needs one > 0)."""
+    lam = _float("DeLoRA λ", value)
+    if not lam > 0:
+        if any(m.startswith("delora") for m in methods):
+            raise ValueError(
+                f"DeLoRA λ must be a positive number, got {lam:g}: the app's default is "
+                f"{DEFAULTS['delora_lambda']:g} (for these small models); PEFT's examples use 10-15 for 2-4k-wide "
+                "LLM layers"
+            )
+        return DEFAULTS["delora_lambda"]  # no DeLoRA run: λ is unused
+    return lam
+
+
 def make_config(settings: dict, methods) -> tuple[list[str], TrainConfig, dict[str, float]]:
     """The widgets' values (keys of DEFAULTS; missing ones take the default) -> what iter_compare needs."""
     s = DEFAULTS | dict(settings)
@@ -90,7 +106,7 @@ def make_config(settings: dict, methods) -> tuple[list[str], TrainConfig, dict[s
         batch_size=_int("batch size", s["batch_size"]),
         max_length=_int("max length", s["max_length"]),
         r=_int("r", s["r"]),
-        delora_lambda=_float("lambda", s["delora_lambda"]),
+        delora_lambda=_lambda(s["delora_lambda"], methods),
         target_modules=(s["target_modules"] or "").strip() or None,
         seed=_int("seed", s["seed"]),
         device=s["device"] or "auto",

@@ -20,15 +20,24 @@ import zlib
 import numpy as np
 import pandas as pd
 
-# Okabe-Ito palette (colour-blind friendly); one fixed colour per method.
+# Colour-blind-safe colours from Paul Tol's and Okabe-Ito's palettes, one fixed colour per method, chosen so
+# the four methods of the app stay apart (CIELAB distance >= 35) for normal, deutan, protan and tritan
+# vision (tests/test_plots_turn.py simulates them). Okabe-Ito's blue / bluish green / vermillion / purple
+# set fell to 17 there: LoRA and DoRA looked alike.
 METHOD_COLORS = {
-    "lora": "#0072b2",  # blue
-    "rslora": "#56b4e9",  # sky blue
-    "dora": "#009e73",  # bluish green
-    "delora": "#d55e00",  # vermillion
-    "delora-paper": "#cc79a7",  # reddish purple
+    "lora": "#332288",  # indigo
+    "rslora": "#117733",  # green
+    "dora": "#ee3377",  # magenta
+    "delora": "#e69f00",  # orange
+    "delora-paper": "#33bbee",  # cyan
 }
 _FALLBACK_COLORS = ("#e69f00", "#000000", "#999999", "#f0e442")  # orange, black, grey, yellow
+
+
+def bound_color(color: str) -> str:
+    """A bound's colour: its method's, darker (the app dashes lines of exactly this colour with CSS)."""
+    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c * 0.55):02x}" for c in rgb)
 
 
 def method_color(name: str) -> str:
@@ -203,7 +212,7 @@ def live_loss_frame(history_df: pd.DataFrame, max_points: int = 300) -> pd.DataF
 
 
 def live_colors(frame: pd.DataFrame, source_df: pd.DataFrame | None = None) -> dict[str, str]:
-    """``color_map`` for gr.LinePlot: each series of ``frame`` in its run's colour, bounds lighter.
+    """``color_map`` for gr.LinePlot: each series of ``frame`` in its run's colour, bounds darker (dashed by CSS).
 
     Pass the tracker/history frame as ``source_df`` to colour runs by their ``method`` column
     (as the matplotlib figures do); without it the method is guessed from the run label.
@@ -213,5 +222,35 @@ def live_colors(frame: pd.DataFrame, source_df: pd.DataFrame | None = None) -> d
     for s in pd.unique(frame["series"]):
         run = s.removesuffix(" bound").removesuffix(" ||dW||")
         color = runs.get(run) or method_color(run)
-        colors[s] = shade(color, 0.45) if s.endswith(" bound") else color
+        colors[s] = bound_color(color) if s.endswith(" bound") else color
     return colors
+
+
+NO_TURN = (
+    "this history has no 'turn_deg' column (how far dW turned since the previous record); it was recorded "
+    "by an older tracker: train again to see the turn view"
+)
+
+
+def turn_frame(tracker_df: pd.DataFrame) -> pd.DataFrame:
+    """Direction turned vs strength, per run and step, means over layers.
+
+    turned_deg = sum over records so far of turn_deg, the angle between dW at this record and at the
+    previous one of the same layer (NaN at a layer's first record counts 0); strength = ||dW||_F / bound
+    for runs with a bound (1 = at the bound), else ||dW||_F / ||W||_F (column ``bounded`` says which).
+    ValueError when the tracker did not record turn_deg (older histories).
+    """
+    require_rows(tracker_df, ["step", "method", "layer", "delta_fro"], "turn_frame")
+    if "turn_deg" not in tracker_df.columns:
+        raise ValueError(NO_TURN)
+    parts = []
+    for run, method, rows, _ in iter_runs(tracker_df):
+        rows = rows.sort_values("step", kind="stable")
+        turned = numeric(rows, "turn_deg").fillna(0.0).groupby(rows["layer"]).cumsum()
+        bounded = has_values(rows, "bound")
+        norm = numeric(rows, "bound") if bounded else numeric(rows, "w_fro")
+        strength = (numeric(rows, "delta_fro") / norm).replace([np.inf, -np.inf], np.nan)
+        per_step = pd.DataFrame({"step": rows["step"], "turned_deg": turned, "strength": strength})
+        means = per_step.groupby("step").mean().reset_index()
+        parts.append(means.assign(run=run, method=method, bounded=bounded))
+    return pd.concat(parts, ignore_index=True)[["run", "method", "step", "turned_deg", "strength", "bounded"]]

@@ -17,6 +17,7 @@ from .frames import (
     numeric,
     require_rows,
     short_layer,
+    turn_frame,
 )
 from .style import NORM, legend, new_axes, styled
 
@@ -49,8 +50,46 @@ def plot_bound_heatmap(tracker_df: pd.DataFrame, run: str | None = None, ax=None
     every = max(1, len(layers) // 24)
     ax.set_yticks(range(0, len(layers), every), layers[::every], fontsize=7)
     ax.grid(False)
-    ax.set(title=f"{run}: per-layer update size", xlabel="step", ylabel="layer")
+    what = "‖ΔW‖ / DeLoRA's bound" if bounded else "‖ΔW‖ / ‖W‖ (no bound for this method)"
+    ax.set(title=f"{run}: {what}, per layer", xlabel="step", ylabel="layer")
     ax.figure.colorbar(im, ax=ax, label=label)
+    return fig
+
+
+@styled
+def plot_turn_strength(tracker_df: pd.DataFrame, ax=None) -> Figure:
+    """DeLoRA's idea made visible: its direction keeps turning while its strength is capped.
+
+    x: how far the update's direction has turned so far, the running sum of turn_deg (the angle
+    between dW at one record and the previous one, per layer), mean over layers. y: strength,
+    ||dW||_F / bound for runs with a bound (1 = at the bound: the dashed line), else ||dW||_F / ||W||_F
+    (dotted lines; the legend says which). Look for: DeLoRA walks right along a flat line under 1
+    (it keeps learning by turning, its size is fixed by lambda); LoRA's strength climbs as it turns.
+    ValueError for histories without turn_deg.
+    """
+    frame = turn_frame(tracker_df)
+    fig, (ax,) = new_axes(ax, width=7.6, height=4.4)
+    for run, rows in frame.groupby("run", sort=False):
+        rows = rows.dropna(subset=["strength"])
+        if rows.empty:
+            continue
+        bounded = bool(rows["bounded"].iloc[0])
+        color = method_color(str(rows["method"].iloc[0]))
+        label = f"{run}: ‖ΔW‖ / bound" if bounded else f"{run}: ‖ΔW‖ / ‖W‖ (no bound)"
+        ax.plot(
+            rows["turned_deg"], rows["strength"], "-" if bounded else ":", color=color, label=label, gid=f"turn:{run}"
+        )
+        ax.plot(rows["turned_deg"].iloc[-1:], rows["strength"].iloc[-1:], "o", color=color, ms=6, label="_nolegend_")
+    if frame["bounded"].any():
+        ax.axhline(1.0, color="0.35", lw=1.2, ls="--", zorder=0, label="bound (‖ΔW‖ / bound = 1)", gid="bound-line")
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(left=0)
+    ax.set(
+        title="Direction keeps turning, strength stays capped (mean over layers)",
+        xlabel="direction turned so far: Σ ∠(ΔW_t, ΔW_t−1), degrees",
+        ylabel="strength of ΔW (ratio)",
+    )
+    legend(ax)
     return fig
 
 

@@ -1,0 +1,84 @@
+"""Session churn probe: n browser sessions (gradio_client) each train once and leave; what is left of them?
+
+    PYTHONPATH=<checkout> python tests/service_probe.py      # {'ui_sessions': .., 'models': .., ...}
+
+It uses only what every version of the app has (build_demo, the /compare endpoint), so the same probe
+measures an older checkout for a before/after comparison; test_app_service.py runs it as a test.
+"""
+
+from __future__ import annotations
+
+import gc
+import glob
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def count_models() -> int:
+    """Live transformers models in this process."""
+    from transformers import PreTrainedModel
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, PreTrainedModel))
+
+
+def churn_sessions(url: str, values: list, n: int = 10, wait_s: float = 60.0) -> dict:
+    """n clients each train once and close; then count what is left of them in this process."""
+    from gradio_client import Client
+
+    # the app's folders go to tempfile's directory: a private one here, so other processes' folders don't count
+    # (Gradio's own cache stays where the server started it)
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "gradio"))
+    saved, tempfile.tempdir = tempfile.tempdir, tempfile.mkdtemp(prefix="churn-")
+    try:
+        folders = lambda: glob.glob(os.path.join(tempfile.gettempdir(), "delora-viz-*"))  # noqa: E731
+        for _ in range(n):
+            client = Client(url, verbose=False)
+            status = client.predict(["lora"], *values, api_name="/compare")[0]
+            assert status.startswith("finished"), status
+            client.close()  # the heartbeat ends: Gradio runs demo.unload for this session (within ~15 s)
+        deadline = time.time() + wait_s
+        while time.time() < deadline and (folders() or count_models()):
+            time.sleep(1.0)
+        gc.collect()
+        rss_mb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
+        return {
+            "ui_sessions": sum(1 for o in gc.get_objects() if type(o).__name__ == "UiSession"),
+            "models": count_models(),
+            "temp_dirs": len(folders()),
+            "rss_mb": round(rss_mb),
+        }
+    finally:
+        tempfile.tempdir = saved
+
+
+def launch_demo():
+    from delora_viz.app.layout import build_demo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    return demo
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    from builders import build_tiny_bert_classifier, write_text_files
+
+    from delora_viz.app.settings import DEFAULTS, SETTINGS
+
+    root = Path(tempfile.mkdtemp(prefix="probe-"))
+    model, data = build_tiny_bert_classifier(root / "bert", num_labels=3), write_text_files(root / "data")["csv"]
+    s = DEFAULTS | dict(
+        model_path=model, data=data, steps=2, batch_size=4, max_length=16, eval_every=2, eval_examples=8
+    )
+    demo = launch_demo()
+    n = int(os.environ.get("SESSIONS", 10))
+    print(churn_sessions(demo.local_url, [s[k] for k in SETTINGS], n=n, wait_s=float(os.environ.get("WAIT_S", 45))))
+    demo.close()
