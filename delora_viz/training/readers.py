@@ -125,6 +125,16 @@ def _one_json_object(ds, kwargs):
     return datasets.Dataset.from_dict(ds[0])  # an object of columns
 
 
+def read_file(path: str | Path, task: str) -> dict[str, list]:
+    """{column: values} of a local data file (its first split), read through load_splits."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    _, splits = load_splits(str(path), task)
+    columns, _ = columns_of(next(iter(splits.values())), None, 0)
+    return columns
+
+
 def columns_of(ds, max_examples: int | None, seed: int) -> tuple[dict[str, list], dict[str, list[str]]]:
     """({column: values}, {column: class names of a ClassLabel}) of one split, capped at max_examples rows."""
     import datasets
