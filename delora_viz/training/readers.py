@@ -99,7 +99,8 @@ def _load(spec: str, args: tuple, kwargs: dict):
             raise
     except DatasetGenerationError as err:
         kind = "JSON Lines (one object per line) or a JSON list" if args[0] == "json" else args[0]
-        raise ValueError(f"{spec}: datasets could not read it as {kind}: {err.__cause__ or err}") from err
+        why = str(err.__cause__ or err).strip().splitlines()[0]  # one line: the parser's first words say it
+        raise ValueError(f"{spec}: datasets could not read it as {kind}: {why}") from err
     except (ConnectionError, FileNotFoundError) as err:  # offline, not found, a folder without data files
         if Path(spec).expanduser().exists():
             raise ValueError(f"{spec}: datasets.load_dataset found no data in it ({err})") from err
