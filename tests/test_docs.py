@@ -29,4 +29,4 @@ def test_every_image_a_readme_shows_exists(readme):
 
 
 def test_the_readme_shows_the_update_norm_vs_bound_figure():
-    assert "docs/bound_explorer.png" in images((ROOT / "README.md").read_text())
+    assert "docs/update_norm_vs_bound.png" in images((ROOT / "README.md").read_text())
