@@ -73,7 +73,7 @@ LAYER_COLUMNS = (
 )
 
 
-def _clean(df: pd.DataFrame) -> pd.DataFrame:
+def _blank_nan(df: pd.DataFrame) -> pd.DataFrame:
     """NaN -> None, so the table shows a blank cell (and the JSON stays valid)."""
     return df.astype(object).where(df.notna(), None)
 
@@ -101,7 +101,7 @@ def results_table(results: list[RunResult]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     numeric = [c for c in TABLE_COLUMNS if c not in ("run", "method", "status", "eval", "steps")]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").apply(lambda c: c.map(lambda v: float(f"{v:.4g}")))
-    return _clean(df)
+    return _blank_nan(df)
 
 
 def display_table(table: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -110,7 +110,7 @@ def display_table(table: pd.DataFrame | None = None) -> pd.DataFrame:
     return table.rename(columns=HEADERS)
 
 
-def tracker_frame(results: list[RunResult]) -> pd.DataFrame:
+def runs_tracker_frame(results: list[RunResult]) -> pd.DataFrame:
     frames = [r.tracker_frame() for r in results if r.rows]
     df = pd.concat(frames, ignore_index=True)
     return df[["run"] + [c for c in df.columns if c != "run"]]
@@ -122,7 +122,7 @@ def history_frame(results: list[RunResult]) -> pd.DataFrame:
 
 def figures(results: list[RunResult]) -> dict:
     """The teaching figures of a comparison (matplotlib), by file name."""
-    tracker, history = tracker_frame(results), history_frame(results)
+    tracker, history = runs_tracker_frame(results), history_frame(results)
     figs = {
         "update_norm": plot_update_norm(tracker),
         "angles": plot_angles(tracker),
@@ -148,7 +148,7 @@ def write_downloads(results: list[RunResult], prepared: Prepared, directory: Pat
     """tracker CSV (all runs, a `run` column), per-step log CSV, figures (PNG zip), adapters (zip of PEFT dirs)."""
     directory = Path(directory)
     tracker = directory / "delora-viz_tracker.csv"
-    tracker_frame(results).to_csv(tracker, index=False)
+    runs_tracker_frame(results).to_csv(tracker, index=False)
     log = directory / "delora-viz_loss-and-eval.csv"
     history_frame(results).to_csv(log, index=False)
     save_figures(figures(results), directory / "figures", dpi=120)
@@ -206,9 +206,9 @@ def inspect_layer(results: dict[str, RunResult], run: str, layer: str):
         raise ValueError(f"choose a run: one of {', '.join(results)}")
     ordered = [results[run]] + [r for name, r in results.items() if name != run]
     svals = {r.run: layer_singular_values(r, layer) for r in ordered}
-    tracker = tracker_frame(ordered)
+    tracker = runs_tracker_frame(ordered)
     one = tracker[tracker["layer"] == layer]
-    heat = plot_bound_heatmap(tracker_frame([results[run]]), run=run)
+    heat = plot_bound_heatmap(runs_tracker_frame([results[run]]), run=run)
     turn, note = (plot_turn_strength(one), "") if "turn_deg" in one.columns else (None, f" · {NO_TURN}")
     shown = SHOW_RANKS * max(r.config.r for r in ordered)  # DoRA's dense dW has min(m, n) values: show the head
     sv_fig = plot_singular_values({run: values[:shown] for run, values in svals.items()})
@@ -216,4 +216,4 @@ def inspect_layer(results: dict[str, RunResult], run: str, layer: str):
     last = one.loc[one.groupby("run", sort=False)["step"].idxmax(), list(LAYER_COLUMNS)]
     numbers = last.assign(sigma_max=[float(svals[r][0]) if len(svals[r]) else math.nan for r in last["run"]])
     numbers = numbers.apply(lambda c: c.map(lambda v: float(f"{v:.4g}") if isinstance(v, float) else v))
-    return sv_fig, heat, turn, _clean(numbers.reset_index(drop=True)), note
+    return sv_fig, heat, turn, _blank_nan(numbers.reset_index(drop=True)), note

@@ -25,7 +25,7 @@ from .geometry import DoraUpdate, LowRankUpdate
 from .layer import DeLoRALinear
 from .measure import RawParams
 
-METHODS = ("lora", "rslora", "dora", "delora", "delora-paper")
+TRACKED_METHODS = ("lora", "rslora", "dora", "delora", "delora-paper")
 
 
 @dataclass
@@ -33,7 +33,7 @@ class AdapterView:
     """How to read one adapted layer. Callables, so every call reads the current parameters."""
 
     name: str  # module path, with ":adapter" appended when several adapters are active
-    method: str  # one of METHODS
+    method: str  # one of TRACKED_METHODS
     rank: int
     weight: Callable[[], Tensor]  # frozen W (out, in), as stored (any dtype)
     params: Callable[[], RawParams]  # the raw parameters, as stored: cast them before building anything
@@ -47,7 +47,7 @@ class AdapterView:
 def adapter_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(clean name, module) of every adapter layer in the model, tracked or not."""
     return [
-        (_clean(name), module)
+        (_unwrapped_name(name), module)
         for name, module in model.named_modules()
         if isinstance(module, DeLoRALinear) or _is_peft_tuner_layer(module)
     ]
@@ -212,7 +212,7 @@ def _peft_lora(name: str, module, skipped: dict) -> list[AdapterView]:
     return views
 
 
-def _clean(name: str) -> str:
+def _unwrapped_name(name: str) -> str:
     """Drop wrapper prefixes (DDP's "module.", PeftModel's "base_model.model.") from layer names."""
     for prefix in ("module.", "base_model.model.", "_orig_mod."):
         while name.startswith(prefix):

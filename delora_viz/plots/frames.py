@@ -145,8 +145,8 @@ def short_layer(name: str, width: int = 38) -> str:
 
 # ---- long frames for gr.LinePlot ------------------------------------------------------------
 
-LIVE_METRICS = ("delta_fro", "angle_delta_w_deg", "lambda", "rel_delta")
-COLUMNS = ("step", "value", "series")
+FRAME_METRICS = ("delta_fro", "angle_delta_w_deg", "lambda", "rel_delta")
+LONG_COLUMNS = ("step", "value", "series")
 
 
 def _empty() -> pd.DataFrame:
@@ -181,8 +181,8 @@ def live_frame(tracker_df: pd.DataFrame, metric: str, max_points: int = 300) -> 
     "angle_delta_w_deg" (degrees), "lambda" (only runs that have one) or "rel_delta"
     (||dW||_F / ||W||_F); for these three, series = run label.
     """
-    if metric not in LIVE_METRICS:
-        raise ValueError(f"live_frame: unknown metric {metric!r}; choose one of {LIVE_METRICS}")
+    if metric not in FRAME_METRICS:
+        raise ValueError(f"live_frame: unknown metric {metric!r}; choose one of {FRAME_METRICS}")
     _check(max_points)
     if tracker_df is None or len(tracker_df) == 0:
         return _empty()
