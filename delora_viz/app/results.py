@@ -23,7 +23,7 @@ from ..plots import (
     save_figures,
 )
 from ..plots.frames import NO_TURN
-from ..training.hub import public_model_id
+from ..training.hub import preset_key, public_model_id
 from ..training.loop import TASK_TYPES, Prepared, RunResult
 from ..training.methods import METHODS, save_adapter
 
@@ -144,6 +144,14 @@ def _zip(folder: Path, target: Path) -> Path:
     return target
 
 
+def _base_model_id(result: RunResult, prepared: Prepared) -> str:
+    """What the adapter names as its base: a preset's public Hub id, else the id the model was loaded
+    from (a Hub id when served: never the server folder it was downloaded to)."""
+    if preset_key(result.config.model) is not None:
+        return public_model_id(result.config.model)
+    return str(prepared.loaded.source)
+
+
 def write_downloads(results: list[RunResult], prepared: Prepared, directory: Path) -> list[str]:
     """tracker CSV (all runs, a `run` column), per-step log CSV, figures (PNG zip), adapters (zip of PEFT dirs)."""
     directory = Path(directory)
@@ -157,7 +165,7 @@ def write_downloads(results: list[RunResult], prepared: Prepared, directory: Pat
             r.model,
             r.method,
             directory / "adapters" / r.run.replace(" ", "_"),
-            base_model_name_or_path=public_model_id(r.config.model),
+            base_model_name_or_path=_base_model_id(r, prepared),
             task_type=TASK_TYPES[prepared.loaded.task],
             head_modules=prepared.loaded.head_modules,
         )
