@@ -38,25 +38,14 @@ import torch  # noqa: E402
 from benchlib import Timer, interleave, machine_info, median, paired_ratio, table  # noqa: E402
 from bf16_references import references, rel_err  # noqa: E402
 
+from delora_viz.core.history import MEASURED, OPTIONAL  # noqa: E402
 from delora_viz.core.layer import add_delora  # noqa: E402
 from delora_viz.core.track import Tracker  # noqa: E402
 
 METHODS = ("lora", "rslora", "dora", "delora", "ours-peft", "ours-paper")
 SETUPS = ("bf16 base", "all bf16")
 TOLERANCE = 1e-4  # issue 11: every column to 1e-4 relative
-CHECKED = (
-    "delta_fro",
-    "w_fro",
-    "rel_delta",
-    "angle_delta_w_deg",
-    "angle_w_prime_deg",
-    "bound",
-    "bound_loose",
-    "bound_ratio",
-    "lambda",
-    "sigma_max",
-    "dora_mag_drift",
-)
+CHECKED = tuple(c for c in MEASURED if c not in OPTIONAL)  # turn_deg needs a previous record
 
 # The real configurations (config.json of sentence-transformers/all-MiniLM-L6-v2 and of
 # HuggingFaceTB/SmolLM2-135M), so the GPU runs the real shapes without the weights.

@@ -48,23 +48,10 @@ from .geometry import (
     row_blocks,
     singular_values,
 )
+from .history import MEASURED
 
 DEGREES = 180.0 / math.pi
-# The measured columns, in order (history.MEASURED must list the same names).
-METRICS = (
-    "delta_fro",
-    "w_fro",
-    "rel_delta",
-    "angle_delta_w_deg",
-    "angle_w_prime_deg",
-    "bound",
-    "bound_loose",
-    "bound_ratio",
-    "lambda",
-    "sigma_max",
-    "dora_mag_drift",
-    "turn_deg",
-)
+METRICS = MEASURED  # the measured columns, in the history's order
 
 
 @dataclass(frozen=True)
