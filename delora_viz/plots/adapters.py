@@ -57,32 +57,23 @@ def plot_layer_bars(df: pd.DataFrame, ax=None) -> Figure:
         ax.barh(
             pos, norm, height=slot * 0.9, color=color, label=f"{label} ({rows['method'].iloc[0]})", gid=f"bar:{label}"
         )
-        if has_values(rows, "bound"):
-            bound = _layer_table(rows, "bound").reindex(layers)[label].to_numpy(dtype=float)
-            ax.scatter(
-                bound,
-                pos,
-                marker="|",
-                s=(slot * 260) ** 2 / 40,
-                color="black",
-                lw=1.6,
-                zorder=3,
-                label=f"bound · {label}",
-                gid=f"bound:{label}",
-            )
-        if has_values(rows, "bound_loose"):
-            loose = _layer_table(rows, "bound_loose").reindex(layers)[label].to_numpy(dtype=float)
-            ax.scatter(
-                loose,
-                pos,
-                marker="|",
-                s=(slot * 260) ** 2 / 40,
-                color="0.55",
-                lw=1.2,
-                zorder=3,
-                label=f"loose bound · {label}",
-                gid=f"bound-loose:{label}",
-            )
+        for column, color, lw, name, gid in (  # the tight bound black, the loose one grey
+            ("bound", "black", 1.6, "bound", "bound"),
+            ("bound_loose", "0.55", 1.2, "loose bound", "bound-loose"),
+        ):
+            if has_values(rows, column):
+                values = _layer_table(rows, column).reindex(layers)[label].to_numpy(dtype=float)
+                ax.scatter(
+                    values,
+                    pos,
+                    marker="|",
+                    s=(slot * 260) ** 2 / 40,
+                    color=color,
+                    lw=lw,
+                    zorder=3,
+                    label=f"{name} · {label}",
+                    gid=f"{gid}:{label}",
+                )
     ax.set_yticks(y, [short_layer(x, 34) for x in layers], fontsize=7)
     ax.invert_yaxis()  # first layer on top
     ax.set_xlim(left=0)
