@@ -5,7 +5,8 @@
 
 Every number comes from the Tracker (same adapter views, same closed forms, same dtype), so a record of a
 reloaded adapter equals the last record of the run that trained it. sv_i are the top singular values of
-dW = U V^T (sv_1 = sigma_max), from the k x k core of two thin QRs; NaN past the rank and for DoRA, whose
+dW = U V^T from the k x k core of two thin QRs (sv_1 equals the Tracker's sigma_max, taken from the
+float64 Grams' eigenvalues, to ~1e-7 relative); NaN past the rank and for DoRA, whose
 dW = diag(g - 1) W + s diag(g) B A is not low-rank.
 
 `metadata` (core/peft_io.METADATA_NAME) relabels layers exported by save_peft_lora: a rank-2r LoRA that is

@@ -11,8 +11,8 @@ of a shape, so a record costs a few dozen ops instead of ~100 per layer. Shardin
 only stage that touches W, and each entry it returns is a sum over the rows of W (and of U, B, DoRA's
 magnitudes, which live with those rows):
 
-    utu = U^T U (L, k, k)      inner = sum(U * (W V)) (L,)      w_sq = ||W||^2 (L,)
-    diff = X^T X, X = [U - U_prev, U_prev] (L, 2k, 2k)          (for turn_deg)
+    gram_left = Z^T Z (L, k, k) with Z = U, or (L, 3k, 3k) with Z = [U, U - U_prev, U_prev] (turn_deg)
+    inner = sum(U * (W V)) (L,)      w_sq = ||W||^2 (L,)
     DoRA: ||dW||^2, <dW, W>, ||W||^2, ||m - ||W_k|| ||^2, <dW_prev, dW> (L,) each, from per-row terms
 
 so a row-sharded model (FSDP2, Shard(0)) passes its local rows of W with `rows=` (the slice of the full
@@ -46,7 +46,6 @@ from .geometry import (
     geometry_from_inner_products,
     lora_update,
     row_blocks,
-    singular_values,
 )
 from .history import MEASURED
 
@@ -102,12 +101,13 @@ class Group:
     extra: dict = field(default_factory=dict)  # per-row state from partial_sums (DoRA's g and Q)
 
 
+@torch.no_grad()
 def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | None = None) -> Group:
     """Stack and cast the raw parameters (cast before any arithmetic), then build factors and bounds."""
     first, L = params[0], len(params)
 
     def stack(name: str) -> Tensor:
-        return torch.stack([getattr(p, name).detach() for p in params]).to(dtype)  # stacking is exact
+        return torch.stack([getattr(p, name) for p in params]).to(dtype)  # stacking is exact
 
     A, B = stack("A"), stack("B")  # (L, r, n), (L, m, r)
     if first.kind in ("lora", "dora"):
@@ -138,10 +138,9 @@ def weight_products(weights: list[Tensor], X: Tensor) -> Tensor:
     """Y[l] = W_l @ X[l] for each layer, W cast block by block to X's dtype: (L, m, k). Never stacks the Ws."""
     L, (m, n), k = len(weights), weights[0].shape, X.shape[-1]
     if m * n <= SMALL_GEMM_WEIGHTS:
-        Xt = X.mT.contiguous()  # (L, k, n)
         Yt = X.new_empty(L, k, m)
-        for i, W in enumerate(weights):
-            torch.matmul(Xt[i], W.mT.to(X.dtype), out=Yt[i])  # small W: a cast copy is cheap
+        for x, W, y in zip(X.mT.contiguous().unbind(0), weights, Yt.unbind(0)):  # x (k, n), y (k, m)
+            torch.matmul(x, W.mT if W.dtype == X.dtype else W.mT.to(X.dtype), out=y)  # small W: a cast copy is cheap
         return Yt.mT
     Y = X.new_empty(L, m, k)
     for i, W in enumerate(weights):
@@ -158,20 +157,21 @@ def row_squares(W: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.cat([torch.linalg.vector_norm(block, dim=1).square() for _, block in row_blocks(W, dtype)])
 
 
+@torch.no_grad()
 def partial_sums(group: Group, weights: list[Tensor], row_sq: Tensor, rows=slice(None)) -> dict[str, Tensor]:
     """Sums over the rows of W held here: weights[l] = W_l[rows], row_sq (L, rows) = their squared norms."""
     if group.kind == "dora":
         return _dora_sums(group, weights, row_sq, rows)
     U, V = group.update.U[:, rows], group.update.V  # (L, m', k), (L, n, k)
-    sums = {
+    left = U
+    if group.previous is not None:  # Z = [U, U - U_prev, U_prev]: one Gram holds U^T U and X^T X (turn_deg)
+        U1 = group.previous["U"][:, rows]
+        left = torch.cat([U, U - U1, U1], dim=-1)  # (L, m', 3k)
+    return {
         "inner": (U * weight_products(weights, V)).sum(dim=(-2, -1)),  # <dW, W>
         "w_sq": row_sq.sum(-1),
-        "utu": _gram(U),  # (L, k, k)
+        "gram_left": _gram(left),  # (L, k, k), or (L, 3k, 3k) with a previous record
     }
-    if group.previous is not None:
-        X = torch.cat([U - group.previous["U"][:, rows], group.previous["U"][:, rows]], dim=-1)  # (L, m', 2k)
-        sums["diff"] = _gram(X)
-    return sums
 
 
 def _gram(X: Tensor) -> Tensor:
@@ -221,6 +221,7 @@ def unpack(flat: Tensor, like: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 # ----------------------------------------------------------------------------- metrics (pure)
+@torch.no_grad()
 def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     """The METRICS of each layer from the (reduced) sums and the full factors: (L, len(METRICS))."""
     nan = torch.full_like(sums["w_sq"], float("nan"))
@@ -230,12 +231,16 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
         sigma = nan
         turn = _turn_from_inner(sums.get("turn_inner"), geo.delta_fro, group.previous)
     else:
-        V = group.update.V
-        delta_sq = (sums["utu"] * _gram(V)).sum(dim=(-2, -1)).to(V.dtype)
+        V, gram_left = group.update.V, sums["gram_left"]
+        k = V.shape[-1]
+        right = V if group.previous is None else torch.cat([V, V - group.previous["V"]], dim=-1)  # Y (L, n, 2k)
+        gram_right = _gram(right)
+        gram_u, gram_v = gram_left[..., :k, :k], gram_right[..., :k, :k]  # U^T U, V^T V (L, k, k), float64
+        delta_sq = (gram_u * gram_v).sum(dim=(-2, -1)).to(V.dtype)
         geo = geometry_from_inner_products(delta_sq, sums["inner"], sums["w_sq"])
         drift = nan
-        sigma = singular_values(group.update)[..., 0]
-        turn = _turn_from_difference(sums.get("diff"), geo.delta_fro, V, group.previous)
+        sigma = _largest_singular_value(gram_u, gram_v).to(V.dtype)
+        turn = _turn_from_difference(gram_left[..., k:, k:], gram_right, geo.delta_fro, group.previous)
     if group.kind == "delora":
         lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
     else:
@@ -265,11 +270,18 @@ def keep(group: Group, values: Tensor) -> dict:
     return {"U": group.update.U, "V": group.update.V, "delta_fro": delta_fro}
 
 
-def _turn_from_difference(diff: Tensor | None, n: Tensor, V: Tensor, previous: dict | None) -> Tensor:
-    if diff is None or previous is None:
+def _largest_singular_value(gram_u: Tensor, gram_v: Tensor) -> Tensor:
+    """sigma_max(U V^T) = sqrt(lambda_max(U^T U V^T V)): the nonzero eigenvalues of (U V^T)^T (U V^T) =
+    V (U^T U) V^T are those of (U^T U)(V^T V), a k x k product of two PSD Grams (real, >= 0). One batched
+    eigenvalue call on the float64 Grams the norms already need; no QR of the m x k and n x k factors."""
+    return torch.linalg.eigvals(gram_u @ gram_v).real.amax(dim=-1).clamp(min=0).sqrt()
+
+
+def _turn_from_difference(gram_x: Tensor, gram_y: Tensor, n: Tensor, previous: dict | None) -> Tensor:
+    """gram_x = X^T X, X = [U - U1, U1]; gram_y = Y^T Y, Y = [V, V - V1]: D = X Y^T = dW - dW_prev."""
+    if previous is None:
         return torch.full_like(n, float("nan"))
-    Y = torch.cat([V, V - previous["V"]], dim=-1)  # (L, n, 2k): D = [U - U1, U1] [V, V - V1]^T
-    d_sq = (diff * _gram(Y)).sum(dim=(-2, -1)).clamp(min=0).to(V.dtype)  # ||dW - dW_prev||^2
+    d_sq = (gram_x * gram_y).sum(dim=(-2, -1)).clamp(min=0).to(n.dtype)  # ||dW - dW_prev||^2
     n1 = previous["delta_fro"]
     a = (d_sq - (n - n1).square()).clamp(min=0)  # 2 n n1 (1 - cos)
     b = ((n + n1).square() - d_sq).clamp(min=0)  # 2 n n1 (1 + cos)

@@ -83,6 +83,7 @@ class Tracker:
         self._previous: dict[tuple, dict] = {}  # group -> factors and ||dW|| of its last record (turn_deg)
         self._groups: dict[tuple, list[int]] = {}
         self._state = None
+        self._threads_for, self._one_thread_cached = None, False
         self.views: list[AdapterView] = []
         self._reduce_group = None
         if not self.active:
@@ -118,7 +119,7 @@ class Tracker:
         if not self.active or step % self.every:
             return []
         self._refresh_views()
-        with torch.no_grad(), _one_thread_if(self._small_on_cpu()):
+        with torch.no_grad(), _one_thread_if(self._one_thread):
             values = self._measure_all().cpu().tolist()  # (layers, metrics): the one device->host copy
         if not self.writer:
             return []  # a sharded run's other ranks: their part is in rank 0's all-reduced sums
@@ -144,14 +145,20 @@ class Tracker:
         for (key, members), params in zip(self._groups.items(), raws):
             views = [self.views[i] for i in members]
             group = build_group(params, self.dtype, self._previous.get(key))
-            parts = [local_rows(view.weight().detach(), self.sharded) for view in views]  # (W_i, rows of W_i)
+            parts = [local_rows(view.weight(), self.sharded) for view in views]  # (W_i, rows of W_i)
             weights = [W for W, _ in parts]
             sums = partial_sums(group, weights, self._row_squares(key, weights), parts[0][1])
             built.append((key, members, group, sums))
-        packed = all_reduce_sum([[pack(sums)] for *_, sums in built], self._reduce_group)  # ONE collective
-        for (key, members, group, sums), (flat,) in zip(built, packed):
-            values = metrics_from_sums(group, unpack(flat, sums))  # (L, metrics)
+        if self.sharded:  # ONE collective for every group's sums
+            packed = all_reduce_sum([[pack(sums)] for *_, sums in built], self._reduce_group)
+            built = [
+                (key, members, group, unpack(flat, sums)) for (key, members, group, sums), (flat,) in zip(built, packed)
+            ]
+        for key, members, group, sums in built:
+            values = metrics_from_sums(group, sums)  # (L, metrics)
             self._previous[key] = keep(group, values)
+            if len(built) == 1 and members == list(range(len(self.views))):
+                return values  # one batch of every layer, in view order (the common case)
             if out is None:
                 out = values.new_empty(len(self.views), values.shape[1])
             out[torch.tensor(members, device=values.device)] = values
@@ -183,6 +190,14 @@ class Tracker:
         return (
             all(W.device.type == "cpu" for W in weights) and max(W.numel() for W in weights) <= ONE_THREAD_MAX_WEIGHTS
         )
+
+    @property
+    def _one_thread(self) -> bool:
+        """_small_on_cpu(), decided once per set of views and again if the model moved to another device."""
+        device = self.views[0].weight().device
+        if self._threads_for != (self._state, device):
+            self._threads_for, self._one_thread_cached = (self._state, device), self._small_on_cpu()
+        return self._one_thread_cached
 
     def _row_squares(self, key, weights: list[torch.Tensor]) -> torch.Tensor:
         """(L, m) squared row norms of the group's weights, recomputed only when a W is another tensor or
