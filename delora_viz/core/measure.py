@@ -11,7 +11,8 @@ of a shape, so a record costs a few dozen ops instead of ~100 per layer. Shardin
 only stage that touches W, and each entry it returns is a sum over the rows of W (and of U, B, DoRA's
 magnitudes, which live with those rows):
 
-    gram_left = Z^T Z (L, k, k) with Z = U, or (L, 3k, 3k) with Z = [U, U - U_prev, U_prev] (turn_deg)
+    gram_left = U^T U (L, k, k), or with a previous record X^T X (L, 2k, 2k), X = [U - U_prev, U_prev]
+                (float64, so X's blocks add up to U exactly and U^T U is the sum of X^T X's four blocks)
     inner = sum(U * (W V)) (L,)      w_sq = ||W||^2 (L,)
     DoRA: ||dW||^2, <dW, W>, ||W||^2, ||m - ||W_k|| ||^2, <dW_prev, dW> (L,) each, from per-row terms
 
@@ -164,13 +165,13 @@ def partial_sums(group: Group, weights: list[Tensor], row_sq: Tensor, rows=slice
         return _dora_sums(group, weights, row_sq, rows)
     U, V = group.update.U[:, rows], group.update.V  # (L, m', k), (L, n, k)
     left = U
-    if group.previous is not None:  # Z = [U, U - U_prev, U_prev]: one Gram holds U^T U and X^T X (turn_deg)
-        U1 = group.previous["U"][:, rows]
-        left = torch.cat([U, U - U1, U1], dim=-1)  # (L, m', 3k)
+    if group.previous is not None:  # X = [U - U_prev, U_prev] in float64: the difference is exact
+        U1 = group.previous["U"][:, rows]  # float64 (keep)
+        left = torch.cat([U.to(torch.float64) - U1, U1], dim=-1)  # (L, m', 2k)
     return {
         "inner": (U * weight_products(weights, V)).sum(dim=(-2, -1)),  # <dW, W>
         "w_sq": row_sq.sum(-1),
-        "gram_left": _gram(left),  # (L, k, k), or (L, 3k, 3k) with a previous record
+        "gram_left": _gram(left),  # (L, k, k), or (L, 2k, 2k) with a previous record
     }
 
 
@@ -233,14 +234,20 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     else:
         V, gram_left = group.update.V, sums["gram_left"]
         k = V.shape[-1]
-        right = V if group.previous is None else torch.cat([V, V - group.previous["V"]], dim=-1)  # Y (L, n, 2k)
-        gram_right = _gram(right)
-        gram_u, gram_v = gram_left[..., :k, :k], gram_right[..., :k, :k]  # U^T U, V^T V (L, k, k), float64
-        delta_sq = (gram_u * gram_v).sum(dim=(-2, -1)).to(V.dtype)
-        geo = geometry_from_inner_products(delta_sq, sums["inner"], sums["w_sq"])
+        if group.previous is None:
+            gram_u, gram_right = gram_left, _gram(V)
+        else:  # Y = [V, V - V_prev]; U = X's two blocks summed, so U^T U = the sum of X^T X's four blocks
+            V64 = V.to(torch.float64)
+            gram_right = _gram(torch.cat([V64, V64 - group.previous["V"]], dim=-1))  # (L, 2k, 2k)
+            row_blocks_summed = gram_left[..., :k, :] + gram_left[..., k:, :]  # (L, k, 2k)
+            gram_u = row_blocks_summed[..., :k] + row_blocks_summed[..., k:]
+        gram_v = gram_right[..., :k, :k]  # U^T U, V^T V (L, k, k), float64
+        delta_sq = (gram_u * gram_v).sum(dim=(-2, -1))  # float64
+        geo = geometry_from_inner_products(delta_sq.to(V.dtype), sums["inner"], sums["w_sq"])
         drift = nan
         sigma = _largest_singular_value(gram_u, gram_v).to(V.dtype)
-        turn = _turn_from_difference(gram_left[..., k:, k:], gram_right, geo.delta_fro, group.previous)
+        group.extra = {"delta_fro": delta_sq.clamp(min=0).sqrt()}  # float64, for this turn and the next
+        turn = _turn_from_difference(gram_left, gram_right, group.extra["delta_fro"], group.previous).to(V.dtype)
     if group.kind == "delora":
         lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
     else:
@@ -267,7 +274,8 @@ def keep(group: Group, values: Tensor) -> dict:
     delta_fro = values[:, 0]
     if group.kind == "dora":
         return {"A": group.dora.A, "B": group.dora.B, **group.extra, "delta_fro": delta_fro}
-    return {"U": group.update.U, "V": group.update.V, "delta_fro": delta_fro}
+    f64 = torch.float64  # the next record's differences U - U_prev, V - V_prev are exact in float64
+    return {"U": group.update.U.to(f64), "V": group.update.V.to(f64), "delta_fro": group.extra["delta_fro"]}
 
 
 def _largest_singular_value(gram_u: Tensor, gram_v: Tensor) -> Tensor:
