@@ -294,7 +294,8 @@ def report(results: dict, log) -> None:
                     ("Tracker.step ms", "tracker_step_ms", ".2f"),
                     ("share", "direct_share", ".3%"),
                     ("ms/layer", "tracker_ms_per_layer", ".3f"),
-                    ("1-thread Tracker.step ms", "tracker_1_thread_ms", ".2f"),
+                    ("W @ V alone ms", "gemm_ms", ".2f"),
+                    ("its share", "gemm_share", ".3%"),
                 ],
             )
         )

@@ -133,10 +133,30 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
 # takes a slow path at these sizes (384 x 384, k = 8: 0.48 ms vs 0.08 ms, one thread, minimum of 40 rounds);
 # from ~1024^2 on the direct product is as fast or faster (4096^2, k = 16, two threads: 86 vs 215 ms).
 SMALL_GEMM_WEIGHTS = 1 << 19
+# From this many weights on, W @ X is worth more than one thread (4096^2, k = 16: 2 threads ~1.6x faster).
+THREADED_GEMM_WEIGHTS = 1 << 22
 
 
-def weight_products(weights: list[Tensor], X: Tensor) -> Tensor:
-    """Y[l] = W_l @ X[l] for each layer, W cast block by block to X's dtype: (L, m, k). Never stacks the Ws."""
+class num_threads:
+    """torch.set_num_threads(n) inside the block (nothing when n is None or already the count)."""
+
+    def __init__(self, n: int | None):
+        self.n, self.previous = n, None
+
+    def __enter__(self):
+        if self.n is not None and torch.get_num_threads() != self.n:
+            self.previous = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            torch.set_num_threads(self.previous)
+
+
+def weight_products(weights: list[Tensor], X: Tensor, threads: int | None = None) -> Tensor:
+    """Y[l] = W_l @ X[l] for each layer, W cast block by block to X's dtype: (L, m, k). Never stacks the Ws.
+
+    threads: CPU threads for the products of large W (the caller may run everything else on one)."""
     L, (m, n), k = len(weights), weights[0].shape, X.shape[-1]
     if m * n <= SMALL_GEMM_WEIGHTS:
         Yt = X.new_empty(L, k, m)
@@ -144,12 +164,13 @@ def weight_products(weights: list[Tensor], X: Tensor) -> Tensor:
             torch.matmul(x, W.mT if W.dtype == X.dtype else W.mT.to(X.dtype), out=y)  # small W: a cast copy is cheap
         return Yt.mT
     Y = X.new_empty(L, m, k)
-    for i, W in enumerate(weights):
-        if W.dtype == X.dtype:
-            torch.matmul(W, X[i], out=Y[i])  # the one unavoidable GEMM of each layer
-        else:
-            for rows, block in row_blocks(W, X.dtype):
-                Y[i, rows] = block @ X[i]
+    with num_threads(threads if m * n >= THREADED_GEMM_WEIGHTS else None):
+        for i, W in enumerate(weights):
+            if W.dtype == X.dtype:
+                torch.matmul(W, X[i], out=Y[i])  # the one unavoidable GEMM of each layer
+            else:
+                for rows, block in row_blocks(W, X.dtype):
+                    Y[i, rows] = block @ X[i]
     return Y
 
 
@@ -159,17 +180,20 @@ def row_squares(W: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 @torch.no_grad()
-def partial_sums(group: Group, weights: list[Tensor], row_sq: Tensor, rows=slice(None)) -> dict[str, Tensor]:
-    """Sums over the rows of W held here: weights[l] = W_l[rows], row_sq (L, rows) = their squared norms."""
+def partial_sums(
+    group: Group, weights: list[Tensor], row_sq: Tensor, rows=slice(None), gemm_threads: int | None = None
+) -> dict[str, Tensor]:
+    """Sums over the rows of W held here: weights[l] = W_l[rows], row_sq (L, rows) = their squared norms.
+    gemm_threads: CPU threads for the W @ V products of large layers (weight_products)."""
     if group.kind == "dora":
-        return _dora_sums(group, weights, row_sq, rows)
+        return _dora_sums(group, weights, row_sq, rows, gemm_threads)
     U, V = group.update.U[:, rows], group.update.V  # (L, m', k), (L, n, k)
     left = U
     if group.previous is not None:  # X = [U - U_prev, U_prev] in float64: the difference is exact
         U1 = group.previous["U"][:, rows]  # float64 (keep)
         left = torch.cat([U.to(torch.float64) - U1, U1], dim=-1)  # (L, m', 2k)
     return {
-        "inner": (U * weight_products(weights, V)).sum(dim=(-2, -1)),  # <dW, W>
+        "inner": (U * weight_products(weights, V, gemm_threads)).sum(dim=(-2, -1)),  # <dW, W>
         "w_sq": row_sq.sum(-1),
         "gram_left": _gram(left),  # (L, k, k), or (L, 2k, 2k) with a previous record
     }
@@ -182,12 +206,12 @@ def _gram(X: Tensor) -> Tensor:
     return X.mT @ X
 
 
-def _dora_sums(group: Group, weights, row_sq, rows) -> dict[str, Tensor]:
+def _dora_sums(group: Group, weights, row_sq, rows, gemm_threads) -> dict[str, Tensor]:
     """DoRA per row k: P = ||W_k||^2, Q = <B_k, (W A^T)_k>, T = ||(B A)_k||^2, c^2 = P + 2sQ + s^2 T, g = m / c."""
     d = group.dora
     A, B, s, mag = d.A, d.B[:, rows], d.scaling, d.magnitude[:, rows]
     P = row_sq  # (L, m')
-    Q = (B * weight_products(weights, A.mT)).sum(-1)  # (L, m')
+    Q = (B * weight_products(weights, A.mT, gemm_threads)).sum(-1)  # (L, m')
     T = ((B @ (A @ A.mT)) * B).sum(-1)  # (L, m')
     g = mag / (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()  # (L, m')
     group.extra = {"g": g, "Q": Q}

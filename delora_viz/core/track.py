@@ -39,12 +39,7 @@ from .history import (
     rotate_aside,
     summarize,
 )
-from .measure import build_group, keep, metrics_from_sums, pack, partial_sums, row_squares, unpack
-
-# A CPU record of layers up to this many weights runs on one thread: its ~100 small ops per layer gain
-# nothing from threads, and each BLAS call that needs a second OpenMP thread costs ~0.1 ms to wake it
-# (tens of ms when other processes keep the cores busy and the threads spin). Larger layers keep them.
-ONE_THREAD_MAX_WEIGHTS = 1 << 22
+from .measure import build_group, keep, metrics_from_sums, num_threads, pack, partial_sums, row_squares, unpack
 
 
 class Tracker:
@@ -83,7 +78,6 @@ class Tracker:
         self._previous: dict[tuple, dict] = {}  # group -> factors and ||dW|| of its last record (turn_deg)
         self._groups: dict[tuple, list[int]] = {}
         self._state = None
-        self._threads_for, self._one_thread_cached = None, False
         self.views: list[AdapterView] = []
         self._reduce_group = None
         if not self.active:
@@ -119,8 +113,12 @@ class Tracker:
         if not self.active or step % self.every:
             return []
         self._refresh_views()
-        with torch.no_grad(), _one_thread_if(self._one_thread):
-            values = self._measure_all().cpu().tolist()  # (layers, metrics): the one device->host copy
+        # On CPU the record runs on one thread: its small ops gain nothing from threads, and each parallel
+        # region costs ~0.1 ms to wake a sleeping OpenMP thread (tens of ms when other processes keep the
+        # cores busy and threads spin). Only the W @ V products of large layers get the caller's threads.
+        threads = torch.get_num_threads() if self.views[0].weight().device.type == "cpu" else None
+        with torch.no_grad(), num_threads(1 if threads else None):
+            values = self._measure_all(threads).cpu().tolist()  # (layers, metrics): the one device->host copy
         if not self.writer:
             return []  # a sharded run's other ranks: their part is in rank 0's all-reduced sums
         rows = [
@@ -133,7 +131,7 @@ class Tracker:
             append_rows(self.path, rows)
         return rows
 
-    def _measure_all(self) -> torch.Tensor:
+    def _measure_all(self, gemm_threads: int | None = None) -> torch.Tensor:
         """Every layer's METRICS, (layers, metrics), in view order: same-shaped layers in one batch each.
 
         Sharded (FSDP2): the small parameters are gathered whole, each rank sums over its own rows of W,
@@ -147,7 +145,7 @@ class Tracker:
             group = build_group(params, self.dtype, self._previous.get(key))
             parts = [local_rows(view.weight(), self.sharded) for view in views]  # (W_i, rows of W_i)
             weights = [W for W, _ in parts]
-            sums = partial_sums(group, weights, self._row_squares(key, weights), parts[0][1])
+            sums = partial_sums(group, weights, self._row_squares(key, weights), parts[0][1], gemm_threads)
             built.append((key, members, group, sums))
         if self.sharded:  # ONE collective for every group's sums
             packed = all_reduce_sum([[pack(sums)] for *_, sums in built], self._reduce_group)
@@ -184,20 +182,6 @@ class Tracker:
             self._groups[(key, tuple(self.views[i].name for i in members))] = members
         self._previous = {k: v for k, v in self._previous.items() if k in self._groups}
         self._reduce_group = reduce_group(view.weight() for view in self.views) if self.sharded else None
-
-    def _small_on_cpu(self) -> bool:
-        weights = [view.weight() for view in self.views]
-        return (
-            all(W.device.type == "cpu" for W in weights) and max(W.numel() for W in weights) <= ONE_THREAD_MAX_WEIGHTS
-        )
-
-    @property
-    def _one_thread(self) -> bool:
-        """_small_on_cpu(), decided once per set of views and again if the model moved to another device."""
-        device = self.views[0].weight().device
-        if self._threads_for != (self._state, device):
-            self._threads_for, self._one_thread_cached = (self._state, device), self._small_on_cpu()
-        return self._one_thread_cached
 
     def _row_squares(self, key, weights: list[torch.Tensor]) -> torch.Tensor:
         """(L, m) squared row norms of the group's weights, recomputed only when a W is another tensor or
@@ -258,20 +242,3 @@ class Tracker:
     def load(path):
         """Read a history written by save() or by a tracker's path= (CSV or JSONL) into a DataFrame."""
         return load_history(path)
-
-
-# ----------------------------------------------------------------------------- pure helpers
-class _one_thread_if:
-    """torch.set_num_threads(1) inside the block when `enabled`; the previous count restored after."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.threads = enabled, None
-
-    def __enter__(self):
-        if self.enabled and torch.get_num_threads() > 1:
-            self.threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
