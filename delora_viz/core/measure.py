@@ -133,8 +133,9 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
 # takes a slow path at these sizes (384 x 384, k = 8: 0.48 ms vs 0.08 ms, one thread, minimum of 40 rounds);
 # from ~1024^2 on the direct product is as fast or faster (4096^2, k = 16, two threads: 86 vs 215 ms).
 SMALL_GEMM_WEIGHTS = 1 << 19
-# From this many weights on, W @ X is worth more than one thread (4096^2, k = 16: 2 threads ~1.6x faster).
-THREADED_GEMM_WEIGHTS = 1 << 22
+# From this many weights on, W @ X gains from the caller's threads (k = 16, two threads against one, this
+# 2-core CPU: 1024^2 x1.3, 2048^2 x1.8, 4096^2 x2.2); below, waking a second thread costs more than it saves.
+THREADED_GEMM_WEIGHTS = 1 << 20
 
 
 class num_threads:
