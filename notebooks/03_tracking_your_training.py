@@ -222,25 +222,9 @@ except ImportError:
 if trl is not None:
     qa = load_data(None, "causal_lm")  # "Question: ...\nAnswer: ..." texts
     if FAST:
-        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+        from delora_viz.training.tiny import tiny_llama
 
-        from delora_viz.training.models import minilm_dir
-
-        sft_tok = AutoTokenizer.from_pretrained(minilm_dir())
-        sft_tok.eos_token = sft_tok.sep_token  # a BERT vocabulary: [SEP] ends a text
-        config = LlamaConfig(
-            vocab_size=len(sft_tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            tie_word_embeddings=True,
-            pad_token_id=sft_tok.pad_token_id,
-            bos_token_id=sft_tok.cls_token_id,
-            eos_token_id=sft_tok.sep_token_id,
-        )
-        sft_model = LlamaForCausalLM(config)
+        sft_model, sft_tok = tiny_llama()  # 2 layers of width 32, random, on MiniLM's vocabulary
     else:
         smol = load_model("smollm2")  # ~20 s the first time (GGUF -> safetensors), then cached
         sft_model, sft_tok = smol.model, smol.tokenizer

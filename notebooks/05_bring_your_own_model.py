@@ -56,7 +56,7 @@ from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, 
 
 from delora_viz import Tracker, TrackerCallback, load_history, plots
 from delora_viz.training.data import load_data
-from delora_viz.training.models import load_model, minilm_dir
+from delora_viz.training.models import load_model
 
 FAST = os.environ.get("DELORA_VIZ_FAST") == "1"
 STEPS, BATCH, MAX_LEN = (10, 4, 48) if FAST else (60, 8, 64)
@@ -72,24 +72,9 @@ _ = torch.manual_seed(0)
 
 # %%
 if FAST:  # a tiny random Llama, saved like any local checkpoint, with the embedded MiniLM tokenizer
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from delora_viz.training.tiny import save_tiny_llama
 
-    tiny_tok = AutoTokenizer.from_pretrained(minilm_dir())
-    tiny_tok.eos_token = tiny_tok.sep_token  # a BERT vocabulary: [SEP] ends a text
-    config = LlamaConfig(
-        vocab_size=len(tiny_tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        tie_word_embeddings=True,
-        pad_token_id=tiny_tok.pad_token_id,
-        bos_token_id=tiny_tok.cls_token_id,
-        eos_token_id=tiny_tok.sep_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(OUT / "tiny-llama")
-    tiny_tok.save_pretrained(OUT / "tiny-llama")
+    save_tiny_llama(OUT / "tiny-llama")
     MODEL = str(OUT / "tiny-llama")
 else:
     MODEL = "smollm2"  # or "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen2.5-0.5B", a local directory...

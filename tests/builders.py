@@ -47,12 +47,11 @@ TOPICS = {
 }
 
 
-def _tokenizer(vocab_from: str = "minilm"):
-    """A tokenizer that loads offline: the embedded MiniLM one, or any local tokenizer dir."""
+def _tokenizer():
+    """The embedded MiniLM tokenizer (loads offline)."""
     from transformers import AutoTokenizer
 
-    source = minilm_dir() if vocab_from == "minilm" else Path(vocab_from)
-    return AutoTokenizer.from_pretrained(source)
+    return AutoTokenizer.from_pretrained(minilm_dir())
 
 
 def _save(model, tokenizer, path) -> str:
@@ -69,28 +68,11 @@ def _save(model, tokenizer, path) -> str:
     return str(path)
 
 
-def build_tiny_llama(path, vocab_from: str = "minilm", seed: int = 0) -> str:
-    """A 2-layer LlamaForCausalLM (hidden 32, 4 heads) + tokenizer saved to ``path``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def build_tiny_llama(path, seed: int = 0) -> str:
+    """The library's tiny random Llama (training/tiny.py) + its MiniLM tokenizer, saved to ``path``."""
+    from delora_viz.training.tiny import tiny_llama
 
-    tok = _tokenizer(vocab_from)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.cls_token_id,
-        eos_token_id=tok.sep_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    return _save(model, tok, path)
+    return _save(*tiny_llama(seed), path)
 
 
 def build_tiny_bert_classifier(path, num_labels: int = 3, seed: int = 0) -> str:

@@ -22,9 +22,7 @@ def _texts(n=32):
 
 
 def _tokenizer(tiny_llama_dir):
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    tokenizer.eos_token = tokenizer.eos_token or tokenizer.sep_token  # the tiny model borrows a BERT tokenizer
-    return tokenizer
+    return AutoTokenizer.from_pretrained(tiny_llama_dir)  # saved with [SEP] as eos (training/tiny.py)
 
 
 def test_callback_in_trl_sft_trainer(tmp_path, tiny_llama_dir):
