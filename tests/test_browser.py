@@ -159,16 +159,16 @@ def test_two_sessions_queue_truthfully_and_stop_cancels_the_waiting_one(page, ap
     assert "dashed" in legend and "DeLoRA" in legend
     a.wait_for_selector("#plot-eval svg", timeout=30_000)
     stroke = bound_color(METHOD_COLORS["delora"])
-    a.wait_for_selector(f'#plot-norm path[stroke="{stroke}"]', timeout=30_000)
-    dash = (
-        a.eval_on_selector_all(
-            f'#plot-norm path[stroke="{stroke}"]',
-            "es => es.map(e => getComputedStyle(e).getPropertyValue('stroke-dasharray')).join(' ')",
-        )
-        .replace("none", "")
-        .strip()
-    )
-    assert dash not in ("", "none"), dash
+    # the live plot redraws every step (its paths are replaced), so wait for a drawn, dashed bound line
+    # instead of reading the paths once: a read between two redraws finds none
+    dashed = a.wait_for_function(
+        """stroke => [...document.querySelectorAll(`#plot-norm path[stroke="${stroke}"]`)]
+            .map(e => getComputedStyle(e).getPropertyValue('stroke-dasharray'))
+            .find(d => d && d !== 'none')""",
+        arg=stroke,
+        timeout=30_000,
+    ).json_value()
+    assert dashed not in (None, "", "none"), dashed
     assert a.locator('a[href="https://arxiv.org/abs/2503.18225"]').count() >= 1
     assert "‖ΔW‖_F mean" in a.locator("#results").inner_text()
     a.click("#stop")
