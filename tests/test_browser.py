@@ -160,7 +160,7 @@ def test_two_sessions_queue_truthfully_and_stop_cancels_the_waiting_one(page, ap
     a.wait_for_selector("#plot-eval svg", timeout=30_000)
     stroke = bound_color(METHOD_COLORS["delora"])
     # the live plot redraws every step (its paths are replaced), so wait for a drawn, dashed bound line
-    # instead of reading the paths once: a read between two redraws finds none
+    # instead of reading the paths once (that failed 1 run in 3: likely a read between two redraws)
     dashed = a.wait_for_function(
         """stroke => [...document.querySelectorAll(`#plot-norm path[stroke="${stroke}"]`)]
             .map(e => getComputedStyle(e).getPropertyValue('stroke-dasharray'))
