@@ -1,4 +1,5 @@
-"""Launching the app: `python app.py [--host H] [--port P] [--share] [--auth USER:PASS] ...`.
+"""Launching the app: `delora-viz app [--host H] [--port P] [--share] [--auth USER:PASS] [--devices LIST] ...`
+(the same flags as `python app.py` and `python -m delora_viz.app`).
 
 127.0.0.1 by default: the user's own machine, local paths and Hub ids work as typed. Bound beyond loopback
 or with --share, the path policy of policy.py applies (uploads, presets and capped Hub ids only, unless
@@ -13,7 +14,7 @@ import sys
 
 import gradio as gr
 
-from . import handlers
+from . import handlers, memory, runner, workers, zerogpu
 from . import settings as app_settings
 from .layout import CSS, build_demo
 from .policy import Policy, parse_auth
@@ -27,11 +28,28 @@ def launch(
     max_upload_mb: float = app_settings.MAX_UPLOAD_MB,
     policy: Policy | None = None,
     auth: list[tuple[str, str]] | None = None,
+    devices: list[str] | None = None,
     **kwargs,
 ):
     """demo.launch with the app's settings: local by default, bounded uploads, its CSS, the path policy
-    for the host (served beyond loopback: no server paths, capped Hub), sessions reaped when idle."""
+    for the host (served beyond loopback: no server paths, capped Hub), sessions reaped when idle.
+
+    Where runs train (runner.py): on ZeroGPU each in a @spaces.GPU call (the platform queues them);
+    with `devices` (or several visible GPUs) one worker process per device, one run each at a time;
+    else in this process, one at a time."""
     app_settings.MAX_UPLOAD_MB = max_upload_mb
+    memory.tune_allocator()
+    devices = workers.default_devices() if devices is None else devices
+    if zerogpu.ACTIVE:
+        runner.use(zerogpu.ZeroGpuBackend())
+        handlers.QUEUE.slots = zerogpu.CONCURRENCY
+    elif devices:
+        pool = workers.DevicePool(devices)
+        runner.use(pool)
+        handlers.QUEUE.slots = len(devices)
+    else:
+        runner.use(None)
+        handlers.QUEUE.slots = 1
     handlers.POLICY = policy or Policy.for_launch(host, share)
     if handlers.POLICY.served and not auth:
         print(WARNING.format(where="with --share" if share else f"on {host}"), file=sys.stderr, flush=True)
@@ -57,16 +75,24 @@ WARNING = """
 """
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="delora-viz: compare LoRA, DoRA and DeLoRA live in the browser")
+LIMITS = (  # --limit-X flags: the server's caps on what a visitor may ask for (Policy's fields)
+    ("model_mb", "max_model_mb", "largest Hub model download (MB)"),
+    ("params_m", "max_params_m", "largest model to train (millions of parameters)"),
+    ("hub_rows", "max_hub_rows", "rows streamed from a Hub dataset"),
+    ("rank", "max_rank", "largest rank r"),
+    ("steps", "max_steps", "most steps per run"),
+    ("batch", "max_batch", "largest batch size"),
+    ("length", "max_length", "longest max length (tokens)"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The app's flags (shared by `python app.py`, `python -m delora_viz.app` and `delora-viz app`)."""
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes the app on the network)"
     )
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument(
-        "--max-upload-mb", type=float, default=app_settings.MAX_UPLOAD_MB, help="largest dataset upload"
-    )
     parser.add_argument("--auth", help="USER:PASS, or a file with one USER:PASS per line (asked by the browser)")
     parser.add_argument(
         "--allow-local-paths",
@@ -76,38 +102,60 @@ def main(argv: list[str] | None = None) -> None:
     hub = parser.add_mutually_exclusive_group()
     hub.add_argument("--allow-hub", dest="hub", action="store_true", default=True, help="download Hub ids (capped)")
     hub.add_argument("--no-hub", dest="hub", action="store_false", help="served: presets and uploads only")
+    parser.add_argument(
+        "--devices",
+        default=None,
+        metavar="LIST",
+        help="training slots, one run per device at a time, e.g. cuda:0,cuda:1 or cpu,cpu (default: every "
+        "visible GPU, each run in its own worker process; without GPUs one run at a time in this process)",
+    )
+    limits = parser.add_argument_group("limits", "the most a visitor may ask of this server")
+    limits.add_argument(
+        "--limit-upload-mb", type=float, default=app_settings.MAX_UPLOAD_MB, help="largest dataset upload (MB)"
+    )
     caps = Policy()
-    for name, help_ in (
-        ("max_model_mb", "largest Hub model download (MB)"),
-        ("max_params_m", "largest model to train (millions of parameters)"),
-        ("max_hub_rows", "rows streamed from a Hub dataset"),
-        ("max_rank", "largest rank r"),
-        ("max_steps", "most steps per run"),
-        ("max_batch", "largest batch size"),
-        ("max_length", "longest max length (tokens)"),
-    ):
-        default = getattr(caps, name)
-        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=help_)
-    args = parser.parse_args(argv)
+    for flag, field, help_ in LIMITS:
+        default = getattr(caps, field)
+        limits.add_argument(f"--limit-{flag.replace('_', '-')}", dest=field, type=type(default), default=default, help=help_)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(description="delora-viz: compare LoRA, DoRA and DeLoRA live in the browser")
+    )
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Launch the app with parsed flags (blocks while it serves)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         auth = parse_auth(args.auth)
+        slots = workers.parse_devices(args.devices)
     except (OSError, ValueError) as err:
+        if parser is None:
+            raise ValueError(str(err)) from None
         parser.error(str(err))
     policy = Policy.for_launch(
         args.host,
         args.share,
         allow_local_paths=args.allow_local_paths,
         hub=args.hub,
-        **{k: getattr(args, k) for k in ("max_model_mb", "max_params_m", "max_hub_rows", "max_rank")},
-        **{k: getattr(args, k) for k in ("max_steps", "max_batch", "max_length")},
+        **{field: getattr(args, field) for _, field, _ in LIMITS},
     )
     launch(
         build_demo(local_paths=policy.local_paths),
         args.host,
         args.port,
         args.share,
-        args.max_upload_mb,
+        args.limit_upload_mb,
         policy=policy,
         auth=auth,
+        devices=slots,
     )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    return run(parser.parse_args(argv), parser)
