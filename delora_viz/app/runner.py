@@ -88,8 +88,11 @@ _CACHE = None  # a UiSession of the training process: its last model + data, reu
 def job_events(job: Job) -> Iterator[Loaded | Baseline | Failed | object]:
     """Train `job` here; yield Loaded, then the training events (and Baseline when it changes). Picklable."""
     global _CACHE
+    import tqdm
+
     from .session import UiSession
 
+    tqdm.tqdm.monitor_interval = 0  # no tqdm monitor thread (datasets' progress bars) outliving the run
     try:
         _CACHE = _CACHE or UiSession()
         prepared = _CACHE.prepare(job.config)
@@ -175,10 +178,20 @@ def events(prepared: Prepared, stop=None, **run) -> Iterator:
     """The run's training events: iter_compare / iter_lr_sweep here (run: methods, config, lrs or
     multipliers, kind), or the items of the run in the other process. Stop is forwarded as the flag file."""
     if not isinstance(prepared, RemotePrepared):
-        if run.get("kind") == "sweep":
-            return iter_lr_sweep(run["methods"], run["multipliers"], run["config"], prepared, stop=stop)
-        return iter_compare(run["methods"], run["config"], prepared, stop=stop, lrs=run.get("lrs"))
+        return _local_events(prepared, stop, **run)
     return _remote_events(prepared, stop)
+
+
+def _local_events(prepared: Prepared, stop, kind: str = "compare", **run) -> Iterator:
+    if kind == "sweep":
+        events = iter_lr_sweep(run["methods"], run["multipliers"], run["config"], prepared, stop=stop)
+    else:
+        events = iter_compare(run["methods"], run["config"], prepared, stop=stop, lrs=run.get("lrs"))
+    try:
+        yield from events
+    finally:
+        events.close()  # on an error or Stop: the runs' models and optimizers go now
+        memory.trim()  # and the heap pages they used go back to the OS (glibc keeps them otherwise)
 
 
 def _remote_events(prepared: RemotePrepared, stop) -> Iterator:
