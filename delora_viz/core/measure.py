@@ -33,7 +33,7 @@ exact to ~sqrt(eps) rad (~0.02 deg in float32; use dtype=float64 for finer turns
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from torch import Tensor
@@ -208,28 +208,62 @@ def _gram(X: Tensor) -> Tensor:
 
 
 def _dora_sums(group: Group, weights, row_sq, rows, gemm_threads) -> dict[str, Tensor]:
-    """DoRA per row k: P = ||W_k||^2, Q = <B_k, (W A^T)_k>, T = ||(B A)_k||^2, c^2 = P + 2sQ + s^2 T, g = m / c."""
-    d = group.dora
-    A, B, s, mag = d.A, d.B[:, rows], d.scaling, d.magnitude[:, rows]
-    P = row_sq  # (L, m')
-    Q = (B * weight_products(weights, A.mT, gemm_threads)).sum(-1)  # (L, m')
+    """DoRA per row k: P = ||W_k||^2, Q = <B_k, (W A^T)_k>, T = ||(B A)_k||^2, c^2 = P + 2sQ + s^2 T, g = m / c,
+    dW_k = (g - 1) W_k + s g (B A)_k. Everything after the product with W is float64 (cheap: O(m r^2 + n r^2)),
+    so g - 1 and the turn's differences are not lost to float32 rounding."""
+    f64, d, previous = torch.float64, group.dora, group.previous
+    r = d.A.shape[-2]
+    right = d.A.mT  # (L, n, r)
+    if previous is not None:  # one GEMM gives W A^T and W (A - A_prev)^T, the latter at the difference's scale
+        right = torch.cat([right, (d.A.to(f64) - previous["A"]).to(d.A.dtype).mT], dim=-1)  # (L, n, 2r)
+    WY = weight_products(weights, right.contiguous(), gemm_threads).to(f64)  # (L, m', r or 2r)
+    A, B, s = d.A.to(f64), d.B[:, rows].to(f64), d.scaling.to(f64)  # (L, r, n), (L, m', r), (L, 1)
+    mag, P = d.magnitude[:, rows].to(f64), row_sq.to(f64)  # (L, m')
+    WA = WY[..., :r]
+    Q = (B * WA).sum(-1)  # (L, m')
     T = ((B @ (A @ A.mT)) * B).sum(-1)  # (L, m')
-    g = mag / (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()  # (L, m')
-    group.extra = {"g": g, "Q": Q}
+    c = (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()
+    g = mag / c
+    group.extra = {"g": g, "c": c, "Q": Q, "magnitude": mag}  # this record's rows, for the next turn
     sums = {
         "delta_sq": ((g - 1) ** 2 * P + 2 * s * g * (g - 1) * Q + s * s * g * g * T).sum(-1),
         "inner": ((g - 1) * P + s * g * Q).sum(-1),
         "w_sq": P.sum(-1),
         "drift_sq": (mag - P.sqrt()).square().sum(-1),  # magnitudes against W's own row norms (their init)
     }
-    if group.previous is not None:  # <dW_prev, dW> row by row: dW = diag(g - 1) W + s diag(g) B A
-        p = group.previous
-        g1, Q1, B1 = p["g"], p["Q"], p["B"][:, rows]
-        X12 = ((B1 @ (p["A"] @ A.mT)) * B).sum(-1)  # <(B1 A1)_k, (B A)_k>
-        sums["turn_inner"] = (
-            (g1 - 1) * (g - 1) * P + s * (g1 - 1) * g * Q + s * g1 * (g - 1) * Q1 + s * s * g1 * g * X12
-        ).sum(-1)
+    if previous is not None:
+        sums.update(_dora_turn_sums(previous, rows, A, B, s, P, WY, Q, c, g, mag))
     return sums
+
+
+def _dora_turn_sums(previous, rows, A, B, s, P, WY, Q, c, g, mag) -> dict[str, Tensor]:
+    """||D||^2 and <dW_prev, D> for D = dW - dW_prev built at the scale of the difference (W frozen between
+    records), so a turn of 1e-4 degrees is resolved like LoRA's (forming <dW_prev, dW> first loses it):
+
+        D_k = dg_k W_k + s L_k,   L = g B A - g1 B1 A1 = X [A; A - A1],   X = [g (B - B1) + dg B1, g1 B1]
+        dg = g - g1 = (m - m1) / c - g1 (c - c1) / c,   c - c1 = (c^2 - c1^2) / (c + c1)
+        c^2 - c1^2 = 2 s (Q - Q1) + s^2 (T - T1),   T - T1 = <(B A - B1 A1)_k, (B A + B1 A1)_k>
+
+    Shapes: A (L, r, n), B (L, m', r), per-row terms (L, m'), WY = [W A^T, W (A - A1)^T] (L, m', 2r); float64."""
+    A1, B1 = previous["A"], previous["B"][:, rows]
+    g1, c1, Q1, mag1 = previous["g"], previous["c"], previous["Q"], previous["magnitude"]
+    dA, dB = A - A1, B - B1  # exact: float32 values held in float64
+    Y = torch.cat([A, dA], dim=-2)  # (L, 2r, n): L = X Y
+    dQ = (dB * WY[..., : A.shape[-2]]).sum(-1) + (B1 * WY[..., A.shape[-2] :]).sum(-1)  # Q - Q1
+    sum_left = torch.cat([B, B1], dim=-1)  # [B, B1] [A; A1] = B A + B1 A1
+    diff_left = torch.cat([dB, B1], dim=-1)  # [B - B1, B1] [A; A - A1] = B A - B1 A1
+    dT = ((diff_left @ (Y @ torch.cat([A, A1], dim=-2).mT)) * sum_left).sum(-1)  # T - T1
+    dc = (2 * s * dQ + s * s * dT) / (c + c1)
+    dg = (mag - mag1) / c - g1 * dc / c
+    X = torch.cat([g.unsqueeze(-1) * dB + dg.unsqueeze(-1) * B1, g1.unsqueeze(-1) * B1], dim=-1)  # (L, m', 2r)
+    inner_WL = (X * WY).sum(-1)  # <W_k, L_k>
+    L_sq = ((X @ (Y @ Y.mT)) * X).sum(-1)  # ||L_k||^2
+    prev_L = ((B1 @ (A1 @ Y.mT)) * X).sum(-1)  # <(B1 A1)_k, L_k>
+    return {
+        "turn_diff_sq": (dg * dg * P + 2 * s * dg * inner_WL + s * s * L_sq).sum(-1),  # ||D||^2
+        # <dW_prev, D>, dW_prev_k = (g1 - 1) W_k + s g1 (B1 A1)_k, <(B1 A1)_k, W_k> = Q1
+        "turn_inner": ((g1 - 1) * (dg * P + s * inner_WL) + s * g1 * (dg * Q1 + s * prev_L)).sum(-1),
+    }
 
 
 def pack(sums: dict[str, Tensor]) -> Tensor:
@@ -252,10 +286,13 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     """The METRICS of each layer from the (reduced) sums and the full factors: (L, len(METRICS))."""
     nan = torch.full_like(sums["w_sq"], float("nan"))
     if group.kind == "dora":
-        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])
-        drift = sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()
-        sigma = nan
-        turn = _turn_from_inner(sums.get("turn_inner"), geo.delta_fro, group.previous)
+        dtype = group.dora.A.dtype
+        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
+        drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
+        sigma = nan.to(dtype)
+        group.extra["delta_fro"] = geo.delta_fro  # float64, for the next turn
+        turn = _turn_from_difference_and_inner(sums, group.previous).to(dtype)
+        geo = replace(geo, **{f.name: getattr(geo, f.name).to(dtype) for f in fields(geo)})
     else:
         V, gram_left = group.update.V, sums["gram_left"]
         k = V.shape[-1]
@@ -297,8 +334,8 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
 def keep(group: Group, values: Tensor) -> dict:
     """What the next record needs for turn_deg: the factors (small) and ||dW|| of this one."""
     delta_fro = values[:, 0]
-    if group.kind == "dora":
-        return {"A": group.dora.A, "B": group.dora.B, **group.extra, "delta_fro": delta_fro}
+    if group.kind == "dora":  # float64 A, B: the next record's differences A - A_prev, B - B_prev are exact
+        return {"A": group.dora.A.to(torch.float64), "B": group.dora.B.to(torch.float64), **group.extra}
     f64 = torch.float64  # the next record's differences U - U_prev, V - V_prev are exact in float64
     return {"U": group.update.U.to(f64), "V": group.update.V.to(f64), "delta_fro": group.extra["delta_fro"]}
 
@@ -322,10 +359,13 @@ def _turn_from_difference(gram_x: Tensor, gram_y: Tensor, n: Tensor, previous: d
     return torch.where((n > 0) & (n1 > 0), turn, torch.full_like(turn, float("nan")))
 
 
-def _turn_from_inner(inner: Tensor | None, n: Tensor, previous: dict | None) -> Tensor:
-    if inner is None or previous is None:
-        return torch.full_like(n, float("nan"))
-    n1 = previous["delta_fro"]
-    sine = ((n * n1).square() - inner.square()).clamp(min=0).sqrt()
-    turn = torch.atan2(sine, inner) * DEGREES
-    return torch.where((n > 0) & (n1 > 0), turn, torch.full_like(turn, float("nan")))
+def _turn_from_difference_and_inner(sums: dict[str, Tensor], previous: dict | None) -> Tensor:
+    """The angle between dW_prev and dW = dW_prev + D from ||D||^2 and <dW_prev, D> (float64):
+    ||dW_prev|| ||dW|| sin = sqrt(n1^2 ||D||^2 - <dW_prev, D>^2) (the Gram determinant of (dW_prev, dW) equals
+    that of (dW_prev, D)), ||dW_prev|| ||dW|| cos = n1^2 + <dW_prev, D>: both at the scale of D."""
+    if previous is None:
+        return torch.full_like(sums["w_sq"], float("nan"))
+    n1_sq, d_sq, ip = previous["delta_fro"].square(), sums["turn_diff_sq"], sums["turn_inner"]
+    turn = torch.atan2((n1_sq * d_sq - ip.square()).clamp(min=0).sqrt(), n1_sq + ip) * DEGREES
+    n_sq = n1_sq + 2 * ip + d_sq  # ||dW_prev + D||^2
+    return torch.where((n1_sq > 0) & (n_sq > 0), turn, torch.full_like(turn, float("nan")))
