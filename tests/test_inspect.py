@@ -11,10 +11,10 @@ from peft import DeloraConfig, LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from delora_viz.cli import main
-from delora_viz.core.history import COLUMNS, load_history
-from delora_viz.core.layer import add_delora
-from delora_viz.core.peft_io import METADATA_NAME, save_peft_lora
-from delora_viz.core.track import Tracker
+from delora_viz.delora.layer import add_delora
+from delora_viz.delora.peft_io import METADATA_NAME, save_peft_lora
+from delora_viz.instruments.history import COLUMNS, load_history
+from delora_viz.instruments.track import Tracker
 from delora_viz.training.load_adapter import inspect_adapter
 
 TARGETS = ["q_proj", "v_proj"]

@@ -5,8 +5,8 @@ import torch
 from peft import DeloraConfig, get_peft_model
 from torch import nn
 
-from delora_viz.core.geometry import fro_norm
-from delora_viz.core.layer import (
+from delora_viz.delora.geometry import fro_norm
+from delora_viz.delora.layer import (
     DeLoRALinear,
     add_delora,
     delora_layers,

@@ -11,10 +11,10 @@ import torch
 from peft import DeloraConfig, LoraConfig, get_peft_model
 from torch import nn
 
-from delora_viz.core import geometry as g
-from delora_viz.core.history import COLUMNS, load_history
-from delora_viz.core.layer import add_delora, delora_layers
-from delora_viz.core.track import Tracker
+from delora_viz.delora import geometry as g
+from delora_viz.delora.layer import add_delora, delora_layers
+from delora_viz.instruments.history import COLUMNS, load_history
+from delora_viz.instruments.track import Tracker
 
 
 class Block(nn.Module):
@@ -217,8 +217,8 @@ def test_metrics_use_float32_on_a_bf16_model():
 DDP_SCRIPT = r"""
 import os, sys, torch, torch.distributed as dist
 from torch import nn
-from delora_viz.core.layer import add_delora
-from delora_viz.core.track import Tracker
+from delora_viz.delora.layer import add_delora
+from delora_viz.instruments.track import Tracker
 dist.init_process_group("gloo")
 torch.manual_seed(0)
 model = add_delora(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)), ["0"], r=2, delora_lambda=1.0)
@@ -322,7 +322,7 @@ def test_a_new_run_on_an_existing_path_moves_the_old_file_aside(tmp_path):
 
 
 def test_rotations_within_one_second_never_collide(tmp_path, monkeypatch):
-    from delora_viz.core import history
+    from delora_viz.instruments import history
 
     monkeypatch.setattr(history.time, "strftime", lambda fmt: "20260101-000000")  # the same second, always
     path = tmp_path / "h.csv"
@@ -337,7 +337,7 @@ def test_rotations_within_one_second_never_collide(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_history_files_carry_a_format_version_and_old_files_still_load(tmp_path, suffix):
-    from delora_viz.core.history import FORMAT_VERSION
+    from delora_viz.instruments.history import FORMAT_VERSION
 
     path = tmp_path / f"new{suffix}"
     Tracker(BUILDERS["ours-delora"](), path=path).step(0)
@@ -423,7 +423,7 @@ def test_turn_deg_is_nan_without_a_previous_update_and_resolves_small_turns():
 def test_partial_sums_over_row_shards_add_up_to_the_whole(kind):
     """What a row-sharded (FSDP2) run does: each rank sums over its rows of W, one all-reduce adds the
     packed sums, every rank forms the metrics. Two shards added by hand must give the unsharded values."""
-    from delora_viz.core import measure
+    from delora_viz.instruments import measure
 
     torch.manual_seed(2)
     tracker = _train(BUILDERS[kind](), steps=3)

@@ -26,7 +26,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..core.geometry import (
+from ..delora.geometry import (
     DoraUpdate,
     delora_bound,
     delora_bound_loose,
@@ -293,7 +293,7 @@ def angle_table(
     dora:   W' = diag(g)(W + s B A), g_k = ||W_k|| / ||(W + s B A)_k||  (magnitudes still at their start).
     delora: dW = (lambda/r) B Xi A diag(w): B's scale divides away, so only lambda sets the size
             (below PEFT's 1e-4 clamp on ||b_i||, the terms shrink).
-    Float64 closed forms from ``core.geometry``; ``bound_rel`` is DeLoRA's |lambda| max_j w_j / ||W||_F.
+    Float64 closed forms from ``delora.geometry``; ``bound_rel`` is DeLoRA's |lambda| max_j w_j / ||W||_F.
     """
     unknown = sorted(set(methods) - set(ANGLE_METHODS))
     if unknown:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from .geometry import (
+from ..delora.geometry import (
     DoraUpdate,
     LowRankUpdate,
     delora_bound,

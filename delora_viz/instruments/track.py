@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import check_int
 from .adapters import AdapterView, adapter_modules, adapter_state, find_adapters, no_adapters_message
-from .checks import check_int
 from .distributed import (
     all_reduce_sum,
     check_shardable,
