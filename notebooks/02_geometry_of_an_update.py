@@ -20,7 +20,7 @@
 #
 # 1. How big LoRA, DoRA and DeLoRA updates get, and which way they point, on one real pretrained
 #    layer (the query projection of all-MiniLM-L6-v2's first block, 384 × 384).
-# 2. Why the closed forms in `delora_viz.core.geometry` give the same numbers as the dense matrices, and
+# 2. Why the closed forms in `delora_viz.delora.geometry` give the same numbers as the dense matrices, and
 #    what they save (timed here on a 4096 × 4096 layer).
 # 3. Why angles are computed with `atan2` rather than `arccos`.
 # 4. The angle-vs-strength picture: every method's update is nearly orthogonal to $W$; what
@@ -47,8 +47,9 @@ import torch
 from IPython.display import display
 from torch import nn
 
-from delora_viz import LowRankUpdate, Tracker, find_adapters, plots, singular_values, update_geometry
-from delora_viz.core.geometry import dense_geometry, dora_update_stats, fro_norm
+from delora_viz import LowRankUpdate, Tracker, dora_update_stats, find_adapters, plots, singular_values, update_geometry
+from delora_viz.delora.geometry import fro_norm
+from delora_viz.instruments.dense import dense_geometry
 from delora_viz.training.methods import METHODS, build_adapted_model
 from delora_viz.training.models import load_model
 
