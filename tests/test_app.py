@@ -200,7 +200,7 @@ def test_unexpected_errors_are_a_message_not_a_traceback(tiny_bert_dir, text_fil
         raise KeyError("rows")
         yield
 
-    monkeypatch.setattr(handlers, "iter_compare", bug)
+    monkeypatch.setattr(runner, "iter_compare", bug)
     outputs = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files)))
     assert outputs[-1][0] == "⚠️ internal error, see the server log" and "KeyError: 'rows'" in caplog.text
 
