@@ -181,10 +181,10 @@ for factor in (1.0, 10.0, 1000.0):  # however large the factors, DeLoRA's update
 # %% [markdown]
 # ### The family on one toy layer
 #
-# Now train all four (the runs were made in section 2's cell). The toy task: a frozen $64 \times 64$ weight $W$ must learn to act like $W + D$, where $D$
-# is a fixed rank-2 change with $\|D\|_F = 0.25\,\|W\|_F \approx 2$ (the dotted grey line: the size of the change
-# to learn). Each method trains with Adam on the same batches at three learning rates, 0.01, 0.1 and 1, with
-# rank $r = 4$ and DeLoRA's $\lambda$ starting at 2.
+# Now train all four (the runs were made in section 2's cell). The toy task: a frozen $64 \times 64$ weight $W$
+# must learn to act like $W + D$, where $D$ is a fixed rank-2 change with $\|D\|_F = 0.25\,\|W\|_F \approx 2$
+# (the dotted grey line: the size of the change to learn). Each method trains with Adam on the same batches at
+# three learning rates, 0.01, 0.1 and 1, with rank $r = 4$ and DeLoRA's $\lambda$ starting at 2.
 #
 # **What to notice:** the panels share one y-axis (logarithmic). Compare the height of each line across the
 # three panels: which ones rise with the learning rate, which one stays put, which one never gets small.

@@ -388,22 +388,25 @@ def _train_toy_delora(W, D, setting, steps, r, delora_lambda, seed, rows) -> Non
 
 @styled
 def plot_lambda_frozen_vs_learned(frame: pd.DataFrame) -> Figure:
-    """Left: ||dW||_F (solid) and its ceiling |lambda| max_j w_j (dashed) over the steps, one colour per run.
+    """Left: ||dW||_F and its ceiling |lambda| max_j w_j (dotted) over the steps, one colour per run.
     Right: ||dW||_F / ceiling. With lambda frozen the ceiling is flat and ||dW|| still moves beneath it;
     with lambda learned the ceiling itself moves."""
     require_rows(frame, ["run", "step", "delta_fro", "ceiling", "freeze_lambda"], "plot_lambda_frozen_vs_learned")
     fig = Figure(figsize=(11.0, 4.0), layout="constrained")
     size, ratio = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    looks = {True: ("#0072b2", "o", "lambda frozen"), False: (method_color("delora"), "D", "lambda learned")}
-    every = max(1, int(frame["step"].max()) // 10)
+    # (colour, marker, line style, name): where the two runs coincide, the dashes and the alternating markers
+    # (offset by half a period) keep both visible
+    looks = {True: ("#0072b2", "o", "-", "lambda frozen"), False: (method_color("delora"), "D", "--", "lambda learned")}
+    every = max(2, int(frame["step"].max()) // 10)
     for frozen, rows in frame.groupby("freeze_lambda", sort=False):
-        color, marker, name = looks[bool(frozen)]
+        color, marker, style, name = looks[bool(frozen)]
+        marks = (0 if frozen else every // 2, every)
         rows = rows.sort_values("step")
-        size.plot(rows["step"], rows["delta_fro"], "-", marker=marker, markevery=every, ms=5, color=color,
+        size.plot(rows["step"], rows["delta_fro"], style, marker=marker, markevery=marks, ms=5, color=color,
                   label=rf"{NORM}, {name}", gid=f"delta_fro:{name}")  # fmt: skip
-        size.plot(rows["step"], rows["ceiling"], "--", color=color, lw=1.4,
+        size.plot(rows["step"], rows["ceiling"], ":", color=color, lw=2.0,
                   label=rf"ceiling $|\lambda| \max_j w_j$, {name}", gid=f"ceiling:{name}")  # fmt: skip
-        ratio.plot(rows["step"], rows["delta_fro"] / rows["ceiling"], "-", marker=marker, markevery=every, ms=5,
+        ratio.plot(rows["step"], rows["delta_fro"] / rows["ceiling"], style, marker=marker, markevery=marks, ms=5,
                    color=color, label=name, gid=f"ratio:{name}")  # fmt: skip
         last = rows.iloc[-1]
         size.annotate(f"{last['ceiling']:.2f}", (last["step"], last["ceiling"]), color=color, fontsize=8,
@@ -432,14 +435,17 @@ def plot_first_steps(frame: pd.DataFrame, steps: int | None = None) -> Figure:
     ax = fig.add_subplot(1, 1, 1)
     lrs = sorted(rows_all["lr"].unique())
     markers = dict(zip(lrs, ["o", "s", "^", "v", "P"]))
-    for (init, lr), rows in rows_all.groupby(["init", "lr"], sort=True):
+    period = max(len(lrs), int(rows_all["step"].max()) // 10)
+    for (init, lr), rows in sorted(rows_all.groupby(["init", "lr"]), key=lambda item: item[0][0] != "peft"):
         rows = rows[rows["step"] >= 1].sort_values("step")  # dW = 0 at step 0: off a log axis
         name = "PEFT init" if init == "peft" else "paper init"
-        ax.plot(rows["step"], rows["delta_fro"], "-" if init == "peft" else "--", marker=markers[lr], ms=5,
+        marks = (lrs.index(lr) % period, period)  # alternating markers: PEFT's three lines coincide by design
+        ax.plot(rows["step"], rows["delta_fro"], "-" if init == "peft" else "--", marker=markers[lr], ms=6,
+                markevery=marks,
                 color=method_color("delora" if init == "peft" else "delora-paper"),
                 label=f"{name}, lr {lr:g}", gid=f"delta_fro:{init}:{lr:g}")  # fmt: skip
     typical = rows_all[rows_all["step"] == 1]["typical"].iloc[0]
-    ax.axhline(typical, color="black", lw=1, ls=":", label=r"typical size $|\lambda|\,$rms$(w)/\sqrt{r}$")
+    ax.axhline(typical, color="black", lw=1.2, ls=":", zorder=3, label=r"typical size $|\lambda|\,$rms$(w)/\sqrt{r}$")
     peft_one = rows_all[(rows_all["init"] == "peft") & (rows_all["step"] == 1)]["delta_fro"]
     if len(peft_one):
         ax.annotate(
