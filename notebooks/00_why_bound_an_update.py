@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: tags,-all
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -68,7 +68,7 @@ STEPS = 60 if FAST else 200
 # Notice what the formula does *not* contain: anything that limits how large $\Delta W$ may become. Its size is
 # whatever the entries of $B$ and $A$ are, and those are whatever the optimizer made them.
 
-# %%
+# %% tags=["figure"]
 lessons.plot_lora_shapes(m=48, n=64, r=4, alpha=8)
 
 # %% [markdown]
@@ -114,7 +114,7 @@ worst = sweep.groupby("method")["eval_metric"].min()
 print((sweep.pivot_table(index="lr_multiplier", columns="method", values="eval_metric")).round(3).to_string())
 assert sweep["eval_metric"].notna().any()
 
-# %%
+# %% tags=["figure"]
 lessons.plot_lr_collapse(sweep)
 
 # %% [markdown]
@@ -195,7 +195,7 @@ print("largest ||W' - W||_F during training (rows: method, columns: learning rat
 print(peak.round(2).to_string())
 print(f"size of the change to learn: {family.attrs['target_fro']:.2f}")
 
-# %%
+# %% tags=["figure"]
 lessons.plot_update_family(family)
 
 # %% [markdown]

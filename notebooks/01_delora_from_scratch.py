@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: tags,-all
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -168,7 +168,7 @@ assert abs(ratio - 1) < 1e-5  # the ceiling is attained: it cannot be improved
 # **What to notice:** at alignment 0 the update sits far below its ceiling; the alignment alone (with $\lambda$
 # fixed) carries it all the way up.
 
-# %%
+# %% tags=["figure"]
 import ipywidgets as widgets
 
 torch.manual_seed(0)
@@ -187,7 +187,7 @@ explore.show_interactive(
 # first to the third and fourth keeps $\lambda = 2$ and only aligns $A$ and $B$: the norm climbs from about a fifth of
 # the ceiling to all of it.
 
-# %%
+# %% tags=["figure"]
 explore.plot_bound_small_multiples(uneven, r=4)
 
 # %%
@@ -238,7 +238,7 @@ if not FAST:  # empirical: what this run showed
     assert fN["delta_fro"] > 1.3 * f1["delta_fro"]  # the norm moved by a third or more under a fixed ceiling
     assert lN["ceiling"] > 2 * l0["ceiling"]  # lambda learned: the ceiling more than doubled
 
-# %%
+# %% tags=["figure"]
 lessons.plot_lambda_frozen_vs_learned(runs)
 
 # %% [markdown]
@@ -286,7 +286,7 @@ assert one["paper"].max() / one["paper"].min() > 50  # the paper init's first st
 assert one["peft"].min() / one["paper"].min() > 100  # at the smallest rate, PEFT's step is hundreds of times larger
 assert 0.5 < one["peft"].iloc[0] / typical < 2  # about the typical size
 
-# %%
+# %% tags=["figure"]
 lessons.plot_first_steps(starts)
 
 # %% [markdown]
