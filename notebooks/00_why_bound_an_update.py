@@ -143,10 +143,10 @@ if not FAST:  # empirical: asserted in full mode, on the data the figure shows
 #
 # $$W'_{k,:} = g_k \, \frac{V_{k,:}}{\|V_{k,:}\|}.$$
 #
-# (The paper writes this per *column*, in its transposed layout; PEFT, like this library, detaches the norm
-# $\|V_{k,:}\|$ in the backward pass.) The magnitudes start at $W$'s row norms, so $W' = W$ at the start. Strength
-# (the $g_k$) and direction ($V$) now have their own parameters, but nothing bounds the $g_k$, so nothing bounds
-# the update either.
+# (The paper writes this per *column*, in its transposed layout. PEFT treats the norm $\|V_{k,:}\|$ as a constant
+# in the backward pass, and so does the toy version below.) The magnitudes start at $W$'s row norms, so $W' = W$
+# at the start. Strength (the $g_k$) and direction ($V$) now have their own parameters, but nothing bounds the
+# $g_k$, so nothing bounds the update either.
 #
 # **ETHER** (Bini et al., 2024, the same first author as DeLoRA) goes to the other extreme: it multiplies the
 # weight by a *reflection* $H = I - 2 u u^\top$ with a unit vector $u$ (here on the output side, $W' = H W$).

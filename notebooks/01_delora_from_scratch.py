@@ -77,8 +77,9 @@ _ = torch.manual_seed(0)
 # [PEFT integration request, issue #2760](https://github.com/huggingface/peft/issues/2760); the
 # [repository's README](https://github.com/ExplainableML/DeLoRA) says the same in short): *"layer-wise scaling of
 # $\|W\|$, to adapt each update's norm to the original weights' norm (mimicking multiplicative finetuning)"*.
-# A multiplicative update $W' = (I + E)\,W$ changes column $j$ by $E\,W_{:,j}$, a change proportional to that
-# column's size; $\mathrm{diag}(w)$ gives DeLoRA's additive update the same property. The paper writes a single
+# A multiplicative update $W' = (I + E)\,W$ changes column $j$ by $E\,W_{:,j}$, a change that scales with that
+# column's size; $\mathrm{diag}(w)$ gives DeLoRA's additive update the same property: column $j$ of $\Delta W$ is
+# $w_j$ times a column of $\frac{\lambda}{r} B\,\Xi\,A$. The paper writes a single
 # norm, $\Delta W = \frac{\lambda \|W\|}{r} B\,\Xi\,A$; PEFT (and this library) scale each input column by its own
 # norm $w_j$ (PEFT's frozen buffer `delora_w_norm`).
 #
