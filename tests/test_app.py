@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from delora_viz.app import handlers, layout, serve
+from delora_viz.app import handlers, layout, runner, serve
 from delora_viz.app import settings as app_settings
 from delora_viz.app.live import LiveView
 from delora_viz.app.session import UiSession
@@ -191,7 +191,7 @@ def test_unexpected_errors_are_a_message_not_a_traceback(tiny_bert_dir, text_fil
         raise RuntimeError("the GPU caught fire")
         yield
 
-    monkeypatch.setattr(handlers, "iter_compare", boom)
+    monkeypatch.setattr(runner, "iter_compare", boom)
     outputs = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files)))
     assert outputs[-1][0] == "⚠️ internal error, see the server log"
     assert "Traceback" in caplog.text and "the GPU caught fire" in caplog.text  # logged on the server, not shown
@@ -200,7 +200,7 @@ def test_unexpected_errors_are_a_message_not_a_traceback(tiny_bert_dir, text_fil
         raise KeyError("rows")
         yield
 
-    monkeypatch.setattr(handlers, "iter_compare", bug)
+    monkeypatch.setattr(runner, "iter_compare", bug)
     outputs = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files)))
     assert outputs[-1][0] == "⚠️ internal error, see the server log" and "KeyError: 'rows'" in caplog.text
 
@@ -260,10 +260,10 @@ def test_app_py_is_thin_and_main_parses_its_flags(monkeypatch):
     serve.main(["--port", "7999"])
     assert calls["args"] == ("127.0.0.1", 7999, False, 50)
     assert not calls["policy"].served and calls["policy"].local_paths and calls["auth"] is None
-    serve.main(["--host", "0.0.0.0", "--share", "--max-upload-mb", "5", "--auth", "ada:lovelace", "--no-hub"])
+    serve.main(["--host", "0.0.0.0", "--share", "--limit-upload-mb", "5", "--auth", "ada:lovelace", "--no-hub"])
     assert calls["args"] == ("0.0.0.0", 7860, True, 5.0) and calls["auth"] == [("ada", "lovelace")]
     assert calls["policy"].served and not calls["policy"].local_paths and not calls["policy"].hub
-    serve.main(["--host", "0.0.0.0", "--allow-local-paths", "--max-rank", "16"])
+    serve.main(["--host", "0.0.0.0", "--allow-local-paths", "--limit-rank", "16"])
     assert calls["policy"].served and calls["policy"].local_paths and calls["policy"].max_rank == 16
     source = (Path(__file__).parents[1] / "app.py").read_text()
     assert "demo = build_demo()" in source and 'if __name__ == "__main__":' in source

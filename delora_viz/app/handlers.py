@@ -18,10 +18,11 @@ import torch
 
 from ..plots import plot_lr_sweep
 from ..training.data import describe
-from ..training.loop import RunResult, StepEvent, iter_compare, iter_lr_sweep, sweep_frame
+from ..training.loop import RunResult, StepEvent, sweep_frame
+from . import runner
 from .columns import check_upload, file_columns, with_columns
 from .live import BOUNDED, LiveView, legend_html
-from .policy import Policy, check_caps, check_model_size, check_targets, resolve_dataset, resolve_model
+from .policy import Policy, check_caps, resolve_dataset, resolve_model
 from .queue import AdmissionQueue
 from .results import display_table, inspect_layer, layer_names, results_table, rounded, write_downloads
 from .session import Sessions, UiSession
@@ -130,7 +131,7 @@ def _admit(session: UiSession, flag, status):
     return ticket
 
 
-def _prepare(session: UiSession, config, policy: Policy, settings: dict):
+def _prepare(session: UiSession, config, policy: Policy, settings: dict, job: runner.Job):
     """Apply the server's policy to model and data, load them, and check what only the model can tell.
     An upload (Gradio keeps it in its own upload folder) is the user's file, not a server path; the text /
     label columns picked in the UI rewrite it (blank: the readers guess)."""
@@ -144,12 +145,8 @@ def _prepare(session: UiSession, config, policy: Policy, settings: dict):
     if picked and data and Path(data).is_file():  # an upload, a local file, or a streamed Hub dataset
         data = with_columns(data, *columns, directory)
     config = replace(config, model=model, data=data)
-    prepared = session.prepare(config)
-    if public:  # served: the adapter configs and the status name the Hub id, never a server folder
-        prepared.loaded.source = prepared.loaded.name = public
-    check_model_size(policy, prepared.loaded.model)
-    check_targets(prepared.loaded.model, config.target_modules or prepared.loaded.default_target_modules, config.r)
-    return config, prepared
+    # app-serve: runner.start loads here, in a device's worker or in a ZeroGPU call, and applies the checks
+    return config, runner.start(session, config, policy, public, job)
 
 
 def compare(session: UiSession | None, methods, *values):
@@ -177,11 +174,12 @@ def compare(session: UiSession | None, methods, *values):
             yield out("cancelled while waiting: nothing ran")
             return
         yield out("loading the model and data…", legend=legend_html(methods))
-        config, prepared = _prepare(session, config, POLICY, dict(zip(SETTINGS, values)))
+        job = runner.Job("compare", methods, lrs=lrs)  # app-serve: where it trains (runner.py)
+        config, prepared = _prepare(session, config, POLICY, dict(zip(SETTINGS, values)), job)
         session.results = {}
         view = LiveView(config.steps, methods, device=_device(prepared))
         yield out(_text(f"{prepared.loaded.name} · {describe(prepared.data)} · evaluating the base model…"))
-        events = iter_compare(methods, config, prepared, stop=session.stop.is_set, lrs=lrs)
+        events = runner.events(prepared, stop=session.stop.is_set, methods=methods, config=config, lrs=lrs)
         try:
             for event in events:
                 view.add(event)
@@ -243,10 +241,12 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
             yield "cancelled while waiting: nothing ran", skip, skip
             return
         yield "loading the model and data…", skip, skip
-        config, prepared = _prepare(session, config, POLICY, settings)
+        job = runner.Job("sweep", methods, multipliers=mults, keep_models=False)  # app-serve
+        config, prepared = _prepare(session, config, POLICY, settings, job)
         total, results, view = len(mults) * len(methods), [], LiveView(config.steps, [])
         figure = table = skip
-        for event in iter_lr_sweep(methods, mults, config, prepared, stop=session.stop.is_set):
+        run = dict(kind="sweep", methods=methods, multipliers=mults, config=config)
+        for event in runner.events(prepared, stop=session.stop.is_set, **run):
             if isinstance(event, RunResult):  # a finished run: keep its metrics, drop its model
                 event.model = None
                 results.append(event)
