@@ -242,4 +242,6 @@ def test_notebook_runs_and_draws(path, tmp_path):
     blank = [cell.source.splitlines()[0] for cell in _figure_cells(nb) if not _images(cell)]
     assert not blank, f"{path.name}: figure cells without an image/png output: {blank}"
     if seconds > FAST_BUDGET_S:  # not a failure: load makes this 2-4x slower; the warning shows in the summary
-        warnings.warn(f"{path.name} took {seconds:.0f} s in fast mode (budget {FAST_BUDGET_S} s on an idle machine)")
+        warnings.warn(
+            f"{path.name} took {seconds:.0f} s in fast mode (budget {FAST_BUDGET_S} s on an idle machine)", stacklevel=1
+        )
