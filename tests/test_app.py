@@ -90,6 +90,7 @@ def test_compare_results_table_downloads_and_adapters(run):
     assert list(table["run"]) == METHODS and set(table["status"]) == {"finished"}
     headers = ["final eval", "‖ΔW‖_F mean", "‖ΔW‖/bound max (≤ 1)", "time s"]
     assert set(headers) <= set(table.columns)  # readable headers with units, not tracker column names
+    assert "method" not in table.columns  # the run names the method: one column less to fit 1440 px
     assert table.set_index("run").loc["delora", "‖ΔW‖/bound max (≤ 1)"] <= 1.0
     files = outputs[-1][8]
     assert len(files) == 4 and all(Path(f).stat().st_size > 0 for f in files)
