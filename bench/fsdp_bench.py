@@ -40,7 +40,7 @@ from torch import nn  # noqa: E402
 def build(width: int, layers: int, r: int) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
-    from delora_viz.core.layer import add_delora
+    from delora_viz.delora.layer import add_delora
 
     torch.manual_seed(0)
     model = nn.Sequential(*[nn.Linear(width, width, bias=False) for _ in range(layers)])
@@ -67,8 +67,8 @@ def _time(fn, rounds: int) -> list[float]:
 def worker(args) -> None:
     from torch.distributed.fsdp import fully_shard
 
-    from delora_viz.core.distributed import local_rows, whole_params
-    from delora_viz.core.track import Tracker
+    from delora_viz.instruments.distributed import local_rows, whole_params
+    from delora_viz.instruments.track import Tracker
 
     torch.distributed.init_process_group("gloo")
     torch.set_num_threads(1)  # one core per rank: the ranks do not fight over threads

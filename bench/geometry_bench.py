@@ -1,7 +1,7 @@
 """Closed-form geometry vs the dense reference, for LoRA, DoRA and DeLoRA on square m x m layers.
 
     closed: geometry.update_geometry(W, factors)  |  geometry.dora_update_stats(W, DoraUpdate)
-    dense:  geometry.dense_geometry(W, U @ V.T)   |  geometry.dense_geometry(W, dense_dora_delta(W, ...))
+    dense:  dense.dense_geometry(W, U @ V.T)   |  dense.dense_geometry(W, dense_dora_delta(W, ...))
 
 Both sides start from the same parameters (A, B, lambda, magnitude) and produce the same numbers
 (||dW||, ||W||, the two angles), in float32 as the Tracker does, whatever dtype W is stored in.
@@ -15,7 +15,8 @@ import math
 import torch
 from benchlib import Timer, interleave, median, paired_ratio, peak_extra_bytes, ratio_ci, spread
 
-from delora_viz.core import geometry as G
+from delora_viz.delora import geometry as G
+from delora_viz.instruments import dense as D
 
 METHODS = ("lora", "dora", "delora")
 
@@ -38,16 +39,16 @@ def _paths(method: str, W, A, B, lam, w_norm, mag, scaling: float):
     f32, f64 = torch.float32, torch.float64
     if method == "lora":
         closed = lambda: G.update_geometry(W, G.lora_update(A, B, scaling))  # noqa: E731
-        dense = lambda: G.dense_geometry(W.to(f32), G.lora_update(A, B, scaling).dense())  # noqa: E731
+        dense = lambda: D.dense_geometry(W.to(f32), G.lora_update(A, B, scaling).dense())  # noqa: E731
         ref = lambda: G.update_geometry(W.to(f64), G.lora_update(A.to(f64), B.to(f64), scaling))  # noqa: E731
     elif method == "delora":
         closed = lambda: G.update_geometry(W, G.delora_update(A, B, lam, w_norm))  # noqa: E731
-        dense = lambda: G.dense_geometry(W.to(f32), G.delora_update(A, B, lam, w_norm).dense())  # noqa: E731
+        dense = lambda: D.dense_geometry(W.to(f32), G.delora_update(A, B, lam, w_norm).dense())  # noqa: E731
         ref = lambda: G.update_geometry(W.to(f64), G.delora_update(*(t.to(f64) for t in (A, B, lam, w_norm))))  # noqa: E731
     elif method == "dora":
         dora = G.DoraUpdate(A, B, scaling, mag)
         closed = lambda: G.dora_update_stats(W, dora)[0]  # noqa: E731
-        dense = lambda: G.dense_geometry(W.to(f32), G.dense_dora_delta(W.to(f32), dora))  # noqa: E731
+        dense = lambda: D.dense_geometry(W.to(f32), D.dense_dora_delta(W.to(f32), dora))  # noqa: E731
         ref = lambda: G.dora_update_stats(W.to(f64), G.DoraUpdate(A.to(f64), B.to(f64), scaling, mag.to(f64)))[0]  # noqa: E731
     else:
         raise ValueError(method)
@@ -133,11 +134,11 @@ def breakdown(
         "closed: weight_fro_sq (a pass over W)": lambda: G.weight_fro_sq(W, f32),
         "closed: ||dW|| from Grams": lambda: G.fro_norm(u),
         "closed with ||W||^2 cached (proposal)": cached,
-        "dense: all (U @ V.T + dense_geometry)": lambda: G.dense_geometry(
+        "dense: all (U @ V.T + dense_geometry)": lambda: D.dense_geometry(
             W.to(f32), G.delora_update(A, B, lam, w_norm).dense()
         ),
         "dense: U @ V.T (materialise dW)": lambda: u.dense(),
-        "dense: dense_geometry(W, dW)": lambda: G.dense_geometry(W.to(f32), dW),
+        "dense: dense_geometry(W, dW)": lambda: D.dense_geometry(W.to(f32), dW),
         "dense: a fresh m x n tensor (alloc + fill)": lambda: torch.empty(m, m, device=device).fill_(1.0),
     }
     times = interleave(parts, repeats, warmup, Timer(device))

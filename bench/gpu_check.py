@@ -4,9 +4,9 @@
     python bench/gpu_check.py --device cpu --quick                             # the same code, tiny sizes
 
 A lent GPU machine is bare (torch, transformers, peft, accelerate, pandas; no gradio, datasets, gguf,
-no internet), so this script imports only `delora_viz.core`, builds randomly initialised models from
-the real configurations of all-MiniLM-L6-v2 (BERT) and SmolLM2-135M (Llama), written out below, and
-feeds them synthetic tokens. Two sections, one JSON:
+no internet), so this script imports only `delora_viz.delora` and `delora_viz.instruments`, builds randomly
+initialised models from the real configurations of all-MiniLM-L6-v2 (BERT) and SmolLM2-135M (Llama),
+written out below, and feeds them synthetic tokens. Two sections, one JSON:
 
 exactness  For lora, rslora, dora, PEFT delora (with lambda_pattern) and our DeLoRALinear in both
            inits, in two bf16 setups ("bf16 base": bf16 weights, fp32 adapters, bf16 autocast; "all bf16":
@@ -38,9 +38,9 @@ import torch  # noqa: E402
 from benchlib import Timer, interleave, machine_info, median, paired_ratio, table  # noqa: E402
 from bf16_references import references, rel_err  # noqa: E402
 
-from delora_viz.core.history import MEASURED, OPTIONAL  # noqa: E402
-from delora_viz.core.layer import add_delora  # noqa: E402
-from delora_viz.core.track import Tracker  # noqa: E402
+from delora_viz.delora.layer import add_delora  # noqa: E402
+from delora_viz.instruments.history import MEASURED, OPTIONAL  # noqa: E402
+from delora_viz.instruments.track import Tracker  # noqa: E402
 
 METHODS = ("lora", "rslora", "dora", "delora", "ours-peft", "ours-paper")
 SETUPS = ("bf16 base", "all bf16")

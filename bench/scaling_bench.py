@@ -9,7 +9,7 @@ import torch
 from benchlib import Timer, interleave, median, paired_ratio, ratio_ci
 from torch import nn
 
-from delora_viz.core.track import Tracker
+from delora_viz.instruments.track import Tracker
 
 
 # ----------------------------------------------------------------------------- 5. scaling

@@ -13,9 +13,9 @@ import torch
 from benchlib import Timer, interleave, median, paired_ratio, ratio_ci, spread
 from torch import nn
 
-from delora_viz.core.layer import DeLoRALinear, add_delora, delora_layers
-from delora_viz.core.measure import build_group, num_threads, weight_products
-from delora_viz.core.track import Tracker
+from delora_viz.delora.layer import DeLoRALinear, add_delora, delora_layers
+from delora_viz.instruments.measure import build_group, num_threads, weight_products
+from delora_viz.instruments.track import Tracker
 from delora_viz.training.config import TrainConfig
 from delora_viz.training.loop import TASK_TYPES, Prepared, _batches, _loss, _param_groups
 from delora_viz.training.methods import DEFAULT_METHODS, build_adapted_model, get_method

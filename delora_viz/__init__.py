@@ -1,19 +1,22 @@
 """delora-viz: learn, see and measure DeLoRA.
 
-The flat API. The core (the layer and its surgery, the geometry of an update, the tracker, the
-history files, PEFT interop) loads eagerly and needs only torch and peft. TrackerCallback
-(transformers) and the training runner (the `[app]` extra) load on first use.
+The flat API. The method (`delora_viz.delora`: the layer and its surgery, the geometry of an update, PEFT
+interop) and the instruments (`delora_viz.instruments`: the Tracker, history files, inspect) load eagerly
+and need only torch and peft. TrackerCallback (transformers) and the training runner (the `[app]` extra)
+load on first use.
 """
 
 import importlib
 
-from .core import *  # noqa: F403
-from .core import __all__ as _core_all
+from .delora import *  # noqa: F403
+from .delora import __all__ as _delora_all
+from .instruments import *  # noqa: F403
+from .instruments import __all__ as _instruments_all
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _LAZY = {
-    "TrackerCallback": "core.callback",
+    "TrackerCallback": "instruments.callback",
     "TrainConfig": "training",
     "train": "training",
     "compare": "training",
@@ -22,7 +25,7 @@ _LAZY = {
     "iter_compare": "training",
     "iter_lr_sweep": "training",
 }
-__all__ = [*_core_all, *_LAZY]
+__all__ = [*_delora_all, *_instruments_all, *_LAZY]
 
 
 def __getattr__(name):  # transformers and the runner import only when asked for

@@ -44,8 +44,8 @@ def main(argv=None) -> list[Path]:
 
     from delora_viz import plots
     from delora_viz.plots import explore
+    from delora_viz.training import compare, prepare
     from delora_viz.training.config import TrainConfig
-    from delora_viz.training.loop import compare, prepare
     from delora_viz.training.models import load_model
 
     start = time.perf_counter()

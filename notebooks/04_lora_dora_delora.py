@@ -46,8 +46,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from delora_viz import plots
+from delora_viz.training import RunResult, compare, iter_lr_sweep, prepare, sweep_frame
 from delora_viz.training.config import TrainConfig
-from delora_viz.training.loop import RunResult, compare, iter_lr_sweep, prepare, sweep_frame
 from delora_viz.training.methods import METHODS
 
 FAST = os.environ.get("DELORA_VIZ_FAST") == "1"

@@ -15,8 +15,8 @@ import torch
 from peft import DeloraConfig, LoraConfig, get_peft_model
 from torch import nn
 
-from delora_viz.core.layer import add_delora, delora_layers
-from delora_viz.core.track import Tracker
+from delora_viz.delora.layer import add_delora, delora_layers
+from delora_viz.instruments.track import Tracker
 
 BF16 = torch.bfloat16
 LAYERS = ("q_proj", "v_proj")

@@ -7,8 +7,8 @@ import torch
 from peft import DeloraConfig, get_peft_model
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-from delora_viz.core.callback import TrackerCallback
-from delora_viz.core.history import load_history
+from delora_viz.instruments.callback import TrackerCallback
+from delora_viz.instruments.history import load_history
 
 
 class Toy(torch.utils.data.Dataset):

@@ -13,7 +13,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from delora_viz.cli import main
-from delora_viz.core.history import load_history
+from delora_viz.instruments.history import load_history
 
 # PEFT's examples/delora_finetuning/README.md "Fine-tune" command line, with `delora-viz train` in place of
 # `python delora_finetuning.py`; --num_epochs 1 instead of 3 and no --push_to_hub keep it small and offline.

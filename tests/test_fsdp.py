@@ -48,7 +48,7 @@ def tiny_llama(seed: int = 0):
 def adapted(method: str, seed: int = 0):
     from peft import DeloraConfig, LoraConfig, get_peft_model
 
-    from delora_viz.core.layer import add_delora
+    from delora_viz.delora.layer import add_delora
 
     model = tiny_llama(seed)
     torch.manual_seed(seed + 1)
@@ -85,7 +85,7 @@ def _shard(model) -> None:
 def _copy_into(twin, model) -> None:
     """Load the sharded model's current parameters, gathered (every rank takes part), into the unsharded
     twin (rank 0 only; elsewhere twin is None)."""
-    from delora_viz.core.distributed import whole
+    from delora_viz.instruments.distributed import whole
 
     state = {k: whole(v) for k, v in model.state_dict().items()}
     if twin is not None:
@@ -135,8 +135,8 @@ class _Probe:
 
 
 def _worker_tracker(out_dir: Path) -> dict:
-    from delora_viz.core.history import MEASURED, load_history
-    from delora_viz.core.track import Tracker
+    from delora_viz.instruments.history import MEASURED, load_history
+    from delora_viz.instruments.track import Tracker
 
     rank, report = torch.distributed.get_rank(), {}
     for method in METHODS:
@@ -198,9 +198,9 @@ def _worker_tracker(out_dir: Path) -> dict:
 def _worker_trainer(out_dir: Path) -> dict:
     from transformers import Trainer, TrainingArguments
 
-    from delora_viz.core.callback import TrackerCallback
-    from delora_viz.core.history import MEASURED, load_history
-    from delora_viz.core.track import Tracker
+    from delora_viz.instruments.callback import TrackerCallback
+    from delora_viz.instruments.history import MEASURED, load_history
+    from delora_viz.instruments.track import Tracker
 
     rank = torch.distributed.get_rank()
     model = adapted("delora")
@@ -247,8 +247,8 @@ def _worker_refusal() -> dict:
     """A DTensor sharded along columns (tensor parallelism) is refused, naming the workaround."""
     from torch.distributed.tensor import Shard, distribute_tensor, init_device_mesh
 
-    from delora_viz.core.layer import add_delora
-    from delora_viz.core.track import Tracker
+    from delora_viz.delora.layer import add_delora
+    from delora_viz.instruments.track import Tracker
 
     mesh = init_device_mesh("cpu", (torch.distributed.get_world_size(),))
     model = add_delora(nn.Sequential(nn.Linear(8, 8)), ["0"], r=2, delora_lambda=1.0)
@@ -319,8 +319,8 @@ def test_column_sharded_weights_are_refused_with_the_workaround(tmp_path):
 
 
 def test_deepspeed_zero3_and_fsdp1_are_refused_with_the_workaround():
-    from delora_viz.core.layer import add_delora
-    from delora_viz.core.track import Tracker
+    from delora_viz.delora.layer import add_delora
+    from delora_viz.instruments.track import Tracker
 
     model = add_delora(nn.Sequential(nn.Linear(8, 8)), ["0"], r=2, delora_lambda=1.0)
     model[0].base_layer.weight.ds_id = 3  # what ZeRO-3 sets on a partitioned parameter
@@ -341,7 +341,7 @@ def test_meta_device_fallback_of_delora_column_norms_warns():
     for module in model.modules():
         if hasattr(module, "delora_w_norm"):
             module.delora_w_norm["default"].fill_(1.0)  # what PEFT leaves when W was on the meta device
-    from delora_viz.core.track import Tracker
+    from delora_viz.instruments.track import Tracker
 
     with pytest.warns(UserWarning, match="meta device"):
         Tracker(model)

@@ -7,7 +7,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from delora_viz.core import geometry as g
+from delora_viz.delora import geometry as g
+from delora_viz.instruments import dense as D
 
 
 def _rand(*shape, dtype=torch.float64, scale=1.0):
@@ -69,14 +70,14 @@ def test_low_rank_closed_forms_match_dense_fp64(shape, method, seed):
         dense = g.lora_scaling(16, r, rslora=method == "rslora") * B @ A
     else:
         update = g.delora_update(A, B, lam, w, A0, B0)
-        dense = g.dense_delora_delta(A, B, lam, w, A0, B0)
+        dense = D.dense_delora_delta(A, B, lam, w, A0, B0)
     torch.testing.assert_close(update.dense(), dense, rtol=1e-10, atol=1e-12)
     # A Gram-based norm is exact to ~sqrt(eps) ||U|| ||V|| in absolute terms: it only shows when large
     # terms cancel to a tiny dW (which hypothesis finds in 1 x 1 layers with flipped signs).
     norm_atol = 1e-7 * (update.U.norm() * update.V.norm()).item()
     _assert_geometry_close(g.update_geometry(W, update), reference(W, dense), rtol=1e-10, norm_atol=norm_atol)
     sv = g.singular_values(update)
-    dense_sv = g.dense_singular_values(dense)[: sv.numel()]
+    dense_sv = D.dense_singular_values(dense)[: sv.numel()]
     torch.testing.assert_close(sv, dense_sv, rtol=1e-8, atol=1e-10 * max(1.0, dense_sv.max().item()))
 
 
@@ -85,7 +86,7 @@ def test_closed_forms_fp32(m, n, r):
     W, A, B, lam, w, _, _ = _delora_case(m, n, r, False, torch.float32)
     update = g.delora_update(A, B, lam, w)
     closed = g.update_geometry(W, update)
-    dense = reference(W.double(), g.dense_delora_delta(*(t.double() for t in (A, B, lam, w))))
+    dense = reference(W.double(), D.dense_delora_delta(*(t.double() for t in (A, B, lam, w))))
     for field in ("delta_fro", "w_fro", "rel_delta", "angle_delta_w", "angle_w_prime"):
         torch.testing.assert_close(getattr(closed, field).double(), getattr(dense, field), rtol=1e-4, atol=1e-6)
 
@@ -100,7 +101,7 @@ def test_dora_per_row_form_matches_dense(shape, seed, mag_scale):
         A, B, scaling=0.5, magnitude=W.norm(dim=1) * mag_scale * (0.5 + torch.rand(m, dtype=torch.float64))
     )
     closed, row_scale, row_norms = g.dora_update_stats(W, dora)
-    dense = g.dense_dora_delta(W, dora)
+    dense = D.dense_dora_delta(W, dora)
     # angle atol: sqrt(eps) ||dW|| / ||W'|| with ||dW|| / ||W'|| up to ~300 here
     _assert_geometry_close(closed, reference(W, dense), rtol=1e-8, angle_atol=1e-5)
     torch.testing.assert_close(row_scale, dora.magnitude / (W + 0.5 * B @ A).norm(dim=1))
@@ -232,6 +233,6 @@ def test_paper_init_norm_is_accurate_near_the_start_in_fp32():
     A, B = A0 + 1e-4 * torch.randn(r, n), B0 + 1e-4 * torch.randn(m, r)
     w, lam = torch.rand(n) + 0.5, torch.tensor([10.0])
     closed = g.fro_norm(g.delora_update(A, B, lam, w, A0, B0)).item()
-    reference = g.dense_delora_delta(*(t.double() for t in (A, B, lam, w, A0, B0))).norm().item()
+    reference = D.dense_delora_delta(*(t.double() for t in (A, B, lam, w, A0, B0))).norm().item()
     assert closed == pytest.approx(reference, rel=1e-4)
     assert reference < 1e-2 * g.delora_bound_loose(lam, w).item()

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from delora_viz.app.open_tab import NO_PATHS, adapter_view, histories_view
-from delora_viz.core.history import load_history
-from delora_viz.core.layer import add_delora
-from delora_viz.core.track import Tracker
+from delora_viz.delora.layer import add_delora
+from delora_viz.instruments.history import load_history
+from delora_viz.instruments.track import Tracker
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"

@@ -7,8 +7,8 @@ import torch
 from peft import PeftModel
 from torch import nn
 
-from delora_viz.core.layer import add_delora, delora_layers
-from delora_viz.core.peft_io import load_peft_delora, save_peft_delora, save_peft_lora
+from delora_viz.delora.layer import add_delora, delora_layers
+from delora_viz.delora.peft_io import load_peft_delora, save_peft_delora, save_peft_lora
 
 
 class Net(nn.Module):

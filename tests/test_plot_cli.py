@@ -10,8 +10,8 @@ from peft import DeloraConfig, LoraConfig, get_peft_model
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
 from delora_viz.cli import main
-from delora_viz.core.callback import TrackerCallback
-from delora_viz.core.track import Tracker
+from delora_viz.instruments.callback import TrackerCallback
+from delora_viz.instruments.track import Tracker
 from delora_viz.plots.runs import BadInputs, load_runs, run_figures
 
 

@@ -11,8 +11,8 @@ import torch
 from peft import DeloraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-from delora_viz.core.callback import TrackerCallback
-from delora_viz.core.history import load_history
+from delora_viz.instruments.callback import TrackerCallback
+from delora_viz.instruments.history import load_history
 
 SCALARS = ("train/delora/delta_fro_mean", "train/delora/bound_ratio_max", "train/delora/lambda_mean")
 

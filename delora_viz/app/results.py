@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..core.adapters import find_adapters
-from ..core.geometry import DoraUpdate, dense_dora_delta, singular_values
+from ..delora.geometry import DoraUpdate, singular_values
+from ..instruments.adapters import find_adapters
+from ..instruments.dense import dense_dora_delta
 from ..plots import (
     plot_angles,
     plot_bound_heatmap,

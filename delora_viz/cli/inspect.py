@@ -5,7 +5,7 @@
 
 For each adapter (a folder, or a Hub id in the local cache): loads it onto its base, prints one line per
 layer and, with -o, writes adapters.csv (the Tracker's columns + adapter + sv_1..sv_k) and layer_bars.png,
-layer_heatmap.png, spectrum.png. The numbers are the Tracker's (core/inspect.py): the same as the last
+layer_heatmap.png, spectrum.png. The numbers are the Tracker's (instruments/inspect.py): the same as the last
 record of the run that trained the adapter. Every adapter is loaded before anything is written; those that
 fail get one line each and exit code 2, and nothing is written.
 """

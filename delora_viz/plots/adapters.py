@@ -2,7 +2,7 @@
 layer x adapter heatmaps, and the spectrum of each adapter's most-moved layer.
 
 Input: an inspect frame, one row per (adapter, layer) with the Tracker's columns (delta_fro, rel_delta,
-angle_delta_w_deg, bound, bound_loose, bound_ratio, ...) and sv_1 .. sv_k (core/inspect.py).
+angle_delta_w_deg, bound, bound_loose, bound_ratio, ...) and sv_1 .. sv_k (instruments/inspect.py).
 Layers are listed in order of first appearance; a layer one adapter lacks is a gap (grey cell, no bar).
 """
 

@@ -3,7 +3,7 @@
     tracker_df, loss_df = load_runs(["lora/delora_history.jsonl", "delora/delora_history.jsonl"])
     figs = run_figures(tracker_df, loss_df)          # {"update_norm": Figure, "angles": ..., ...}
 
-Files: a tracker history (.jsonl or .csv with core/history.py's COLUMNS: the Tracker, TrackerCallback, the
+Files: a tracker history (.jsonl or .csv with instruments/history.py's COLUMNS: the Tracker, TrackerCallback, the
 CLI, the app's download) or a loss log: a .csv/.jsonl with `step` and `loss` (the app's per-step log) or a
 Trainer's trainer_state.json. A callback history has no loss: the trainer_state.json beside it (or in the
 newest checkpoint-N/ beside it) gives it. Each run is labelled by its file (the folder's name for the
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..core.history import COLUMNS, OPTIONAL, load_history
+from ..instruments.history import COLUMNS, OPTIONAL, load_history
 from .figures import plot_angles, plot_lambda, plot_loss, plot_update_norm
 from .frames import has_values, iter_runs
 from .layers import plot_angle_strength, plot_bound_heatmap

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, dataclass, field, fields
 
-from ..core.checks import check_int
-from ..core.layer import validate_delora_args
+from ..delora.layer import validate_delora_args
+from ..errors import check_int
 from .methods import DEFAULT_LAMBDA, DEFAULT_RANK, get_method
 
 TASKS = ("classification", "causal_lm")

@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.checks import check_int
+from ..errors import check_int
 from .config import TASKS
 from .packages import require_package_dir
 from .readers import EVAL_SPLITS, MIN_EXAMPLES, columns_of, encode_labels, load_splits, read_text, text_and_raw_labels

@@ -2,7 +2,7 @@
 
     inspected = inspect_adapter("out/delora")                    # base from adapter_config.json
     inspected = inspect_adapter("out/delora", base_model="minilm", device="cpu")
-    inspected.frame                                              # core/inspect.py's rows, one per layer
+    inspected.frame                                              # instruments/inspect.py's rows, one per layer
 
 The base model comes from adapter_config.json's base_model_name_or_path unless given: a local folder, the
 embedded presets ("minilm", "smollm2") or a Hub id in the local cache. It is loaded in float32 with the head
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ..core.inspect import TOP_K, inspect_model
-from ..core.peft_io import CONFIG_NAME, read_metadata
+from ..delora.peft_io import CONFIG_NAME, read_metadata
+from ..instruments.inspect import TOP_K, inspect_model
 from .models import _HUB_ID, _quiet_transformers, pick_device, resolve_model_source
 
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
@@ -100,7 +100,7 @@ def load_adapter(spec, base_model: str | None = None, device: str = "cpu"):
 
 
 def inspect_adapter(spec, base_model: str | None = None, device: str = "cpu", top_k: int = TOP_K) -> Inspected:
-    """Load the adapter at `spec` onto its base and measure every adapted layer (core/inspect.py)."""
+    """Load the adapter at `spec` onto its base and measure every adapted layer (instruments/inspect.py)."""
     import pandas as pd
 
     model, path, config, base = load_adapter(spec, base_model, device)

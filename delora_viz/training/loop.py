@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ..core.history import rotate_aside
-from ..core.track import Tracker, summarize
+from ..instruments.history import rotate_aside
+from ..instruments.track import Tracker, summarize
 from . import steps
 from .config import TrainConfig
 from .data import TextData, load_data

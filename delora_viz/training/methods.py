@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..core.layer import DEFAULT_LAMBDA, DEFAULT_RANK, add_delora
+from ..delora.layer import DEFAULT_LAMBDA, DEFAULT_RANK, add_delora
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def build_adapted_model(
 
 def save_adapter(model: nn.Module, method: str, path, base_model_name_or_path=None, task_type=None, head_modules=None):
     """Write a directory that `PeftModel.from_pretrained(base_model, path)` loads."""
-    from ..core.peft_io import save_peft_lora
+    from ..delora.peft_io import save_peft_lora
 
     if method == "delora-paper":  # PEFT's DeLoRA format cannot hold the frozen term: exact LoRA instead
         return save_peft_lora(model, path, base_model_name_or_path, task_type, modules_to_save=head_modules)

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..core.checks import check_int
+from ..errors import check_int
 from .config import TASKS
 from .hub import preset_key
 from .packages import package_dir

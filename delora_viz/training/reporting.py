@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.history import summarize
+from ..instruments.history import summarize
 
 REPORTERS = ("tensorboard", "trackio", "none")
 TRACKIO_PROJECT = "delora-viz"

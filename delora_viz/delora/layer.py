@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from .checks import check_int
+from ..errors import check_int
 from .geometry import LowRankUpdate, delora_bound, delora_bound_loose, delora_update
 
 INITS = ("peft", "paper")

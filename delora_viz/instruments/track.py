@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import check_int
 from .adapters import AdapterView, adapter_modules, adapter_state, find_adapters, no_adapters_message
-from .checks import check_int
 from .distributed import (
     all_reduce_sum,
     check_shardable,
@@ -154,7 +154,7 @@ class Tracker:
             ]
         for key, members, group, sums in built:
             values = metrics_from_sums(group, sums)  # (L, metrics)
-            self._previous[key] = keep(group, values)
+            self._previous[key] = keep(group)
             if len(built) == 1 and members == list(range(len(self.views))):
                 return values  # one batch of every layer, in view order (the common case)
             if out is None:

@@ -1,7 +1,7 @@
-"""The hooks people import: `pip install delora-viz` (torch, peft, pandas). Nothing here imports
-gradio, matplotlib, datasets or the embedded model/data packages; `callback` imports transformers."""
+"""The method: DeLoRA's layer and its surgery (`layer.py`), the update written once with its bounds and
+closed-form geometry (`geometry.py`), and PEFT adapter folders (`peft_io.py`). Needs only torch, peft and
+safetensors; read it with the paper (arXiv 2503.18225, Eq. 5-9) beside it."""
 
-from .adapters import AdapterView, find_adapters
 from .geometry import (
     DoraUpdate,
     LowRankUpdate,
@@ -13,18 +13,13 @@ from .geometry import (
     singular_values,
     update_geometry,
 )
-from .history import COLUMNS, load_history
 from .layer import DeLoRALinear, add_delora, delora_layers, delora_parameters, merge_delora, remove_delora
 from .peft_io import load_peft_delora, save_peft_delora, save_peft_lora
-from .track import Tracker
 
 __all__ = [
-    "COLUMNS",
-    "AdapterView",
     "DeLoRALinear",
     "DoraUpdate",
     "LowRankUpdate",
-    "Tracker",
     "add_delora",
     "delora_bound",
     "delora_bound_loose",
@@ -32,8 +27,6 @@ __all__ = [
     "delora_parameters",
     "delora_update",
     "dora_update_stats",
-    "find_adapters",
-    "load_history",
     "load_peft_delora",
     "lora_update",
     "merge_delora",

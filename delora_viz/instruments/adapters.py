@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .geometry import DoraUpdate, LowRankUpdate
-from .layer import DeLoRALinear
+from ..delora.geometry import DoraUpdate, LowRankUpdate
+from ..delora.layer import DeLoRALinear
 from .measure import RawParams
 
 TRACKED_METHODS = ("lora", "rslora", "dora", "delora", "delora-paper")

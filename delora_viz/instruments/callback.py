@@ -20,7 +20,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import CallbackHandler
 
-from .checks import check_int
+from ..errors import check_int
 from .history import check_suffix
 from .track import Tracker
 
