@@ -297,8 +297,8 @@ lessons.plot_first_steps(starts)
 # preset **"peft-vs-paper init"** (http://127.0.0.1:7860/?preset=peft-vs-paper%20init) shows both on a real model.
 #
 # **A note on the authors' code.** In the original implementation
-# ([`peft/src/peft/tuners/delora.py`](https://github.com/ExplainableML/DeLoRA/blob/2dd91e18fc440b0f10b7a894550d35965564a80b/peft/src/peft/tuners/delora.py),
-# `Linear.reset_parameters`), the frozen copy is made by assigning storage,
+# ([`peft/src/peft/tuners/delora.py`](https://github.com/ExplainableML/DeLoRA/blob/2dd91e18fc440b0f10b7a894550d35965564a80b/peft/src/peft/tuners/delora.py#L327-L328),
+# lines 327-328, in `Linear.reset_parameters`), the frozen copy is made by assigning storage,
 # `self.frozen_C.data = self.delora_A.weight.data` (and likewise `frozen_D` for `B`). After such an assignment the
 # "frozen" tensor *is* the trained one: every optimizer step moves both, so $B\,\Xi A - B_0\,\Xi_0 A_0$ stays exactly 0
 # for as long as they share storage, which on the CPU is for ever. The cell below shows the mechanism with two plain
