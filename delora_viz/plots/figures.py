@@ -12,7 +12,8 @@ so they work headless and never touch global state. Inputs (see ``track.py`` / `
 
 ``bound`` and ``lambda`` are NaN for methods without them (LoRA, DoRA): NaNs are skipped, never plotted.
 A frame without a ``run`` column is grouped by ``method``. Each method keeps one colour everywhere, and
-one line style and marker (``line_style``), so a line lying on another stays visible. Legends name
+one line style and marker (``line_style``, from ``frames.METHOD_STYLES``), so a line lying on another
+stays visible. Legends name
 methods in plain words (``run_name``: "delora" -> "DeLoRA").
 """
 
@@ -26,10 +27,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .frames import (
+    METHOD_STYLES,
     NO_TURN,
     has_values,
     iter_runs,
     mean_by_step,
+    method_style,
     numeric,
     require_rows,
     short_layer,
@@ -37,21 +40,13 @@ from .frames import (
 )
 from .style import NORM, legend, new_axes, styled
 
-# One line style and marker per method: LoRA and DoRA often draw the same curve, and colour alone would
-# hide one under the other. Markers sit at offsets that differ per method (``markevery``).
-LINE_STYLES = {
-    "lora": ("-", "o"),
-    "rslora": (":", "v"),
-    "dora": ("--", "s"),
-    "delora": ("-", "^"),
-    "delora-paper": ("-.", "D"),
-}
 PLAIN_NAMES = {
     "lora": "LoRA",
     "rslora": "rsLoRA",
     "dora": "DoRA",
     "delora": "DeLoRA",
     "delora-paper": "DeLoRA (paper init)",
+    "delora-fixed-lambda": "DeLoRA (λ frozen)",
 }
 
 
@@ -61,12 +56,15 @@ def run_name(run: str) -> str:
 
 
 def line_style(method: str, n_points: int, markers: int = 8) -> dict:
-    """Keyword arguments for ``ax.plot``: the method's line style, its marker about ``markers`` times along
-    ``n_points`` points, at an offset of its own (so two methods' markers never sit on the same points)."""
-    ls, marker = LINE_STYLES.get(method, ("-", "o"))
+    """Keyword arguments for ``ax.plot``: the method's line style, width and marker (``frames.METHOD_STYLES``,
+    shared with the app), the marker about ``markers`` times along ``n_points`` points, at an offset of the
+    method's own (so two methods' markers never sit on the same points)."""
+    style = method_style(method)
     every = max(1, n_points // markers)
-    offset = list(LINE_STYLES).index(method) * max(1, every // len(LINE_STYLES)) if method in LINE_STYLES else 0
-    return dict(ls=ls, marker=marker, ms=5, markevery=(min(offset, max(n_points - 1, 0)), every))
+    keys = list(METHOD_STYLES)
+    offset = keys.index(method) * max(1, every // len(keys)) if method in keys else 0
+    style["markevery"] = (min(offset, max(n_points - 1, 0)), every)
+    return style
 
 
 @styled
