@@ -303,8 +303,7 @@ def run(init, lr, steps, lam=1.0):
     model = add_delora(copy.deepcopy(student), ["0", "2"], r=4, delora_lambda=lam, init=init)
     opt = torch.optim.AdamW(delora_parameters(model), lr=lr)
     batches = torch.Generator().manual_seed(0)
-    with Tracker(model).watch(opt) as tracker:  # records after every opt.step()
-        tracker.step(0)  # the starting point, dW = 0
+    with Tracker(model).watch(opt) as tracker:  # records step 0 (dW = 0), then after every opt.step()
         for _ in range(steps):
             idx = torch.randint(0, len(X), (32,), generator=batches)
             loss = (model(X[idx]) - Y[idx]).pow(2).mean()

@@ -257,6 +257,19 @@ def test_bad_input_is_a_clear_error(extra, message, tmp_path, capsys):
     assert message in err and "Traceback" not in err
 
 
+def test_a_user_error_names_the_flag_of_its_field(tmp_path, capsys):
+    """DeloraVizError.field is the library's name (lr); the CLI shows its own (--learning_rate)."""
+    from delora_viz import DeloraVizError, TrainConfig
+
+    with pytest.raises(DeloraVizError) as err:
+        TrainConfig(lr=0.0)
+    assert err.value.field == "lr"
+    assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--learning_rate", "0"]) == 2
+    assert capsys.readouterr().err.startswith("delora-viz: error: --learning_rate: lr must be a number in (0, 1e4]")
+    assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--max_steps", "0"]) == 2
+    assert capsys.readouterr().err.startswith("delora-viz: error: --max_steps: steps must be a positive integer")
+
+
 def test_a_text_dataset_with_a_classifier_names_the_flags(tiny_bert_dir, dataset_folder, tmp_path, capsys):
     argv = ["train", "--base_model", tiny_bert_dir, "--data_path", dataset_folder, "--output_dir", str(tmp_path)]
     assert main(argv + ["--quiet"]) == 2

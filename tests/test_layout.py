@@ -134,10 +134,16 @@ def test_the_wheel_holds_every_subpackage(tmp_path):
 
 
 def test_defaults_are_written_once():
-    """The CLI's flags and the app's widgets start from TrainConfig's defaults."""
+    """The CLI's flags and the app's widgets start from TrainConfig's defaults; the layer's defaults are
+    PEFT's DeloraConfig's (add_delora and get_peft_model build the same update); the runner's lambda is its own."""
+    import inspect
+
+    from peft import DeloraConfig
+
     from delora_viz.app.settings import DEFAULTS
     from delora_viz.cli import build_parser
-    from delora_viz.delora.layer import DEFAULT_LAMBDA, DEFAULT_RANK, DeLoRALinear
+    from delora_viz.delora import layer
+    from delora_viz.training import methods
     from delora_viz.training.config import TrainConfig, config_defaults
 
     defaults = config_defaults()
@@ -150,18 +156,37 @@ def test_defaults_are_written_once():
     for key, value in DEFAULTS.items():
         if key in defaults and defaults[key] is not None:
             assert value == defaults[key], f"the app's {key} default differs from TrainConfig"
-    layer_defaults = {p: DeLoRALinear.__init__.__defaults__ for p in ("r", "delora_lambda")}
-    assert DEFAULT_LAMBDA in layer_defaults["delora_lambda"] and DEFAULT_RANK in layer_defaults["r"]
-    assert TrainConfig().delora_lambda == DEFAULT_LAMBDA and TrainConfig().r == DEFAULT_RANK
+    peft = DeloraConfig()
+    for function in (layer.DeLoRALinear.__init__, layer.add_delora):
+        params = inspect.signature(function).parameters
+        assert params["r"].default == layer.DEFAULT_RANK == peft.r
+        assert params["delora_lambda"].default == layer.DEFAULT_LAMBDA == peft.delora_lambda
+    assert TrainConfig().delora_lambda == methods.DEFAULT_LAMBDA != layer.DEFAULT_LAMBDA  # the runner's own
+    assert TrainConfig().r == layer.DEFAULT_RANK
     assert all(f.metadata.get("help") for f in dataclasses.fields(TrainConfig)), "every knob has a help text"
 
 
 def test_public_api():
+    """Everything a user needs comes from the top level, and each name is what its home module defines."""
+    import importlib
+
     import delora_viz
 
+    homes = {
+        "delora_viz.delora": ["DeLoRALinear", "add_delora", "merge_delora", "update_geometry", "save_peft_delora"],
+        "delora_viz.instruments": ["Tracker", "load_history", "inspect_model", "find_adapters", "COLUMNS"],
+        "delora_viz.instruments.callback": ["TrackerCallback"],
+        "delora_viz.errors": ["DeloraVizError"],
+        "delora_viz.training": ["TrainConfig", "train", "compare", "lr_sweep", "iter_train"],
+    }
+    for module, names in homes.items():
+        for name in names:
+            assert name in delora_viz.__all__, name
+            assert getattr(delora_viz, name) is getattr(importlib.import_module(module), name), name
+    assert len(set(delora_viz.__all__)) == len(delora_viz.__all__), "a name exported twice"
     for name in delora_viz.__all__:
-        assert getattr(delora_viz, name) is not None
-    from delora_viz import TrackerCallback, TrainConfig, compare, load_history, lr_sweep, train
+        getattr(delora_viz, name)  # every exported name resolves (the lazy ones import their module)
+    assert issubclass(delora_viz.DeloraVizError, ValueError)
+    import tomllib
 
-    assert callable(TrackerCallback) and callable(train) and callable(compare) and callable(lr_sweep)
-    assert TrainConfig().steps > 0 and callable(load_history)
+    assert delora_viz.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

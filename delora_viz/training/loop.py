@@ -146,7 +146,7 @@ def iter_train(
         config = replace(config, steps=total_steps)
     schedule = step_indices(len(data.train_texts), config.batch_size, config.gradient_accumulation_steps, config.seed)
     eval_name = "accuracy" if data.task == "classification" else "perplexity"
-    rows = [dict(r, run=run) for r in tracker.step(0)]
+    rows = [dict(r, run=run) for r in tracker.start()]  # step 0: dW = 0
     evaluate = lambda: steps.evaluate(model, data, config, loaded)  # noqa: E731
     if config.eval_every and prepared.baseline is None:  # every method starts from the same model: evaluate once
         prepared.baseline = evaluate()

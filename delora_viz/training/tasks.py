@@ -4,6 +4,7 @@ classification. An explicit task always wins (the CLI's --task, TrainConfig.task
 
 from __future__ import annotations
 
+from ..errors import DeloraVizError
 from .config import TASKS
 
 
@@ -39,7 +40,7 @@ def infer_task(spec: str | None, task: str | None = None) -> str:
 
     if task is not None:
         if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+            raise DeloraVizError(f"task must be one of {TASKS}, got {task!r}", field="task")
         return task
     key = preset_key(spec)
     if key is not None:
@@ -51,8 +52,9 @@ def infer_task(spec: str | None, task: str | None = None) -> str:
         with _quiet_transformers():
             config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except OSError as err:  # a Hub id not in the local cache, offline
-        raise ValueError(
+        raise DeloraVizError(
             f"model '{spec}' is not available offline: download it once with network access, "
-            "or pass a local directory (with config.json)"
+            "or pass a local directory (with config.json)",
+            field="model",
         ) from err
     return task_from_config(config)
