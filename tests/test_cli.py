@@ -133,7 +133,8 @@ def test_defaults_that_differ_from_the_script_are_printed_once(tiny_llama_dir, d
 def test_task_is_inferred_from_the_model(tiny_llama_dir, tiny_bert_dir, tmp_path):
     from transformers import BertConfig, LlamaConfig
 
-    from delora_viz.training.tasks import infer_task, task_from_config
+    from delora_viz.training.models import infer_task
+    from delora_viz.training.tasks import task_from_config
 
     assert infer_task(tiny_llama_dir) == "causal_lm" and infer_task(tiny_bert_dir) == "classification"
     assert infer_task(None) == "classification" and infer_task("smollm2") == "causal_lm"

@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from ..errors import DeloraVizError
-from . import inspect, plot, train
+from . import app, inspect, plot, space, train
 
-SUBCOMMANDS = (train, inspect, plot)
+SUBCOMMANDS = (train, inspect, plot, app, space)
 # Bad input: our DeloraVizError, and FileNotFoundError for a path the user typed. Anything else is a bug
 # (ours or the environment's) and keeps its traceback.
 USER_ERRORS = (DeloraVizError, FileNotFoundError)

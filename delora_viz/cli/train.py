@@ -132,7 +132,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def build_config(args) -> TrainConfig:
     """TrainConfig from the flags given (the rest: its defaults), with the task inferred from the model."""
-    from ..training.tasks import infer_task
+    from ..training.models import infer_task
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     settings = {k: v for k, v in vars(args).items() if k in fields}

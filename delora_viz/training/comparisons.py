@@ -92,3 +92,34 @@ def sweep_frame(results: list[RunResult]):
             for r in results
         ]
     )
+
+
+def sweep_steps_frame(results: list[RunResult]):
+    """The sweep's curves, one row per run and step, averaged over the adapted layers: how far each run
+    moved (delta_fro_mean/_max), DeLoRA's ceiling |lambda| max_j ||W[:, j]|| (bound_loose_mean; twice that for
+    the paper init) and tight bound (bound_mean), the largest bound_ratio, lambda, and the training loss."""
+    import pandas as pd
+
+    frames = []
+    for r in results:
+        rows = r.tracker_frame()
+        per_step = rows.groupby("step").agg(
+            delta_fro_mean=("delta_fro", "mean"),
+            delta_fro_max=("delta_fro", "max"),
+            bound_mean=("bound", "mean"),
+            bound_loose_mean=("bound_loose", "mean"),
+            bound_ratio_max=("bound_ratio", "max"),
+            lambda_mean=("lambda", "mean"),
+        )
+        loss = r.history_frame().set_index("step")["loss"]
+        per_step["loss"] = loss.reindex(per_step.index)
+        frames.append(per_step.reset_index().assign(method=r.method, lr_multiplier=r.config.lr_multiplier))
+    columns = ["method", "lr_multiplier", "step"]
+    out = pd.concat(frames, ignore_index=True)
+    return out[columns + [c for c in out.columns if c not in columns]]
+
+
+def lr_sweep_frames(methods, multipliers, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None):
+    """{"lr_sweep": sweep_frame (one row per run), "lr_sweep_steps": sweep_steps_frame (one row per run and step)}."""
+    results = [e for e in iter_lr_sweep(methods, multipliers, config, prepared, stop) if isinstance(e, RunResult)]
+    return {"lr_sweep": sweep_frame(results), "lr_sweep_steps": sweep_steps_frame(results)}

@@ -378,3 +378,27 @@ def load_model(
         default_target_modules=default_target_modules(model),
         head_modules=heads,
     )
+
+
+def infer_task(spec: str | None, task: str | None = None) -> str:
+    """The task for model `spec` (a preset, a local directory or a Hub id), reading only its config."""
+    if task is not None:
+        if task not in TASKS:
+            raise DeloraVizError(f"task must be one of {TASKS}, got {task!r}", field="task")
+        return task
+    key = preset_key(spec)
+    if key is not None:
+        return "classification" if key == EMBEDDED_MODEL else "causal_lm"
+    from transformers import AutoConfig
+
+    source = resolve_model_source(spec)
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except OSError as err:  # a Hub id not in the local cache, offline
+        raise DeloraVizError(
+            f"model '{spec}' is not available offline: download it once with network access, "
+            "or pass a local directory (with config.json)",
+            field="model",
+        ) from err
+    return task_from_config(config)
