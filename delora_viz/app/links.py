@@ -94,7 +94,7 @@ PRESETS = {
             "**λ is not the whole story.** With λ fixed (wine) only A and B train, yet its ‖ΔW‖ still moves: "
             "λ and W's column norms set the scale and the ceiling, A and B set the direction and where the norm "
             "sits below it (how aligned the r unit terms are). With λ learned (orange) the bound moves too.",
-            {"methods": "delora,delora-fixed-lambda", "max_steps": 60, "eval_step": 20},
+            {"methods": "delora,delora-fixed-lambda"},
         ),
     )
 }
