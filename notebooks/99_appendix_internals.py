@@ -198,9 +198,10 @@ internals.plot_angle_precision(table)
 # the hook at the end.
 #
 # Three details of the loop below. The adapter and the new classification head get different learning rates
-# (DeLoRA's parameters tolerate a large one; notebook 03 shows why). The tracker records step 0, the start
-# ($\Delta W = 0$), so every curve starts at zero. And nothing in the loop mentions the tracker: the hook fires
-# inside `opt.step()`, which is why the same object also works under `Trainer`, whose loop you do not write.
+# (DeLoRA's parameters tolerate a large one; notebook 03 shows how far). The tracker records step 0, the
+# start ($\Delta W = 0$), when `.watch()` attaches, so every curve starts at zero. And nothing in the loop
+# mentions the tracker: the hook fires inside `opt.step()`, which is why the same object also works under
+# `Trainer`, whose loop you do not write.
 
 # %%
 data = load_data(None, "classification")  # BBC News, embedded
@@ -234,9 +235,7 @@ head = [p for name, p in model.named_parameters() if p.requires_grad and "delora
 opt = torch.optim.AdamW([{"params": adapter, "lr": 3e-2}, {"params": head, "lr": 5e-3}])
 
 model.train()
-with Tracker(model, path=OUT / "plain_history.jsonl").watch(opt) as tracker:
-    if tracker.to_dataframe().empty:  # the starting point, dW = 0 (newer trackers record it in watch())
-        tracker.step(0)
+with Tracker(model, path=OUT / "plain_history.jsonl").watch(opt) as tracker:  # records step 0 first
     for i in range(STEPS):
         loss = model(**batch(i)).loss
         opt.zero_grad()
@@ -302,12 +301,12 @@ assert (parity < 1e-4).all().all()
 # %% [markdown]
 # ## 5. `transformers.Trainer` with `TrackerCallback`
 #
-# `Trainer` owns the loop, so there is no `opt.step()` of ours to hook by hand. Add `TrackerCallback(every=N)`
-# to `callbacks`. It records every N optimizer steps into
+# `Trainer` owns the loop, so there is no `opt.step()` of ours to hook by hand. Attach a callback instead:
+# `TrackerCallback.attach(trainer, every=N)`. It records every N optimizer steps into
 # `<output_dir>/delora_history.jsonl` and adds a summary (`delora/delta_fro_mean`, `delora/bound_ratio_max`,
 # `delora/lambda_mean`, ...) to the Trainer's logs, which every `report_to` integration receives: here
-# TensorBoard, next to the loss. A reporting callback that runs before it would miss the additions, so
-# `TrackerCallback` moves itself to the front of the list.
+# TensorBoard, next to the loss. The reporting callbacks run before the ones passed in `callbacks=[...]` and
+# would miss the additions, so `attach` puts it first in line (passed in `callbacks=[...]`, it warns).
 #
 # `every=N` is the cost knob: on this CPU a record of MiniLM's 12 adapted layers costs about 1-2% of a training
 # step (measured in `bench/RESULTS.md`), so `every=1` is affordable here; on a large model, record every 10 or
@@ -332,9 +331,9 @@ trainer = Trainer(
     args=args,
     train_dataset=train_ds,
     data_collator=DataCollatorWithPadding(tok),
-    callbacks=[TrackerCallback(every=1)],
 )
-assert isinstance(trainer.callback_handler.callbacks[0], TrackerCallback)  # first in line
+TrackerCallback.attach(trainer, every=1)  # first in line, ahead of TensorBoard's callback
+assert isinstance(trainer.callback_handler.callbacks[0], TrackerCallback)
 trainer.remove_callback(PrinterCallback)  # the logs go to TensorBoard; no dict printed per log step
 trainer.train()
 hf_history = load_history(OUT / "trainer" / "delora_history.jsonl")
@@ -384,8 +383,8 @@ if trl is not None:
         processing_class=sft_tok,
         train_dataset=datasets.Dataset.from_dict({"text": qa.train_texts[: STEPS * BATCH]}),
         peft_config=DeloraConfig(r=8, delora_lambda=5, target_modules=["q_proj", "v_proj"]),
-        callbacks=[TrackerCallback(every=1)],
     )
+    TrackerCallback.attach(sft, every=1)
     sft.remove_callback(PrinterCallback)
     sft.train()
     sft_history = load_history(OUT / "sft" / "delora_history.jsonl")
@@ -422,8 +421,8 @@ sorted(p.name for p in OUT.iterdir())
 # - Angles use `atan2` of the across and along parts: `arccos` of a float32 cosine loses angles below
 #   ~$10^{-4}$ radians, exactly where training starts.
 # - The tracked numbers equal PEFT's own merged weights in float64 to about float32 precision.
-# - One line attaches it: `Tracker(model).watch(opt)` in a plain loop, `TrackerCallback` in `Trainer` and
-#   TRL's `SFTTrainer`, with its summary in TensorBoard; histories are CSV/JSONL, written as they go.
+# - One line attaches it: `Tracker(model).watch(opt)` in a plain loop, `TrackerCallback.attach(trainer)` in
+#   `Trainer` and TRL's `SFTTrainer`, with its summary in TensorBoard; histories are CSV/JSONL, written as they go.
 #
 # ## Where next
 #
