@@ -84,8 +84,7 @@ def fit(method):
     model = build_adapted_model(one_layer, method, ["proj"], r=8, delora_lambda=5.0)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=METHODS[method].default_lr)
     batches = torch.Generator().manual_seed(0)
-    with Tracker(model).watch(opt) as tracker:
-        tracker.step(0)
+    with Tracker(model).watch(opt) as tracker:  # records step 0, then after every opt.step()
         for _ in range(STEPS):
             idx = torch.randint(0, len(X), (64,), generator=batches)
             loss = (model(X[idx]) - Y[idx]).pow(2).mean()

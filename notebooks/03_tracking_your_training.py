@@ -104,8 +104,7 @@ def batch(i):
 
 
 model.train()
-with Tracker(model, path=OUT / "plain_history.jsonl").watch(opt) as tracker:
-    tracker.step(0)  # optional: the starting point, dW = 0
+with Tracker(model, path=OUT / "plain_history.jsonl").watch(opt) as tracker:  # records step 0 (dW = 0) first
     for i in range(STEPS):
         loss = model(**batch(i)).loss
         opt.zero_grad()
@@ -143,11 +142,11 @@ for use_dora in (False, True):
 # %% [markdown]
 # ## 2. `transformers.Trainer` with `TrackerCallback`
 #
-# Add `TrackerCallback(every=N)` to `callbacks`. It records every N optimizer steps into
+# Attach it with `TrackerCallback.attach(trainer, every=N)`. It records every N optimizer steps into
 # `<output_dir>/delora_history.jsonl`, and adds a summary (`delora/delta_fro_mean`,
 # `delora/bound_ratio_max`, `delora/lambda_mean`, ...) to the Trainer's logs, which every `report_to`
-# integration receives: here TensorBoard, next to the loss. The reporting callbacks would normally run
-# before yours and miss the additions, so `TrackerCallback` moves itself to the front.
+# integration receives: here TensorBoard, next to the loss. The reporting callbacks run before the ones
+# passed in `callbacks=[...]` and would miss the additions, so `attach` puts it at the front.
 
 # %%
 import datasets
@@ -177,9 +176,8 @@ trainer = Trainer(
     args=args,
     train_dataset=train_ds,
     data_collator=DataCollatorWithPadding(tok),
-    callbacks=[TrackerCallback(every=1)],
 )
-assert isinstance(trainer.callback_handler.callbacks[0], TrackerCallback)  # first in line
+TrackerCallback.attach(trainer, every=1)  # first in line, ahead of TensorBoard's callback
 trainer.train()
 hf_history = load_history(OUT / "trainer" / "delora_history.jsonl")
 assert sorted(hf_history["step"].unique()) == list(range(STEPS + 1))
@@ -250,8 +248,8 @@ if trl is not None:
         processing_class=sft_tok,
         train_dataset=datasets.Dataset.from_dict({"text": qa.train_texts[: SFT_STEPS * SFT_BATCH]}),
         peft_config=DeloraConfig(r=8, delora_lambda=5, target_modules=["q_proj", "v_proj"]),
-        callbacks=[TrackerCallback(every=1)],
     )
+    TrackerCallback.attach(sft, every=1)
     sft.train()
     sft_history = load_history(OUT / "sft" / "delora_history.jsonl")
     assert sorted(sft_history["step"].unique()) == list(range(SFT_STEPS + 1))

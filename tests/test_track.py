@@ -99,7 +99,8 @@ def test_rows_match_dense_reference_after_real_steps(kind):
     tracker = _train(model)
     df = tracker.to_dataframe()
     assert list(df.columns) == list(COLUMNS)
-    assert sorted(df["step"].unique()) == list(range(1, 7))
+    assert sorted(df["step"].unique()) == list(range(0, 7))  # watch() records the starting point
+    assert (df[df["step"] == 0]["delta_fro"] == 0).all()
     last = df[df["step"] == 6].set_index("layer")
     expected_method = {"ours-delora": "delora", "ours-delora-paper": "delora-paper"}.get(kind, kind)
     assert set(last["method"]) == {expected_method}
