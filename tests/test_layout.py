@@ -236,3 +236,10 @@ def test_public_api():
     import tomllib
 
     assert delora_viz.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_the_runner_trains_every_method_the_tracker_measures():
+    from delora_viz.instruments.adapters import TRACKED_METHODS
+    from delora_viz.training.methods import METHODS
+
+    assert set(TRACKED_METHODS) <= set(METHODS), set(TRACKED_METHODS) - set(METHODS)

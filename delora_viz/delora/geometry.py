@@ -26,7 +26,6 @@ Shape legend:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -66,13 +65,6 @@ class LowRankUpdate:
 
     def to(self, dtype: torch.dtype) -> LowRankUpdate:
         return LowRankUpdate(self.U.to(dtype), self.V.to(dtype))
-
-
-def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
-    """s = alpha / r for LoRA, alpha / sqrt(r) for rsLoRA."""
-    if r <= 0:
-        raise DeloraVizError(f"rank r must be a positive integer, got {r}")
-    return alpha / math.sqrt(r) if rslora else alpha / r
 
 
 def lora_update(A: Tensor, B: Tensor, scaling: float) -> LowRankUpdate:

@@ -115,9 +115,9 @@ class Tracker:
             return []
         self._started = True
         self._refresh_views()
-        # On CPU the record runs on one thread: its small ops gain nothing from threads, and each parallel
-        # region costs ~0.1 ms to wake a sleeping OpenMP thread (tens of ms when other processes keep the
-        # cores busy and threads spin). Only the W @ V products of large layers get the caller's threads.
+        # On CPU the record runs on one thread: its small ops gain nothing from threads, and waking a sleeping
+        # OpenMP thread for each parallel region costs more than they take (bench/RESULTS.md, "Thresholds of the
+        # engine"). Only the W @ V products of large layers get the caller's threads.
         threads = torch.get_num_threads() if self.views[0].weight().device.type == "cpu" else None
         with torch.no_grad(), num_threads(1 if threads else None):
             values = self._measure_all(threads).cpu().tolist()  # (layers, metrics): the one device->host copy
@@ -134,7 +134,7 @@ class Tracker:
         return rows
 
     def _measure_all(self, gemm_threads: int | None = None) -> torch.Tensor:
-        """Every layer's METRICS, (layers, metrics), in view order: same-shaped layers in one batch each.
+        """Every layer's MEASURED columns, (layers, metrics), in view order: same-shaped layers in one batch each.
 
         Sharded (FSDP2): the small parameters are gathered whole, each rank sums over its own rows of W,
         and one all-reduce of every group's packed sums completes them all before the metrics are formed."""

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from .. import DeLoRALinear, delora_update, lora_update
+from ..delora import DeLoRALinear, delora_update, lora_update
 from .frames import method_color, require_rows
 from .style import NORM, legend, styled
 

@@ -1,6 +1,6 @@
 """TrainConfig: every knob of a training run, its default and its help, validated on construction.
 
-This is the one home of the defaults: the CLI's flags (cli.py) and the app's widgets (app/settings.py)
+This is the one home of the defaults: the CLI's flags (cli/train.py) and the app's widgets (app/settings.py)
 are built from these fields, so a default is written once, here.
 """
 
