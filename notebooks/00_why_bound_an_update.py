@@ -213,8 +213,9 @@ lessons.plot_update_family(family)
 #   explains this jump), and never crosses its ceiling (dotted orange). The ceiling is not fixed: $\lambda$ grows
 #   during training, and the ceiling with it.
 #
-# The app shows the same comparison live on a real model: preset **"lora-vs-cap"**
-# (http://127.0.0.1:7860/?preset=lora-vs-cap), LoRA's $\|\Delta W\|$ against DeLoRA's ceiling.
+# The app shows the same comparison live on a real model, lesson **"LoRA crosses DeLoRA's cap"**
+# (http://127.0.0.1:7860/?preset=lora-crosses-the-cap): LoRA at five times its rate against DeLoRA, LoRA's
+# $\|\Delta W\|$ passing DeLoRA's bound and growing on, DeLoRA's staying under it.
 
 # %%
 target = family.attrs["target_fro"]

@@ -161,7 +161,7 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
         (dict(delora_lambda=0), METHODS, "DeLoRA λ must be a positive number, got 0: the app's default is 5"),
         (dict(delora_lambda=-5.0), METHODS, "DeLoRA λ must be a positive number, got -5: the app's default is 5"),
         (dict(lr_lora=0), METHODS, "LoRA: lr must be a number"),
-        (dict(max_length=2), METHODS, "max_length must be at least 8"),
+        (dict(max_length=2), METHODS, "max length (tokens) must be at least 8"),  # DeloraVizError.field -> label
         ({}, [], "no method ticked"),
         (dict(model_path="nobody-here/no-such-model-xyz"), METHODS, "not available offline"),
         (dict(model_path="/no/such/dir"), METHODS, "not found"),

@@ -133,7 +133,8 @@ def test_defaults_that_differ_from_the_script_are_printed_once(tiny_llama_dir, d
 def test_task_is_inferred_from_the_model(tiny_llama_dir, tiny_bert_dir, tmp_path):
     from transformers import BertConfig, LlamaConfig
 
-    from delora_viz.training.tasks import infer_task, task_from_config
+    from delora_viz.training.models import infer_task
+    from delora_viz.training.tasks import task_from_config
 
     assert infer_task(tiny_llama_dir) == "causal_lm" and infer_task(tiny_bert_dir) == "classification"
     assert infer_task(None) == "classification" and infer_task("smollm2") == "causal_lm"
@@ -255,6 +256,19 @@ def test_bad_input_is_a_clear_error(extra, message, tmp_path, capsys):
     assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_user_error_names_the_flag_of_its_field(tmp_path, capsys):
+    """DeloraVizError.field is the library's name (lr); the CLI shows its own (--learning_rate)."""
+    from delora_viz import DeloraVizError, TrainConfig
+
+    with pytest.raises(DeloraVizError) as err:
+        TrainConfig(lr=0.0)
+    assert err.value.field == "lr"
+    assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--learning_rate", "0"]) == 2
+    assert capsys.readouterr().err.startswith("delora-viz: error: --learning_rate: lr must be a number in (0, 1e4]")
+    assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--max_steps", "0"]) == 2
+    assert capsys.readouterr().err.startswith("delora-viz: error: --max_steps: steps must be a positive integer")
 
 
 def test_a_text_dataset_with_a_classifier_names_the_flags(tiny_bert_dir, dataset_folder, tmp_path, capsys):

@@ -99,7 +99,9 @@ def test_rows_match_dense_reference_after_real_steps(kind):
     tracker = _train(model)
     df = tracker.to_dataframe()
     assert list(df.columns) == list(COLUMNS)
-    assert sorted(df["step"].unique()) == list(range(1, 7))
+    assert sorted(df["step"].unique()) == list(range(0, 7))  # watch() records the starting point
+    start = df[df["step"] == 0]
+    assert (start["delta_fro"] <= 1e-6 * start["w_fro"]).all()  # dW = 0 (DoRA's to float32 rounding of g - 1)
     last = df[df["step"] == 6].set_index("layer")
     expected_method = {"ours-delora": "delora", "ours-delora-paper": "delora-paper"}.get(kind, kind)
     assert set(last["method"]) == {expected_method}

@@ -9,9 +9,19 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from delora_viz.training import models, steps
+from delora_viz.training import (
+    RunResult,
+    StepEvent,
+    compare,
+    iter_compare,
+    iter_train,
+    lr_sweep,
+    models,
+    prepare,
+    steps,
+    train,
+)
 from delora_viz.training.config import TrainConfig
-from delora_viz.training.loop import RunResult, StepEvent, compare, iter_compare, iter_train, lr_sweep, prepare, train
 
 
 def _cfg(model, data, **kw):

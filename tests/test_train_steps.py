@@ -7,9 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from delora_viz.training import models, steps
+from delora_viz.training import RunResult, StepEvent, compare, iter_train, models, prepare, steps, train
 from delora_viz.training.config import TrainConfig
-from delora_viz.training.loop import RunResult, StepEvent, compare, iter_train, prepare, train
 
 
 def _cfg(model, data, **kw):

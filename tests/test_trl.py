@@ -104,7 +104,9 @@ def test_trainer_report_to_trackio_receives_the_delora_scalars(tmp_path, tiny_ll
         use_cpu=True,
         disable_tqdm=True,
     )
-    Trainer(model=model, args=args, train_dataset=data, callbacks=[TrackerCallback()]).train()
+    trainer = Trainer(model=model, args=args, train_dataset=data)
+    TrackerCallback.attach(trainer)  # ahead of Trackio's callback
+    trainer.train()
     logs = [entry for entry in _trackio_logs("delora-viz-test") if "train/loss" in entry]
     assert [entry["train/global_step"] for entry in logs] == [2, 4]
     history = load_history(tmp_path / "out" / "delora_history.jsonl")

@@ -17,8 +17,8 @@ import gradio as gr
 import torch
 
 from ..plots import plot_lr_sweep
+from ..training import RunResult, StepEvent, sweep_frame
 from ..training.data import describe
-from ..training.loop import RunResult, StepEvent, sweep_frame
 from . import runner
 from .columns import check_upload, file_columns, with_columns
 from .live import BOUNDED, LiveView, legend_html

@@ -26,11 +26,12 @@ Shape legend:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from ..errors import DeloraVizError
 
 # PEFT clamps the row norms of A and column norms of B at this value before dividing by them.
 NORM_EPS = 1e-4
@@ -46,7 +47,7 @@ class LowRankUpdate:
 
     def __post_init__(self):
         if self.U.ndim < 2 or self.U.ndim != self.V.ndim or self.U.shape[-1] != self.V.shape[-1]:
-            raise ValueError(
+            raise DeloraVizError(
                 f"a low-rank update needs U (m, k) and V (n, k) with the same k; got U {tuple(self.U.shape)} "
                 f"and V {tuple(self.V.shape)}"
             )
@@ -64,13 +65,6 @@ class LowRankUpdate:
 
     def to(self, dtype: torch.dtype) -> LowRankUpdate:
         return LowRankUpdate(self.U.to(dtype), self.V.to(dtype))
-
-
-def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
-    """s = alpha / r for LoRA, alpha / sqrt(r) for rsLoRA."""
-    if r <= 0:
-        raise ValueError(f"rank r must be a positive integer, got {r}")
-    return alpha / math.sqrt(r) if rslora else alpha / r
 
 
 def lora_update(A: Tensor, B: Tensor, scaling: float) -> LowRankUpdate:
@@ -117,7 +111,7 @@ def delora_update(
     """
     _check_factors(A, B)
     if w_norm.shape[-1:] != A.shape[-1:] or w_norm.ndim != A.ndim - 1:
-        raise ValueError(
+        raise DeloraVizError(
             f"w_norm must have shape ({A.shape[-1]},) (one norm per input column), got {tuple(w_norm.shape)}"
         )
     w = w_norm.unsqueeze(-2)  # (1, n)
@@ -243,7 +237,7 @@ def dora_update_stats(W: Tensor, dora: DoraUpdate) -> tuple[UpdateGeometry, Tens
     A, B, s = dora.A, dora.B, dora.scaling
     _check_factors(A, B)
     if W.shape != (B.shape[0], A.shape[1]) or dora.magnitude.shape != (W.shape[0],):
-        raise ValueError(
+        raise DeloraVizError(
             f"DoRA shapes do not fit: W {tuple(W.shape)}, A {tuple(A.shape)}, B {tuple(B.shape)}, "
             f"magnitude {tuple(dora.magnitude.shape)}; need W (m, n), A (r, n), B (m, r), magnitude (m,)"
         )
@@ -262,9 +256,9 @@ def dora_update_stats(W: Tensor, dora: DoraUpdate) -> tuple[UpdateGeometry, Tens
 # ----------------------------------------------------------------------------- input checks
 def _check_factors(A: Tensor | None, B: Tensor | None) -> None:
     if A is None or B is None:
-        raise ValueError("both factors A (r, n) and B (m, r) are needed")
+        raise DeloraVizError("both factors A (r, n) and B (m, r) are needed")
     if A.ndim < 2 or B.ndim != A.ndim or A.shape[-2] != B.shape[-1]:
-        raise ValueError(
+        raise DeloraVizError(
             f"factor shapes do not fit: A {tuple(A.shape)} must be (r, in_features) and B {tuple(B.shape)} "
             f"must be (out_features, r) with the same r"
         )
@@ -272,4 +266,6 @@ def _check_factors(A: Tensor | None, B: Tensor | None) -> None:
 
 def _check_weight(W: Tensor, update: LowRankUpdate) -> None:
     if W.shape != update.shape:
-        raise ValueError(f"W has shape {tuple(W.shape)} but the update is {update.shape} (out_features, in_features)")
+        raise DeloraVizError(
+            f"W has shape {tuple(W.shape)} but the update is {update.shape} (out_features, in_features)"
+        )
