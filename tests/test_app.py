@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -157,7 +158,7 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
     [
         (dict(steps=0), METHODS, "steps must be a positive integer"),
         (dict(steps=None), METHODS, "steps is empty"),
-        (dict(r=0), METHODS, "r (the rank) must be a positive integer"),
+        (dict(r=0), METHODS, "rank r must be a positive integer"),  # the widget's label leads
         (dict(delora_lambda=0), METHODS, "DeLoRA λ must be a positive number, got 0: the app's default is 5"),
         (dict(delora_lambda=-5.0), METHODS, "DeLoRA λ must be a positive number, got -5: the app's default is 5"),
         (dict(lr_lora=0), METHODS, "LoRA: lr must be a number"),
@@ -376,6 +377,12 @@ def test_user_errors_lead_with_the_widgets_label_and_bugs_are_internal():
     )
     assert handlers.user_message(FieldError("as written", "a_field_the_app_does_not_show")) == "as written"
     assert handlers.user_message(ValueError("plain")) == "plain"
+    upload = f"{tempfile.gettempdir()}/gradio/9a8b7c/my data.csv"
+    assert (
+        handlers.without_temp_folders(f"{upload}: a .txt file has no labels")
+        == "my data.csv: a .txt file has no labels"
+    )
+    assert handlers.without_temp_folders("/home/me/data.csv: kept") == "/home/me/data.csv: kept"  # not ours to hide
     for bug in (KeyError("x"), TypeError("y"), RuntimeError("z"), NotImplementedError("w")):
         assert handlers.user_message(bug) is None  # the caller logs it with its traceback
 

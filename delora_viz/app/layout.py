@@ -153,7 +153,7 @@ def _settings() -> dict:
             c["delora_lambda"] = gr.Number(d["delora_lambda"], label="DeLoRA λ")
         gr.Markdown("Learning rates (each method's recommended default):", elem_classes="explain")
         names = list(METHODS)
-        for pair in (names[:2], names[2:]):
+        for pair in (names[i : i + 2] for i in range(0, len(names), 2)):
             with gr.Row():
                 for m in pair:
                     c[f"lr_{m}"] = gr.Number(d[f"lr_{m}"], label=f"lr · {METHODS[m].label}", min_width=110)
