@@ -387,6 +387,15 @@ def test_direction_strength_table_by_hand():
     assert table.loc["lora", "ceiling_rel"].isna().all() and table.loc["lora", "to_ceiling"].isna().all()
     with pytest.raises(ValueError, match="turn_deg"):
         direction_strength_table(turn_history().drop(columns="turn_deg"))
+    # a turn away from a rounding-size update (DoRA's start: ||dW|| / ||W|| ~ 1e-8) is no turn
+    noisy = turn_history()
+    noisy.loc[noisy["step"] == 0, "delta_fro"] = 1e-7  # ||W|| is 10 or 20: 1e-8 relative
+    noisy.loc[noisy["step"] == 1, "turn_deg"] = 90.0
+    again = direction_strength_table(noisy).set_index(["method", "step"])
+    assert again.loc[("lora", 3), "turned_deg"] == pytest.approx(table.loc[("lora", 3), "turned_deg"])
+    noisy.loc[noisy["step"] == 0, "delta_fro"] = 1e-3  # a real (small) update: its turn counts
+    again = direction_strength_table(noisy).set_index(["method", "step"])
+    assert again.loc[("lora", 3), "turned_deg"] == pytest.approx(table.loc[("lora", 3), "turned_deg"] + 90)
 
 
 def test_direction_and_strength_draws_the_table_with_distinct_styles():
@@ -423,3 +432,8 @@ def test_angle_to_w_wide_range_and_band():
     expected = df[df.method == "delora"].groupby("step")["angle_delta_w_deg"].mean()
     np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
     assert any("random directions" in t.get_text() for t in ax.get_legend().get_texts())
+    noisy = df.copy()
+    noisy.loc[noisy["step"] == 0, ["delta_fro", "angle_delta_w_deg"]] = (1e-7, 150.0)  # rounding, no direction
+    noisy["rel_delta"] = noisy["delta_fro"] / noisy["w_fro"]
+    (line,) = lines_by_gid(plot_angle_to_w(noisy), "angle:delora")
+    np.testing.assert_allclose(line.get_ydata(), expected.loc[1:].to_numpy())  # step 0 skipped

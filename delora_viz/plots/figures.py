@@ -181,12 +181,17 @@ def plot_lambda(tracker_df: pd.DataFrame, ax=None) -> Figure:
     return fig
 
 
+NO_SIZE = 1e-6  # ||dW|| / ||W|| below this is float32 rounding, not an update with a direction
+
+
 def direction_strength_table(tracker_df: pd.DataFrame) -> pd.DataFrame:
     """Direction turned so far and strength, per run and step, means over layers.
 
     turned_deg: the running sum of turn_deg per layer (the angle between dW at this record and at the
-    previous one; NaN at a layer's first records counts 0), then the mean over layers. rel_delta:
-    ||dW||_F / ||W||_F. ceiling_rel: DeLoRA's ceiling over ||W||_F, bound_loose / w_fro, where bound_loose is
+    previous one; NaN at a layer's first records counts 0), then the mean over layers. A turn away from an
+    update of no size (previous ||dW|| / ||W|| below ``NO_SIZE`` = 1e-6) counts 0 too: that "direction" is
+    float32 rounding (DoRA's start, m / ||W|| rounded, gives ||dW|| / ||W|| ~ 1e-8 and a turn of ~90 degrees).
+    rel_delta: ||dW||_F / ||W||_F. ceiling_rel: DeLoRA's ceiling over ||W||_F, bound_loose / w_fro, where bound_loose is
     |lambda| max_j w_j (2 |lambda| max_j w_j with the paper init); NaN for methods without one.
     to_ceiling: ||dW||_F / ceiling. Columns: run, method, step, turned_deg, rel_delta, ceiling_rel, to_ceiling.
     """
@@ -197,11 +202,13 @@ def direction_strength_table(tracker_df: pd.DataFrame) -> pd.DataFrame:
     for run, method, rows, _ in iter_runs(tracker_df):
         rows = rows.sort_values("step", kind="stable")
         delta, w_fro = numeric(rows, "delta_fro"), numeric(rows, "w_fro")
+        previous = (delta / w_fro).groupby(rows["layer"]).shift(1)  # the same layer's previous record
+        turn = numeric(rows, "turn_deg").where(previous >= NO_SIZE, 0.0).fillna(0.0)
         ceiling = numeric(rows, "bound_loose") if "bound_loose" in rows.columns else delta * float("nan")
         per_layer = pd.DataFrame(
             {
                 "step": rows["step"],
-                "turned_deg": numeric(rows, "turn_deg").fillna(0.0).groupby(rows["layer"]).cumsum(),
+                "turned_deg": turn.groupby(rows["layer"]).cumsum(),
                 "rel_delta": delta / w_fro,
                 "ceiling_rel": ceiling / w_fro,
                 "to_ceiling": (delta / ceiling).replace([float("inf"), -float("inf")], float("nan")),
@@ -272,9 +279,12 @@ def plot_angle_to_w(tracker_df: pd.DataFrame, random_band: tuple[float, float] |
 
     ``random_band`` = (low, high) in degrees: where random directions of the same rank land (e.g.
     ``explore.random_angle_band``), shaded; a difference smaller than the band is noise, not a signal.
-    The range is wide on purpose: zoomed to a degree, sub-degree noise looks like a trend.
+    The range is wide on purpose: zoomed to a degree, sub-degree noise looks like a trend. Records of no size
+    (||dW|| / ||W|| below ``NO_SIZE``: dW = 0, or DoRA's rounding at its start) have no direction: skipped.
     """
     require_rows(tracker_df, ["step", "method", "angle_delta_w_deg"], "plot_angle_to_w")
+    if "rel_delta" in tracker_df.columns:
+        tracker_df = tracker_df[numeric(tracker_df, "rel_delta") >= NO_SIZE]
     fig, (ax,) = new_axes(None, width=8.0, height=4.0)
     if random_band is not None:
         low, high = random_band
