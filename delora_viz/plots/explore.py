@@ -31,11 +31,10 @@ from ..delora.geometry import (
     delora_bound,
     delora_bound_loose,
     delora_update,
-    dora_update_stats,
     fro_norm,
     lora_update,
-    update_geometry,
 )
+from ..instruments.one_layer import dora_update_stats, update_geometry
 from .frames import method_color, numeric, require_rows
 from .style import NORM, legend, styled
 
@@ -293,7 +292,7 @@ def angle_table(
     dora:   W' = diag(g)(W + s B A), g_k = ||W_k|| / ||(W + s B A)_k||  (magnitudes still at their start).
     delora: dW = (lambda/r) B Xi A diag(w): B's scale divides away, so only lambda sets the size
             (below PEFT's 1e-4 clamp on ||b_i||, the terms shrink).
-    Float64 closed forms from ``delora.geometry``; ``bound_rel`` is DeLoRA's |lambda| max_j w_j / ||W||_F.
+    Float64 closed forms from ``instruments.one_layer``; ``bound_rel`` is DeLoRA's |lambda| max_j w_j / ||W||_F.
     """
     unknown = sorted(set(methods) - set(ANGLE_METHODS))
     if unknown:
