@@ -8,24 +8,18 @@ import sys
 
 import pytest
 import torch
+from builders import ToyBlock
 from peft import DeloraConfig, LoraConfig, get_peft_model
 from torch import nn
 
-from delora_viz.delora import geometry as g
 from delora_viz.delora.layer import add_delora, delora_layers
 from delora_viz.instruments.history import COLUMNS, load_history
+from delora_viz.instruments.measure import UpdateGeometry
 from delora_viz.instruments.track import Tracker
 
 
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.q_proj = nn.Linear(48, 40)
-        self.v_proj = nn.Linear(48, 40)
-        self.out = nn.Linear(40, 6)
-
-    def forward(self, x):
-        return self.out(torch.tanh(self.q_proj(x)) * self.v_proj(x))
+def Block():  # noqa: N802 - the toy block (tests/builders.py) at this file's size
+    return ToyBlock(48, 40)
 
 
 def _peft(config):
@@ -83,7 +77,7 @@ def arccos_reference(W, dW):
     def angle(X, Y):
         return torch.arccos(((X * Y).sum() / (X.norm() * Y.norm())).clamp(-1, 1))
 
-    return g.UpdateGeometry(dW.norm(), W.norm(), dW.norm() / W.norm(), angle(dW, W), angle(W + dW, W))
+    return UpdateGeometry(dW.norm(), W.norm(), dW.norm() / W.norm(), angle(dW, W), angle(W + dW, W))
 
 
 @pytest.mark.parametrize("kind", list(BUILDERS))

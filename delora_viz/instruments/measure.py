@@ -46,12 +46,45 @@ from ..delora.geometry import (
     delora_bound,
     delora_bound_loose,
     delora_update,
-    geometry_from_inner_products,
     lora_update,
-    row_blocks,
 )
 
 DEGREES = 180.0 / math.pi
+
+
+# Norms and angles from three inner products (every method, low rank or DoRA's per-row sums):
+#     p = <dW, W> / ||W||,  q = sqrt(max(||dW||^2 - p^2, 0))
+#     angle(dW, W) = atan2(q, p)   (stable for tiny angles, unlike arccos),   angle(W + dW, W) = atan2(q, ||W|| + p)
+# q comes from a subtraction, so when dW is nearly parallel to W it is exact only to about sqrt(eps) ||dW||
+# (angles to ~1e-8 rad in float64, ~3e-4 rad in float32); elsewhere to full precision.
+@dataclass(frozen=True)
+class UpdateGeometry:
+    """Scalars describing one update dW of one weight W (0-d tensors; angles in radians)."""
+
+    delta_fro: Tensor  # ||dW||_F
+    w_fro: Tensor  # ||W||_F
+    rel_delta: Tensor  # ||dW||_F / ||W||_F
+    angle_delta_w: Tensor  # angle(dW, W); NaN when dW = 0 (no direction yet)
+    angle_w_prime: Tensor  # angle(W + dW, W)
+
+
+def geometry_from_inner_products(delta_sq: Tensor, inner: Tensor, w_sq: Tensor) -> UpdateGeometry:
+    """Norms and angles from ||dW||^2, <dW, W> and ||W||^2 (shared by the low-rank and DoRA forms)."""
+    w_fro = w_sq.clamp(min=0).sqrt()
+    delta_fro = delta_sq.clamp(min=0).sqrt()
+    p = inner / w_fro  # component of dW along W
+    q = (delta_sq - p * p).clamp(min=0).sqrt()  # component orthogonal to W
+    angle_delta_w = torch.where(delta_fro > 0, torch.atan2(q, p), torch.full_like(p, float("nan")))
+    return UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, torch.atan2(q, w_fro + p))
+
+
+def row_blocks(W: Tensor, dtype: torch.dtype, max_elements: int = 1 << 22):
+    """Yield (rows, W[rows] in dtype) in blocks of at most ~max_elements, so that measuring a bf16
+    model in float32 never copies the whole m x n weight (16 MiB of float32 at a time)."""
+    step = max(1, max_elements // max(1, W.shape[1]))
+    for start in range(0, W.shape[0], step):
+        rows = slice(start, start + step)
+        yield rows, W[rows].to(dtype)
 
 
 @dataclass(frozen=True)
@@ -299,6 +332,32 @@ def unpack(flat: Tensor, like: dict[str, Tensor]) -> dict[str, Tensor]:
 @torch.no_grad()
 def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     """The MEASURED columns of each layer from the (reduced) sums and the full factors: (L, len(MEASURED))."""
+    geo, sigma, drift, turn = measure_group(group, sums)
+    nan = torch.full_like(geo.delta_fro, float("nan"))
+    if group.kind == "delora":
+        lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
+    else:
+        lam = bound = loose = ratio = nan
+    columns = (
+        geo.delta_fro,
+        geo.w_fro,
+        geo.rel_delta,
+        geo.angle_delta_w * DEGREES,
+        geo.angle_w_prime * DEGREES,
+        bound,
+        loose,
+        ratio,
+        lam,
+        sigma,
+        drift,
+        turn,
+    )
+    return torch.stack(columns, dim=1)
+
+
+def measure_group(group: Group, sums: dict[str, Tensor]) -> tuple[UpdateGeometry, Tensor, Tensor, Tensor]:
+    """(geometry, sigma_max, dora_mag_drift, turn_deg) of each layer, (L,) each, in the group's dtype; NaN
+    where a column does not apply. Sets group.delta_fro (float64) for `keep`."""
     nan = torch.full_like(sums["w_sq"], float("nan"))
     if group.kind == "dora":
         dtype = group.dora.A.dtype
@@ -331,25 +390,7 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
         sigma = _largest_singular_value(gram_u, gram_v).to(V.dtype)
         group.delta_fro = delta_sq.clamp(min=0).sqrt()  # float64, for this turn and the next
         turn = _turn_from_difference(gram_left, gram_right, group.delta_fro, group.previous).to(V.dtype)
-    if group.kind == "delora":
-        lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
-    else:
-        lam = bound = loose = ratio = nan
-    columns = (
-        geo.delta_fro,
-        geo.w_fro,
-        geo.rel_delta,
-        geo.angle_delta_w * DEGREES,
-        geo.angle_w_prime * DEGREES,
-        bound,
-        loose,
-        ratio,
-        lam,
-        sigma,
-        drift,
-        turn,
-    )
-    return torch.stack(columns, dim=1)
+    return geo, sigma, drift, turn
 
 
 def keep(group: Group) -> dict:
