@@ -142,6 +142,7 @@ class Group:
     bound: Tensor | None = None  # (L,)
     bound_loose: Tensor | None = None  # (L,)
     previous: dict | None = None  # what the last record kept for turn_deg (see `keep`)
+    magnitude_eps: float = 0.0  # DoRA: eps of the magnitudes' stored dtype (their rounding, see metrics_from_sums)
     # set while measuring, read by `keep` for the next record:
     dora_rows: DoraRows | None = None  # DoRA's per-row terms (partial_sums)
     delta_fro: Tensor | None = None  # (L,) float64 ||dW|| (metrics_from_sums)
@@ -159,7 +160,9 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
     if first.kind in ("lora", "dora"):
         s = torch.tensor([float(p.scaling) for p in params], dtype=dtype, device=A.device)  # (L,)
         if first.kind == "dora":
-            return Group("dora", dora=DoraUpdate(A, B, s[:, None], stack("magnitude")), previous=previous)
+            mag = stack("magnitude")
+            eps = torch.finfo(first.magnitude.dtype).eps
+            return Group("dora", dora=DoraUpdate(A, B, s[:, None], mag), previous=previous, magnitude_eps=eps)
         return Group("lora", update=lora_update(A, B, s[:, None, None]), previous=previous)
     lam, w = stack("delora_lambda").reshape(L, 1), stack("w_norm")  # (L, 1), (L, n)
     A0, B0 = (stack("A0"), stack("B0")) if first.A0 is not None else (None, None)
@@ -179,6 +182,7 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
 # slow path at these sizes; from THREADED_GEMM_WEIGHTS on, W @ X gets the caller's threads (below, waking a
 # second thread costs more than it saves).
 SMALL_GEMM_WEIGHTS = 1 << 19
+DORA_ROUNDING = 4  # DoRA updates under DORA_ROUNDING * eps(m) * ||W|| are the magnitudes' rounding
 THREADED_GEMM_WEIGHTS = 1 << 20
 
 
@@ -360,8 +364,14 @@ def measure_group(group: Group, sums: dict[str, Tensor]) -> tuple[UpdateGeometry
         geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
         drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
         sigma = nan.to(dtype)
-        group.delta_fro = geo.delta_fro  # float64, for the next turn
-        turn = _turn_from_difference_and_inner(sums, group.previous).to(dtype)
+        # The magnitudes m are stored rounded (m = ||W_k|| at init, to their dtype's eps), so g - 1 is never
+        # exactly 0 and a DoRA update below ~eps ||W|| is that rounding (measured at init: 1.2e-8 ||W|| in
+        # float32, at a random angle to W): it has no direction yet, like a zero LoRA update.
+        directed = geo.delta_fro > DORA_ROUNDING * group.magnitude_eps * geo.w_fro
+        geo = replace(geo, angle_delta_w=torch.where(directed, geo.angle_delta_w, nan.to(geo.angle_delta_w)))
+        group.delta_fro = torch.where(directed, geo.delta_fro, 0.0)  # float64; 0: no turn from this record
+        turn = torch.where(directed, _turn_from_difference_and_inner(sums, group.previous), nan.to(geo.w_fro))
+        turn = turn.to(dtype)
         geo = replace(geo, **{f.name: getattr(geo, f.name).to(dtype) for f in fields(geo)})
     else:
         V, gram_left = group.update.V, sums["gram_left"]
