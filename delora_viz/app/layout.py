@@ -107,7 +107,7 @@ CSS = f"""
 .legend-item .swatch {{display: inline-block; width: 2.2em; height: 0}}
 #results table {{table-layout: auto; width: 100%}}
 #results th, #results th * {{white-space: normal; word-break: keep-all; overflow-wrap: normal; hyphens: none}}
-#results td, #results td * {{white-space: nowrap; word-break: keep-all}}
+#results td, #results td * {{word-break: keep-all; overflow-wrap: normal; font-family: var(--font)}}
 #results th, #results td {{padding: 0.3em 0.25em; font-size: 0.8em}}
 #results .table-wrap, #results table {{min-width: 0 !important}}
 #upload .upload-container {{padding-top: 1.9em}}
@@ -115,6 +115,9 @@ CSS = f"""
 #lessons button {{white-space: normal}}
 #lesson {{font-size: 0.92em}}
 """
+# the results table's columns (run, status, steps, lr, final eval, ‖ΔW‖_F, ‖ΔW‖/‖W‖, ∠, ‖ΔW‖/bound, λ, time):
+# shares that hold each value on one line at 1440 px (Gradio otherwise squeezes them and breaks mid-word)
+TABLE_WIDTHS = ["11%", "9%", "6%", "6%", "13%", "8%", "9%", "8%", "11%", "8%", "11%"]
 Y_TITLES = {"norm": "‖ΔW‖_F", "angle": "∠(ΔW, W) degrees", "lambda": "λ", "loss": "loss", "eval": "accuracy"}
 
 
@@ -228,6 +231,7 @@ def _compare_tab() -> dict:
         display_table(),
         label="Final metrics per run (means over layers; ‖ΔW‖/bound: the largest layer's)",
         interactive=False,
+        column_widths=TABLE_WIDTHS,
         wrap=True,
         elem_id="results",
     )

@@ -89,7 +89,7 @@ def plot_turn_strength(tracker_df: pd.DataFrame, ax=None) -> Figure:
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     layers = tracker_df["layer"].nunique() if "layer" in tracker_df.columns else 0
-    where = f"layer {short_layer(str(tracker_df['layer'].iloc[0]))}" if layers == 1 else "mean over layers"
+    where = f"one layer: {short_layer(str(tracker_df['layer'].iloc[0]))}" if layers == 1 else "mean over layers"
     ax.set(
         title=f"How far ΔW's direction turned against its strength\n({where})",
         xlabel="direction turned so far: Σ ∠(ΔW_t, ΔW_t−1), degrees",
