@@ -107,7 +107,8 @@ CSS = f"""
 .legend-item .swatch {{display: inline-block; width: 2.2em; height: 0}}
 #results table {{table-layout: auto; width: 100%}}
 #results th, #results th * {{white-space: normal; word-break: keep-all; overflow-wrap: normal; hyphens: none}}
-#results td, #results td * {{word-break: keep-all; overflow-wrap: normal; font-family: var(--font)}}
+#results td, #results td * {{word-break: keep-all !important; overflow-wrap: normal !important}}
+#results td span, #results th span {{padding-left: 0.2em !important; padding-right: 0.2em !important}}
 #results th, #results td {{padding: 0.3em 0.25em; font-size: 0.8em}}
 #results .table-wrap, #results table {{min-width: 0 !important}}
 #upload .upload-container {{padding-top: 1.9em}}
@@ -117,7 +118,7 @@ CSS = f"""
 """
 # the results table's columns (run, status, steps, lr, final eval, ‖ΔW‖_F, ‖ΔW‖/‖W‖, ∠, ‖ΔW‖/bound, λ, time):
 # shares that hold each value on one line at 1440 px (Gradio otherwise squeezes them and breaks mid-word)
-TABLE_WIDTHS = ["11%", "9%", "6%", "6%", "13%", "8%", "9%", "8%", "11%", "8%", "11%"]
+TABLE_WIDTHS = ["10%", "11%", "7%", "6%", "11%", "8%", "9%", "8%", "11%", "8%", "11%"]
 Y_TITLES = {"norm": "‖ΔW‖_F", "angle": "∠(ΔW, W) degrees", "lambda": "λ", "loss": "loss", "eval": "accuracy"}
 
 
