@@ -272,7 +272,10 @@ def test_the_space_folder_s_app_trains_a_tiny_run(tmp_path):
         assert status.startswith("finished 1/1 steps"), status
         client.close()
         where = subprocess.run(
-            [sys.executable, "-c", "import delora_viz; print(delora_viz.__file__)"], env=env, capture_output=True
+            [sys.executable, "-c", "import delora_viz; print(delora_viz.__file__)"],
+            cwd=folder,  # as app.py runs: its folder first on sys.path, then the wheel
+            env=env,
+            capture_output=True,
         )
         assert str(wheel) in where.stdout.decode()  # the app ran the wheel's code, not this checkout
     finally:

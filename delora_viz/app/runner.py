@@ -85,8 +85,10 @@ class Failed:
 _CACHE = None  # a UiSession of the training process: its last model + data, reused when the next run matches
 
 
-def job_events(job: Job) -> Iterator[Loaded | Baseline | Failed | object]:
-    """Train `job` here; yield Loaded, then the training events (and Baseline when it changes). Picklable."""
+def job_events(job: Job, keep_cache: bool = True) -> Iterator[Loaded | Baseline | Failed | object]:
+    """Train `job` here; yield Loaded, then the training events (and Baseline when it changes). Picklable.
+    keep_cache: keep the loaded model for the next run in this process (a device's worker); ZeroGPU's
+    worker lets it go, so nothing stays on a GPU once the call has ended."""
     global _CACHE
     import tqdm
 
@@ -130,6 +132,8 @@ def job_events(job: Job) -> Iterator[Loaded | Baseline | Failed | object]:
     except Exception as err:  # noqa: BLE001 - every error goes back to the server, which words it
         yield Failed(err)
     finally:
+        if not keep_cache and _CACHE is not None:
+            _CACHE.free_models()  # collects, empties the CUDA cache and trims
         memory.trim()
 
 
