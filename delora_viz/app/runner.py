@@ -169,8 +169,9 @@ def start(session, config: TrainConfig, policy: Policy, public: str | None, job:
         return prepared
     stop_path = os.path.join(tempfile.mkdtemp(prefix="delora-viz-stop-"), "stop")
     job = replace(job, config=config, policy=policy, public=public, stop_path=stop_path)
-    items = BACKEND.start(job)
+    items = None
     try:
+        items = BACKEND.start(job)  # ZeroGPU refuses here a run too long for one call
         loaded, data = _next(items, poll=False), _next(items, poll=False)
     except BaseException:
         _close(items, stop_path)
@@ -217,7 +218,7 @@ def _remote_events(prepared: RemotePrepared, stop) -> Iterator:
         _close(prepared.items, prepared.stop_path)
 
 
-def _close(items: Iterator, stop_path: str) -> None:
+def _close(items: Iterator | None, stop_path: str) -> None:
     """Stop the run in the other process (if it still goes) and wait until it has let go of its device."""
     Path(stop_path).touch()
     close = getattr(items, "close", None)
