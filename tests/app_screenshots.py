@@ -1,7 +1,7 @@
 """The docs' screenshots of the app (docs/img/app_*.png), in headless Chromium at 1440 px.
 
     python app.py --port 7860 &                      # the embedded MiniLM + BBC News, CPU is fine
-    python tests/app_screenshots.py http://127.0.0.1:7860/ [preset ...]
+    python tests/app_screenshots.py http://127.0.0.1:7860/ [preset[&param=value...] ...]
 
 For each preset: open its link (?preset=NAME), press Train, wait for the run to finish, and save the
 lesson, the plots and the table. Then the link round trip: open a link, check that the fields show it,
@@ -36,8 +36,10 @@ def save(page, path: Path, top: str, bottom: str) -> Path:
     return path
 
 
-def run_preset(page, url: str, name: str, timeout_s: float = 900) -> str:
+def run_preset(page, url: str, name: str, timeout_s: float = 1800) -> str:
+    """`name`: a preset, optionally with more parameters after it ("rank-1-tight-bound&max_steps=20")."""
     page.goto(f"{url}?preset={name}")
+    name = name.split("&")[0]
     page.wait_for_selector("#train")
     page.wait_for_function("() => /This lesson's link/.test(document.querySelector('#lesson').innerText)")
     page.click("#train")

@@ -50,6 +50,7 @@ def _args(tmp_path, **kw):
     )
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_callback_writes_history_checkpoints_and_tensorboard_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -79,6 +80,7 @@ def test_callback_writes_history_checkpoints_and_tensorboard_scalars(tmp_path):
         assert any(t.endswith(tag) for t in tags), (tag, sorted(tags))
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_a_callback_behind_the_loggers_warns_and_still_records(tmp_path):
     """callbacks=[...] puts it after TensorBoardCallback: the history is whole, TensorBoard misses the scalars."""
     trainer = Trainer(model=_model(), args=_args(tmp_path, max_steps=2), train_dataset=Toy())
@@ -89,6 +91,7 @@ def test_a_callback_behind_the_loggers_warns_and_still_records(tmp_path):
     assert any("delora/delta_fro_mean" in entry for entry in trainer.state.log_history)
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_a_fresh_run_keeps_the_previous_history(tmp_path):
     (tmp_path / "delora_history.jsonl").write_text("old\n")
     Trainer(
@@ -98,6 +101,7 @@ def test_a_fresh_run_keeps_the_previous_history(tmp_path):
     assert len(kept) == 1 and kept[0].read_text() == "old\n"
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_a_resumed_run_continues_its_history_without_duplicate_or_missing_steps(tmp_path):
     """Killed after step 6 (rows 0-6 on disk), resumed from checkpoint-3: steps 4-6 are redone, once each."""
     Trainer(model=_model(), args=_args(tmp_path), train_dataset=Toy(), callbacks=[TrackerCallback()]).train()
@@ -111,6 +115,7 @@ def test_a_resumed_run_continues_its_history_without_duplicate_or_missing_steps(
     assert not list(tmp_path.glob("delora_history.*.jsonl"))  # resuming continues the file, moves nothing aside
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_the_callback_warns_and_disables_itself_instead_of_ending_training(tmp_path):
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)

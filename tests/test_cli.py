@@ -50,6 +50,7 @@ def _tags(output_dir) -> set[str]:
     return tags
 
 
+@pytest.mark.slow  # trains: the CLI's loop
 def test_peft_readme_command_line_runs_with_gradient_accumulation(tiny_llama_dir, dataset_folder, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["train", "--base_model", tiny_llama_dir, "--data_path", dataset_folder, "--output_dir", str(out)]
@@ -118,6 +119,7 @@ def test_optimizer_steps_match_the_scripts_trainer(tiny_llama_dir, dataset_folde
         assert ours == trainer.state.global_step, (epochs, ours, trainer.state.global_step)
 
 
+@pytest.mark.slow  # trains: the CLI's loop
 def test_defaults_that_differ_from_the_script_are_printed_once(tiny_llama_dir, dataset_folder, tmp_path, capsys):
     argv = ["train", "--base_model", tiny_llama_dir, "--data_path", dataset_folder, "--output_dir", str(tmp_path)]
     argv += ["--max_steps", "1", "--eval_step", "0", "--rank", "4", "--device", "cpu", "--quiet"]
@@ -208,6 +210,7 @@ def test_push_uploads_an_adapter_naming_the_presets_hub_id(fake_hub, tmp_path):
     assert model.peft_config["default"].peft_type.value == "DELORA"
 
 
+@pytest.mark.slow  # trains: the CLI's loop
 def test_push_of_delora_paper_is_its_exact_lora_export(fake_hub, tiny_llama_dir, dataset_folder, tmp_path):
     out = tmp_path / "paper"
     argv = ["train", "--base_model", tiny_llama_dir, "--data_path", dataset_folder, "--output_dir", str(out)]

@@ -219,8 +219,8 @@ def test_public_api():
     import delora_viz
 
     homes = {
-        "delora_viz.delora": ["DeLoRALinear", "add_delora", "merge_delora", "update_geometry", "save_peft_delora"],
-        "delora_viz.instruments": ["Tracker", "load_history", "inspect_model", "find_adapters", "COLUMNS"],
+        "delora_viz.delora": ["DeLoRALinear", "add_delora", "merge_delora", "delora_update", "save_peft_delora"],
+        "delora_viz.instruments": ["Tracker", "load_history", "inspect_model", "update_geometry", "COLUMNS"],
         "delora_viz.instruments.callback": ["TrackerCallback"],
         "delora_viz.errors": ["DeloraVizError"],
         "delora_viz.training": ["TrainConfig", "train", "compare", "lr_sweep", "iter_train"],

@@ -107,6 +107,7 @@ CSS = f"""
 .legend-item .swatch {{display: inline-block; width: 2.2em; height: 0}}
 #results table {{table-layout: auto; width: 100%}}
 #results th, #results th * {{white-space: normal; word-break: keep-all; overflow-wrap: normal; hyphens: none}}
+#results td, #results td * {{white-space: nowrap; word-break: keep-all}}
 #results th, #results td {{padding: 0.3em 0.25em; font-size: 0.8em}}
 #results .table-wrap, #results table {{min-width: 0 !important}}
 #upload .upload-container {{padding-top: 1.9em}}
@@ -152,7 +153,7 @@ def _settings() -> dict:
             c["delora_lambda"] = gr.Number(d["delora_lambda"], label="DeLoRA λ")
         gr.Markdown("Learning rates (each method's recommended default):", elem_classes="explain")
         names = list(METHODS)
-        for pair in (names[:2], names[2:]):
+        for pair in (names[i : i + 2] for i in range(0, len(names), 2)):
             with gr.Row():
                 for m in pair:
                     c[f"lr_{m}"] = gr.Number(d[f"lr_{m}"], label=f"lr · {METHODS[m].label}", min_width=110)
@@ -224,7 +225,11 @@ def _compare_tab() -> dict:
     with gr.Row():
         c["plots"] += [_live_plot("eval", "held-out accuracy")]
     c["table"] = gr.Dataframe(
-        display_table(), label="Final metrics per method", interactive=False, wrap=True, elem_id="results"
+        display_table(),
+        label="Final metrics per run (means over layers; ‖ΔW‖/bound: the largest layer's)",
+        interactive=False,
+        wrap=True,
+        elem_id="results",
     )
     c["files"] = gr.File(
         label="Downloads: tracker history CSV, loss/eval CSV, figures (PNG zip), adapters (zip of PEFT dirs)",

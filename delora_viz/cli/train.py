@@ -169,9 +169,10 @@ def prepare_cli(config: TrainConfig, args):
 
     from ..training.data import load_data
     from ..training.loop import Prepared
-    from ..training.models import load_model
+    from ..training.models import load_model, resolve_model
 
     torch.manual_seed(config.seed)  # as loop.prepare: the same seed, the same fresh head
+    source = resolve_model(config.model)  # once, for the loader (build_config only read its config.json)
     data = load_data(
         config.data,
         config.task,
@@ -182,7 +183,7 @@ def prepare_cli(config: TrainConfig, args):
         label_column=args.label_column,
         eval_size=config.eval_examples,
     )
-    loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
+    loaded = load_model(source, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
     return Prepared(loaded, data)
 
 

@@ -87,6 +87,12 @@ class DeLoRALinear(nn.Module):
         self.dropout = nn.Dropout(module_dropout) if module_dropout > 0 else nn.Identity()
 
     @property
+    def method(self) -> str:
+        """The method's name everywhere else (the runner, the Tracker's rows, the history): init="peft" is
+        "delora", init="paper" is "delora-paper"."""
+        return "delora-paper" if self.init == "paper" else "delora"
+
+    @property
     def in_features(self) -> int:
         return self.base_layer.in_features
 

@@ -129,7 +129,7 @@ def export_metadata(layers: dict[str, DeLoRALinear]) -> dict:
     with torch.no_grad():
         per_layer = {
             name: {
-                "method": "delora-paper" if layer.init == "paper" else "delora",
+                "method": layer.method,
                 "rank": layer.r,
                 "lambda": layer.delora_lambda.detach().float().item(),
                 "bound": layer.bound().detach().float().item(),

@@ -46,12 +46,45 @@ from ..delora.geometry import (
     delora_bound,
     delora_bound_loose,
     delora_update,
-    geometry_from_inner_products,
     lora_update,
-    row_blocks,
 )
 
 DEGREES = 180.0 / math.pi
+
+
+# Norms and angles from three inner products (every method, low rank or DoRA's per-row sums):
+#     p = <dW, W> / ||W||,  q = sqrt(max(||dW||^2 - p^2, 0))
+#     angle(dW, W) = atan2(q, p)   (stable for tiny angles, unlike arccos),   angle(W + dW, W) = atan2(q, ||W|| + p)
+# q comes from a subtraction, so when dW is nearly parallel to W it is exact only to about sqrt(eps) ||dW||
+# (angles to ~1e-8 rad in float64, ~3e-4 rad in float32); elsewhere to full precision.
+@dataclass(frozen=True)
+class UpdateGeometry:
+    """Scalars describing one update dW of one weight W (0-d tensors; angles in radians)."""
+
+    delta_fro: Tensor  # ||dW||_F
+    w_fro: Tensor  # ||W||_F
+    rel_delta: Tensor  # ||dW||_F / ||W||_F
+    angle_delta_w: Tensor  # angle(dW, W); NaN when dW = 0 (no direction yet)
+    angle_w_prime: Tensor  # angle(W + dW, W)
+
+
+def geometry_from_inner_products(delta_sq: Tensor, inner: Tensor, w_sq: Tensor) -> UpdateGeometry:
+    """Norms and angles from ||dW||^2, <dW, W> and ||W||^2 (shared by the low-rank and DoRA forms)."""
+    w_fro = w_sq.clamp(min=0).sqrt()
+    delta_fro = delta_sq.clamp(min=0).sqrt()
+    p = inner / w_fro  # component of dW along W
+    q = (delta_sq - p * p).clamp(min=0).sqrt()  # component orthogonal to W
+    angle_delta_w = torch.where(delta_fro > 0, torch.atan2(q, p), torch.full_like(p, float("nan")))
+    return UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, torch.atan2(q, w_fro + p))
+
+
+def row_blocks(W: Tensor, dtype: torch.dtype, max_elements: int = 1 << 22):
+    """Yield (rows, W[rows] in dtype) in blocks of at most ~max_elements, so that measuring a bf16
+    model in float32 never copies the whole m x n weight (16 MiB of float32 at a time)."""
+    step = max(1, max_elements // max(1, W.shape[1]))
+    for start in range(0, W.shape[0], step):
+        rows = slice(start, start + step)
+        yield rows, W[rows].to(dtype)
 
 
 @dataclass(frozen=True)
@@ -109,6 +142,7 @@ class Group:
     bound: Tensor | None = None  # (L,)
     bound_loose: Tensor | None = None  # (L,)
     previous: dict | None = None  # what the last record kept for turn_deg (see `keep`)
+    magnitude_eps: float = 0.0  # DoRA: eps of the magnitudes' stored dtype (their rounding, see metrics_from_sums)
     # set while measuring, read by `keep` for the next record:
     dora_rows: DoraRows | None = None  # DoRA's per-row terms (partial_sums)
     delta_fro: Tensor | None = None  # (L,) float64 ||dW|| (metrics_from_sums)
@@ -126,7 +160,9 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
     if first.kind in ("lora", "dora"):
         s = torch.tensor([float(p.scaling) for p in params], dtype=dtype, device=A.device)  # (L,)
         if first.kind == "dora":
-            return Group("dora", dora=DoraUpdate(A, B, s[:, None], stack("magnitude")), previous=previous)
+            mag = stack("magnitude")
+            eps = torch.finfo(first.magnitude.dtype).eps
+            return Group("dora", dora=DoraUpdate(A, B, s[:, None], mag), previous=previous, magnitude_eps=eps)
         return Group("lora", update=lora_update(A, B, s[:, None, None]), previous=previous)
     lam, w = stack("delora_lambda").reshape(L, 1), stack("w_norm")  # (L, 1), (L, n)
     A0, B0 = (stack("A0"), stack("B0")) if first.A0 is not None else (None, None)
@@ -146,6 +182,7 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
 # slow path at these sizes; from THREADED_GEMM_WEIGHTS on, W @ X gets the caller's threads (below, waking a
 # second thread costs more than it saves).
 SMALL_GEMM_WEIGHTS = 1 << 19
+DORA_ROUNDING = 4  # DoRA updates under DORA_ROUNDING * eps(m) * ||W|| are the magnitudes' rounding
 THREADED_GEMM_WEIGHTS = 1 << 20
 
 
@@ -295,32 +332,8 @@ def unpack(flat: Tensor, like: dict[str, Tensor]) -> dict[str, Tensor]:
 @torch.no_grad()
 def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     """The MEASURED columns of each layer from the (reduced) sums and the full factors: (L, len(MEASURED))."""
-    nan = torch.full_like(sums["w_sq"], float("nan"))
-    if group.kind == "dora":
-        dtype = group.dora.A.dtype
-        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
-        drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
-        sigma = nan.to(dtype)
-        group.delta_fro = geo.delta_fro  # float64, for the next turn
-        turn = _turn_from_difference_and_inner(sums, group.previous).to(dtype)
-        geo = replace(geo, **{f.name: getattr(geo, f.name).to(dtype) for f in fields(geo)})
-    else:
-        V, gram_left = group.update.V, sums["gram_left"]
-        k = V.shape[-1]
-        if group.previous is None:
-            gram_u, gram_right = gram_left, _gram(V)
-        else:  # Y = [V, V - V_prev]; U = X's two blocks summed, so U^T U = the sum of X^T X's four blocks
-            V64 = V.to(torch.float64)
-            gram_right = _gram(torch.cat([V64, V64 - group.previous["V"]], dim=-1))  # (L, 2k, 2k)
-            row_blocks_summed = gram_left[..., :k, :] + gram_left[..., k:, :]  # (L, k, 2k)
-            gram_u = row_blocks_summed[..., :k] + row_blocks_summed[..., k:]
-        gram_v = gram_right[..., :k, :k]  # U^T U, V^T V (L, k, k), float64
-        delta_sq = (gram_u * gram_v).sum(dim=(-2, -1))  # float64
-        geo = geometry_from_inner_products(delta_sq.to(V.dtype), sums["inner"], sums["w_sq"])
-        drift = nan
-        sigma = _largest_singular_value(gram_u, gram_v).to(V.dtype)
-        group.delta_fro = delta_sq.clamp(min=0).sqrt()  # float64, for this turn and the next
-        turn = _turn_from_difference(gram_left, gram_right, group.delta_fro, group.previous).to(V.dtype)
+    geo, sigma, drift, turn = measure_group(group, sums)
+    nan = torch.full_like(geo.delta_fro, float("nan"))
     if group.kind == "delora":
         lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
     else:
@@ -340,6 +353,44 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
         turn,
     )
     return torch.stack(columns, dim=1)
+
+
+def measure_group(group: Group, sums: dict[str, Tensor]) -> tuple[UpdateGeometry, Tensor, Tensor, Tensor]:
+    """(geometry, sigma_max, dora_mag_drift, turn_deg) of each layer, (L,) each, in the group's dtype; NaN
+    where a column does not apply. Sets group.delta_fro (float64) for `keep`."""
+    nan = torch.full_like(sums["w_sq"], float("nan"))
+    if group.kind == "dora":
+        dtype = group.dora.A.dtype
+        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
+        drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
+        sigma = nan.to(dtype)
+        # The magnitudes m are stored rounded (m = ||W_k|| at init, to their dtype's eps), so g - 1 is never
+        # exactly 0 and a DoRA update below ~eps ||W|| is that rounding (measured at init: 1.2e-8 ||W|| in
+        # float32, at a random angle to W): it has no direction yet, like a zero LoRA update.
+        directed = geo.delta_fro > DORA_ROUNDING * group.magnitude_eps * geo.w_fro
+        geo = replace(geo, angle_delta_w=torch.where(directed, geo.angle_delta_w, nan.to(geo.angle_delta_w)))
+        group.delta_fro = torch.where(directed, geo.delta_fro, 0.0)  # float64; 0: no turn from this record
+        turn = torch.where(directed, _turn_from_difference_and_inner(sums, group.previous), nan.to(geo.w_fro))
+        turn = turn.to(dtype)
+        geo = replace(geo, **{f.name: getattr(geo, f.name).to(dtype) for f in fields(geo)})
+    else:
+        V, gram_left = group.update.V, sums["gram_left"]
+        k = V.shape[-1]
+        if group.previous is None:
+            gram_u, gram_right = gram_left, _gram(V)
+        else:  # Y = [V, V - V_prev]; U = X's two blocks summed, so U^T U = the sum of X^T X's four blocks
+            V64 = V.to(torch.float64)
+            gram_right = _gram(torch.cat([V64, V64 - group.previous["V"]], dim=-1))  # (L, 2k, 2k)
+            row_blocks_summed = gram_left[..., :k, :] + gram_left[..., k:, :]  # (L, k, 2k)
+            gram_u = row_blocks_summed[..., :k] + row_blocks_summed[..., k:]
+        gram_v = gram_right[..., :k, :k]  # U^T U, V^T V (L, k, k), float64
+        delta_sq = (gram_u * gram_v).sum(dim=(-2, -1))  # float64
+        geo = geometry_from_inner_products(delta_sq.to(V.dtype), sums["inner"], sums["w_sq"])
+        drift = nan
+        sigma = _largest_singular_value(gram_u, gram_v).to(V.dtype)
+        group.delta_fro = delta_sq.clamp(min=0).sqrt()  # float64, for this turn and the next
+        turn = _turn_from_difference(gram_left, gram_right, group.delta_fro, group.previous).to(V.dtype)
+    return geo, sigma, drift, turn
 
 
 def keep(group: Group) -> dict:

@@ -33,11 +33,10 @@ from ..delora.geometry import (
     delora_bound,
     delora_bound_loose,
     delora_update,
-    dora_update_stats,
     fro_norm,
     lora_update,
-    update_geometry,
 )
+from ..instruments.one_layer import dora_update_stats, update_geometry
 from .frames import method_color, numeric, require_rows
 from .style import NORM, legend, styled
 
@@ -296,7 +295,7 @@ def angle_table(
     delora: dW = (lambda/r) B Xi A diag(w): rescaling B divides away (below PEFT's 1e-4 clamp on
             ||b_i||, the terms shrink). This holds A and B's directions fixed; turning them moves
             ||dW|| below the ceiling |lambda| max_j w_j too (``bound_table``), so lambda is not the only knob.
-    Float64 closed forms from ``delora.geometry``; ``bound_rel`` is DeLoRA's |lambda| max_j w_j / ||W||_F.
+    Float64 closed forms from ``instruments.one_layer``; ``bound_rel`` is DeLoRA's |lambda| max_j w_j / ||W||_F.
     """
     unknown = sorted(set(methods) - set(ANGLE_METHODS))
     if unknown:

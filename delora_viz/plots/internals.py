@@ -18,8 +18,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..delora.geometry import DoraUpdate, LowRankUpdate, dora_update_stats, fro_norm, update_geometry
+from ..delora.geometry import DoraUpdate, LowRankUpdate, fro_norm
 from ..instruments.dense import dense_geometry
+from ..instruments.one_layer import dora_update_stats, update_geometry
 from .style import legend, styled
 
 SIZES = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)

@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .data import TextData, load_data
 from .hub import public_model_id
 from .methods import build_adapted_model, save_adapter
-from .models import LoadedModel, infer_task, load_model
+from .models import LoadedModel, infer_task, load_model, resolve_model
 from .steps import RunRNG, grad_scaler, lr_factor, optimizer_steps, param_groups, step_indices, trainable_to_float32
 
 TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM"}
@@ -90,15 +90,18 @@ class Prepared:
 
 
 def prepare(config: TrainConfig) -> Prepared:
+    """Load the config's model and data once (a comparison's runs share them). The model's source is
+    resolved once, into one value the task inference and the loader both read."""
     torch.manual_seed(config.seed)  # a fresh task head is drawn at load: the same seed, the same head everywhere
+    source = resolve_model(config.model)
     data = load_data(
         config.data,
-        infer_task(config.model, config.task),
+        infer_task(source, config.task),
         eval_fraction=config.eval_fraction,
         max_examples=config.max_examples,
         seed=config.seed,
     )
-    loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
+    loaded = load_model(source, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
     return Prepared(loaded, data)
 
 

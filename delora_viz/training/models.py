@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,25 @@ def ensure_smollm2() -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A model as the user named it, resolved once (`resolve_model`) and passed down: prepare() hands the
+    same value to infer_task and load_model, so a config's model is looked up one time."""
+
+    spec: str | None  # what the user typed: None, a preset name or Hub id, a directory
+    preset: str | None  # "minilm" / "smollm2" when it is one (hub.preset_key), else None
+
+    @cached_property
+    def path(self) -> str:
+        """The directory (or Hub id) from_pretrained reads; resolved on first use (SmolLM2: converted once)."""
+        return resolve_model_source(self.spec)
+
+
+def resolve_model(spec) -> ModelSource:
+    """`spec` (None, a preset, a directory, a Hub id) as a ModelSource; a ModelSource is returned as it is."""
+    return spec if isinstance(spec, ModelSource) else ModelSource(spec, preset_key(spec))
+
+
 def resolve_model_source(spec: str | None) -> str:
     """A directory loadable by from_pretrained, or a Hub id. May convert SmolLM2 once (~20 s)."""
     spec = preset_key(spec) or spec  # a preset's Hub id -> the embedded copy (offline)
@@ -323,7 +343,8 @@ def load_model(
         raise DeloraVizError(f"task must be one of {TASKS} or None, got {task!r}", field="task")
     if num_labels is not None:
         check_int("num_labels", num_labels, minimum=2)
-    key = preset_key(spec) or str(spec).lower()
+    model_source = resolve_model(spec)
+    spec, key = model_source.spec, model_source.preset or str(model_source.spec).lower()
     if key == EMBEDDED_MODEL and task == "causal_lm":
         raise DeloraVizError(
             "MiniLM is an encoder (BERT) with no causal-LM head; for causal LM use "
@@ -332,7 +353,7 @@ def load_model(
         )
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
-    source = resolve_model_source(spec)
+    source = model_source.path
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -380,18 +401,18 @@ def load_model(
     )
 
 
-def infer_task(spec: str | None, task: str | None = None) -> str:
-    """The task for model `spec` (a preset, a local directory or a Hub id), reading only its config."""
+def infer_task(spec, task: str | None = None) -> str:
+    """The task for model `spec` (a preset, a local directory, a Hub id or a ModelSource), reading only its config."""
     if task is not None:
         if task not in TASKS:
             raise DeloraVizError(f"task must be one of {TASKS}, got {task!r}", field="task")
         return task
-    key = preset_key(spec)
-    if key is not None:
-        return "classification" if key == EMBEDDED_MODEL else "causal_lm"
+    model_source = resolve_model(spec)
+    if model_source.preset is not None:
+        return "classification" if model_source.preset == EMBEDDED_MODEL else "causal_lm"
     from transformers import AutoConfig
 
-    source = resolve_model_source(spec)
+    spec, source = model_source.spec, model_source.path
     try:
         with _quiet_transformers():
             config = AutoConfig.from_pretrained(source, trust_remote_code=False)
