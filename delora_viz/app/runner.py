@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from ..training import Prepared, RunResult, iter_compare, iter_lr_sweep
 from ..training.config import TrainConfig
-from ..training.loop import Prepared, RunResult, iter_compare, iter_lr_sweep
 from . import memory
 from .policy import Policy, check_model_size, check_targets
 

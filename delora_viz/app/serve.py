@@ -14,6 +14,7 @@ import sys
 
 import gradio as gr
 
+from ..errors import DeloraVizError
 from . import handlers, memory, runner, workers, zerogpu
 from . import settings as app_settings
 from .flags import LIMITS, add_arguments
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         slots = workers.parse_devices(args.devices)
     except (OSError, ValueError) as err:
         if parser is None:
-            raise ValueError(str(err)) from None
+            raise DeloraVizError(str(err)) from None  # the CLI shows it as bad input
         parser.error(str(err))
     policy = Policy.for_launch(
         args.host,
