@@ -266,7 +266,8 @@ df[["step", "layer", "delta_fro", "bound", "bound_loose", "lambda", "angle_delta
 # LoRA and DoRA layers have no $\lambda$ and no bound: those columns are NaN for them. The figure: each
 # layer's $\|\Delta W\|_F$ as a fraction of its tight bound, step by step. What to notice: every cell is
 # below 1; step 0 is dark ($\Delta W = 0$) and step 1 is already at its working level: PEFT's
-# zero-initialised $B$ jumps at step 1 (notebook 01).
+# zero-initialised $B$ jumps at step 1 (notebook 01). One layer, the last block's query projection, pushes
+# closer to its bound than the others (`bound_ratio_max` in the summary above).
 
 # %%
 n_layers = df["layer"].nunique()
