@@ -3,6 +3,7 @@
 Everything trains the tiny local BERT (tests/builders.py) for a few steps, so a comparison takes seconds.
 """
 
+import math
 import os
 import socket
 import subprocess
@@ -14,11 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from delora_viz.app import handlers, layout, serve
+from delora_viz.app import handlers, layout, runner, serve
 from delora_viz.app import settings as app_settings
 from delora_viz.app.live import LiveView
 from delora_viz.app.session import UiSession
 from delora_viz.app.settings import DEFAULTS, SETTINGS, make_config, parse_multipliers
+from delora_viz.training.loop import RunResult
 
 METHODS = ["lora", "dora", "delora"]
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:gradio.helpers")  # gr.Warning outside a request
@@ -96,9 +98,9 @@ def test_compare_results_table_downloads_and_adapters(run):
     names = zipfile.ZipFile(next(f for f in files if f.endswith("_adapters.zip"))).namelist()
     assert {f"{m}/adapter_config.json" for m in METHODS} <= set(names)
     pngs = zipfile.ZipFile(next(f for f in files if f.endswith("_figures.zip"))).namelist()
-    assert {"update_norm.png", "angles.png", "lambda.png", "loss.png"} <= set(pngs)
+    assert {"update_norm.png", "angles.png", "lambda.png", "loss.png", "accuracy.png"} <= set(pngs)
     run_dd, layer_dd = outputs[-1][9], outputs[-1][10]
-    assert run_dd["value"] == "lora" and layer_dd["value"] in layer_dd["choices"]
+    assert run_dd["value"] == "delora" and layer_dd["value"] in layer_dd["choices"]  # Inspect opens on DeLoRA
     assert set(session.results) == set(METHODS)
 
 
@@ -138,9 +140,10 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
             break
     outputs.extend(gen)
     final = outputs[-1][0]
-    assert final.startswith("stopped at step 1/50"), final
+    steps = {run: r.final["steps"] for run, r in session.results.items()}
+    assert steps == {"lora": 1, "dora": 0, "delora": 0}  # lora stepped first; the others stopped before theirs
+    assert final.startswith("stopped at step 1 (lora), 0 (dora), 0 (delora) of 50"), final  # each run's own step
     assert {r.status for r in session.results.values()} == {"stopped"}
-    assert max(r.final["steps"] for r in session.results.values()) == 1  # ended within one step
     files = outputs[-1][8]
     assert len(files) == 4 and all(Path(f).stat().st_size > 0 for f in files)
     names = zipfile.ZipFile(files[-1]).namelist()
@@ -188,10 +191,18 @@ def test_unexpected_errors_are_a_message_not_a_traceback(tiny_bert_dir, text_fil
         raise RuntimeError("the GPU caught fire")
         yield
 
-    monkeypatch.setattr(handlers, "iter_compare", boom)
+    monkeypatch.setattr(runner, "iter_compare", boom)
     outputs = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files)))
-    assert outputs[-1][0] == "⚠️ unexpected error: RuntimeError: the GPU caught fire"
-    assert "Traceback" in caplog.text  # logged on the server, not shown
+    assert outputs[-1][0] == "⚠️ internal error, see the server log"
+    assert "Traceback" in caplog.text and "the GPU caught fire" in caplog.text  # logged on the server, not shown
+
+    def bug(*args, **kwargs):  # a KeyError or TypeError inside the app is a bug, not a typo of the user's
+        raise KeyError("rows")
+        yield
+
+    monkeypatch.setattr(runner, "iter_compare", bug)
+    outputs = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files)))
+    assert outputs[-1][0] == "⚠️ internal error, see the server log" and "KeyError: 'rows'" in caplog.text
 
 
 def test_lr_sweep_tab(tiny_bert_dir, text_files):
@@ -249,10 +260,10 @@ def test_app_py_is_thin_and_main_parses_its_flags(monkeypatch):
     serve.main(["--port", "7999"])
     assert calls["args"] == ("127.0.0.1", 7999, False, 50)
     assert not calls["policy"].served and calls["policy"].local_paths and calls["auth"] is None
-    serve.main(["--host", "0.0.0.0", "--share", "--max-upload-mb", "5", "--auth", "ada:lovelace", "--no-hub"])
+    serve.main(["--host", "0.0.0.0", "--share", "--limit-upload-mb", "5", "--auth", "ada:lovelace", "--no-hub"])
     assert calls["args"] == ("0.0.0.0", 7860, True, 5.0) and calls["auth"] == [("ada", "lovelace")]
     assert calls["policy"].served and not calls["policy"].local_paths and not calls["policy"].hub
-    serve.main(["--host", "0.0.0.0", "--allow-local-paths", "--max-rank", "16"])
+    serve.main(["--host", "0.0.0.0", "--allow-local-paths", "--limit-rank", "16"])
     assert calls["policy"].served and calls["policy"].local_paths and calls["policy"].max_rank == 16
     source = (Path(__file__).parents[1] / "app.py").read_text()
     assert "demo = build_demo()" in source and 'if __name__ == "__main__":' in source
@@ -335,3 +346,186 @@ def test_bad_input_through_the_client_keeps_the_app_serving(app_url, tiny_bert_d
     assert status.startswith("⚠️") and "no method ticked" in status
     status = client.predict(METHODS, *_values(tiny_bert_dir, text_files, r=0), api_name="/compare")[0]
     assert "rank" in status
+
+
+# ----------------------------------------------------------------------------- the walk's defects
+def test_a_garbled_upload_is_named_by_its_file_without_the_parsers_words(tiny_bert_dir, text_files, tmp_path):
+    folder = tmp_path / "gradio" / "3f9c2a1b7e"  # what Gradio's upload folder looks like
+    folder.mkdir(parents=True)
+    bad = folder / "bad.csv"
+    bad.write_text("text,label\nsport news,sport\nthree,fields,here\nmore,business\n" * 3)
+    out = list(handlers.compare(UiSession(), METHODS, *_values(tiny_bert_dir, text_files, upload=str(bad))))
+    message = out[-1][0]
+    assert message.startswith("⚠️ the uploaded file 'bad.csv' could not be read as csv"), message
+    assert str(folder) not in message and "3f9c2a1b7e" not in message  # no server path
+    assert "tokenizing" not in message and "C error" not in message  # no parser jargon
+
+
+def test_user_errors_lead_with_the_widgets_label_and_bugs_are_internal():
+    class FieldError(ValueError):  # what delora_viz.DeloraVizError looks like: a ValueError with a field
+        def __init__(self, message, field):
+            super().__init__(message)
+            self.field = field
+
+    assert handlers.user_message(FieldError("max_length must be at least 8 tokens, got 2", "max_length")) == (
+        "max length (tokens) must be at least 8 tokens, got 2"
+    )
+    assert handlers.user_message(FieldError("no column 'body' in the file", "text_column")) == (
+        "text column: no column 'body' in the file"
+    )
+    assert handlers.user_message(FieldError("as written", "a_field_the_app_does_not_show")) == "as written"
+    assert handlers.user_message(ValueError("plain")) == "plain"
+    for bug in (KeyError("x"), TypeError("y"), RuntimeError("z"), NotImplementedError("w")):
+        assert handlers.user_message(bug) is None  # the caller logs it with its traceback
+
+
+def test_the_accuracy_plot_shows_every_evaluation_and_a_lone_baseline():
+    view = LiveView(steps=40, runs=["lora", "delora"])
+    view.baseline = 0.3
+    frame = view.frames()["eval"][0].dropna()
+    assert set(frame["series"]) == {"lora", "delora"} and set(frame["step"]) == {0}  # drawn as markers (layout.CSS)
+
+    def stopped(run, at):  # a run stopped at step `at`: its last evaluation came after its last StepEvent
+        history = [{"step": s, "eval_metric": {0: 0.3, at: 0.8}.get(s, math.nan)} for s in range(at + 1)]
+        final = {"steps": at, "eval_metric": 0.8, "eval_name": "accuracy"}
+        return RunResult(run, run, None, history, [], None, final, "stopped")
+
+    view.add(stopped("lora", 18))
+    view.add(stopped("delora", 17))
+    frame = view.frames()["eval"][0].dropna()
+    assert sorted(zip(frame["series"], frame["step"])) == [("delora", 0), ("delora", 17), ("lora", 0), ("lora", 18)]
+    assert view.status().startswith("stopped at step 18 (lora), 17 (delora) of 40")
+
+
+def test_one_stop_per_session_stops_a_sweep_too(tiny_bert_dir, text_files):
+    session, other = UiSession(), UiSession()
+    gen = handlers.sweep(session, ["lora", "delora"], "1, 10", 30, *_values(tiny_bert_dir, text_files))
+    outputs = []
+    for out in gen:
+        outputs.append(out)
+        if out[0].startswith("run 1/4"):
+            handlers.stop(other)  # another session's Stop: nothing happens here
+            handlers.stop(session)  # this session's (the Compare tab's button calls the same function)
+            break
+    outputs.extend(gen)
+    assert outputs[-1][0].startswith("stopped: 1/4 runs"), outputs[-1][0]
+    session.close()
+
+
+def test_a_second_run_of_the_same_page_is_told_to_press_stop(tiny_bert_dir, text_files):
+    session = UiSession()
+    session.busy = 1  # a sweep of this page is running
+    out = list(handlers.compare(session, METHODS, *_values(tiny_bert_dir, text_files)))
+    assert "press Stop (on either tab) first" in out[-1][0]
+
+
+def test_known_library_warnings_stay_out_of_the_log():
+    import warnings
+
+    from delora_viz.app.logs import quiet_library_logs
+
+    quiet_library_logs()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        quiet_library_logs()  # after catch_warnings reset the filters, as at app start
+        warnings.warn(
+            "`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning, stacklevel=2
+        )
+        warnings.warn("something new", FutureWarning, stacklevel=2)
+    assert [str(w.message) for w in seen] == ["something new"]
+
+
+def test_the_fixed_lambda_run_keeps_lambda_and_still_moves_its_norm(tiny_bert_dir, text_files):
+    from delora_viz.training.comparisons import compare
+    from delora_viz.training.config import TrainConfig
+
+    config = TrainConfig(
+        model=tiny_bert_dir, data=text_files["csv"], steps=4, batch_size=4, max_length=16, eval_every=0, device="cpu"
+    )
+    runs = compare(["delora", "delora-fixed-lambda"], config)
+    lam = {run: pd.DataFrame(r.rows).groupby("step")["lambda"].mean() for run, r in runs.items()}
+    norm = pd.DataFrame(runs["delora-fixed-lambda"].rows).groupby("step")["delta_fro"].mean()
+    assert lam["delora-fixed-lambda"].nunique() == 1 and lam["delora"].nunique() > 1
+    assert abs(norm[4] - norm[1]) > 1e-3 * norm[1]  # A and B alone moved ||dW||
+
+
+# ----------------------------------------------------------------------------- lessons as links
+def test_a_link_restores_the_setup_named_like_the_cli_flags():
+    from delora_viz.app.links import parse_query
+
+    setup = parse_query({"methods": "lora,delora", "rank": "3", "max_steps": "5", "cutoff_len": "32", "tab": "sweep"})
+    assert setup.tab == "sweep" and setup.sweep_methods == ["lora", "delora"] and setup.sweep_steps == 5
+    assert setup.settings["r"] == 3 and setup.settings["max_length"] == 32 and not setup.problems
+    setup = parse_query(
+        {"methods": "dora", "max_steps": "12", "learning_rate_lora": "0.01", "base_model": "org/name", "seed": "2"}
+    )
+    assert setup.tab == "compare" and setup.methods == ["dora"] and setup.settings["steps"] == 12
+    assert setup.settings["lr_lora"] == 0.01 and setup.settings["model_path"] == "org/name"
+    assert setup.settings["seed"] == 2 and setup.settings["model"] == DEFAULTS["model"]
+    assert parse_query({"base_model": "smollm2"}).settings["model"] == "smollm2"
+    bad = parse_query({"rank": "three", "methods": "lora,nope", "tab": "x", "r": "4", "preset": "nope"})
+    assert bad.settings["r"] == DEFAULTS["r"] and bad.methods == ["lora"] and bad.tab == "compare"
+    assert [p.split(":")[0] for p in bad.problems] == ["preset", "tab", "rank", "methods", "r"]
+
+
+def test_link_round_trip_writes_only_what_differs_from_the_defaults():
+    from delora_viz.app.links import make_query, parse_query
+
+    assert make_query(dict(DEFAULTS), ["lora", "dora", "delora"]) == ""
+    settings = dict(DEFAULTS, r=3, steps=5, lr_delora=0.05, model_path="org/name", text_column="body")
+    query = make_query(settings, ["lora", "delora"])
+    assert query == (
+        "?methods=lora,delora&base_model=org/name&text_column=body&rank=3&learning_rate_delora=0.05&max_steps=5"
+    )
+    from urllib.parse import parse_qsl
+
+    back = parse_query(dict(parse_qsl(query[1:])))
+    assert back.methods == ["lora", "delora"] and {k: back.settings[k] for k in ("r", "steps", "lr_delora")} == {
+        "r": 3,
+        "steps": 5,
+        "lr_delora": 0.05,
+    }
+    sweep = make_query(dict(DEFAULTS), ["lora"], "sweep", ["lora", "delora-paper"], "0.5, 5", 8)
+    assert sweep == "?methods=lora,delora-paper&max_steps=8&lr_multipliers=0.5,5&tab=sweep"
+    back = parse_query(dict(parse_qsl(sweep[1:])))
+    assert (back.sweep_methods, back.multipliers, back.sweep_steps, back.tab) == (
+        ["lora", "delora-paper"],
+        "0.5, 5",
+        8,
+        "sweep",
+    )
+
+
+def test_each_preset_is_a_link_that_makes_one_point():
+    from delora_viz.app.links import PRESETS, parse_query, preset_link
+
+    assert set(PRESETS) == {
+        "lora-crosses-the-cap",
+        "rank-1-tight-bound",
+        "peft-vs-paper-init",
+        "lambda-fixed-vs-learned",
+    }
+    cap = parse_query({"preset": "lora-crosses-the-cap"})
+    assert cap.methods == ["lora", "delora"] and cap.settings["lr_lora"] == 5 * DEFAULTS["lr_lora"]
+    assert parse_query({"preset": "rank-1-tight-bound"}).settings["r"] == 1
+    assert parse_query({"preset": "peft-vs-paper-init"}).methods == ["delora", "delora-paper"]
+    assert parse_query({"preset": "lambda-fixed-vs-learned"}).methods == ["delora", "delora-fixed-lambda"]
+    assert parse_query({"preset": "rank-1-tight-bound", "rank": "2"}).settings["r"] == 2  # the link's own wins
+    for name in PRESETS:
+        assert preset_link(name) == f"?preset={name}" and not parse_query({"preset": name}).problems
+        make_config(parse_query({"preset": name}).settings, parse_query({"preset": name}).methods)  # valid
+
+
+def test_the_page_applies_a_setup_and_writes_its_link():
+    from delora_viz.app.links import parse_query
+
+    setup = parse_query({"preset": "rank-1-tight-bound", "tab": "sweep"})
+    updates = layout.apply_setup(setup)
+    assert len(updates) == len(layout.LINKED) + 7
+    by_key = dict(zip(layout.LINKED, updates))
+    assert by_key["r"]["value"] == 1 and updates[-2] == "sweep" and "rank 1" in updates[-1]
+    assert "?preset=rank-1-tight-bound" in updates[-1]
+    values = [by_key[k]["value"] for k in layout.LINKED]
+    query = layout.link_query(*values, ["delora"], ["lora", "delora"], "0.1, 1, 10, 100", 20, "compare")
+    assert query == "?methods=delora&rank=1"
+    assert "⚠️ Not used from the link: rank" in layout.lesson_text(parse_query({"rank": "x"}))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from service_probe import churn_sessions, launch_demo  # noqa: E402
 
-from delora_viz.app import handlers  # noqa: E402
+from delora_viz.app import handlers, runner  # noqa: E402
 from delora_viz.app.queue import AdmissionQueue, QueueFull  # noqa: E402
 from delora_viz.app.session import LIVE, Sessions, UiSession  # noqa: E402
 from delora_viz.app.settings import DEFAULTS, SETTINGS  # noqa: E402
@@ -140,7 +140,7 @@ def test_caps_on_steps_batch_and_length(tiny_bert_dir, text_files, monkeypatch):
 
 
 def test_out_of_memory_ends_the_run_keeps_the_record_and_the_app_usable(tiny_bert_dir, text_files, monkeypatch):
-    real = handlers.iter_compare
+    real = runner.iter_compare
 
     def oom_after_two_steps(*args, **kwargs):
         for event in real(*args, **kwargs):
@@ -148,7 +148,7 @@ def test_out_of_memory_ends_the_run_keeps_the_record_and_the_app_usable(tiny_ber
             if isinstance(event, StepEvent) and event.step == 2:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(handlers, "iter_compare", oom_after_two_steps)
+    monkeypatch.setattr(runner, "iter_compare", oom_after_two_steps)
     session = UiSession()
     values = _values(tiny_bert_dir, text_files["csv"], steps=6, eval_every=0)
     outputs = list(handlers.compare(session, ["lora", "delora"], *values))
@@ -157,7 +157,7 @@ def test_out_of_memory_ends_the_run_keeps_the_record_and_the_app_usable(tiny_ber
     norm = outputs[-1][2]["value"]  # the live plots still show the steps recorded before the error
     assert norm.dropna()["step"].max() == 2
     assert session.prepared is None and session.busy == 0  # memory freed, the session is free again
-    monkeypatch.setattr(handlers, "iter_compare", real)
+    monkeypatch.setattr(runner, "iter_compare", real)
     assert list(handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"])))[-1][0].startswith(
         "finished"
     )

@@ -146,9 +146,11 @@ def test_explorer_figures_draw_the_tables(uneven):
     np.testing.assert_allclose(lines["delta_fro"].get_ydata(), table["delta_fro"])
     np.testing.assert_allclose(lines["bound"].get_ydata(), table["bound"])
     np.testing.assert_allclose(lines["loose"].get_ydata(), table["bound_loose"])
-    bars = [p.get_height() for p in fig.axes[1].patches]
     now = explore.bound_table(uneven, 2.0, 3, "peft", alignments=[0.5]).iloc[0]
-    np.testing.assert_allclose(bars, now[["delta_fro", "bound", "bound_loose", "typical"]].astype(float))
+    np.testing.assert_allclose(lines["now"].get_ydata(), [now["delta_fro"]])
+    sums = explore.term_sums(uneven, 2.0, 3, 0.5)
+    for column in ("partial", "aligned", "orthogonal"):
+        np.testing.assert_allclose(lines[column].get_ydata(), sums[column])
 
     fig = explore.plot_angle_explorer(uneven, sigma=0.2, delora_lambda=3.0, r=4)
     lines = _lines(fig)
@@ -229,3 +231,54 @@ def test_show_interactive_displays_the_defaults_then_redraws_in_place(monkeypatc
     box.children[0].value = 4
     box.children[1].value = "y"
     assert calls == [(1, "x"), (4, "x"), (4, "y")] and updates == ["figure 4 x", "figure 4 y"]
+
+
+@pytest.mark.parametrize("alignment", [0.0, 0.5, 1.0])
+def test_term_sums_add_the_unit_terms_as_the_paper_writes_them(uneven, alignment):
+    r, lam = 4, 2.5
+    sums = explore.term_sums(uneven, lam, r, alignment)
+    A, B = explore.aligned_factors(uneven, r, alignment)
+    w = uneven.norm(dim=0)
+    terms = [torch.outer(B[:, i] / B[:, i].norm(), A[i] / A[i].norm() * w) for i in range(r)]  # (m, n) each
+    for k in range(1, r + 1):
+        row = sums.iloc[k - 1]
+        assert row["k"] == k
+        dense = lam / r * sum(terms[:k])
+        assert row["partial"] == pytest.approx(torch.linalg.norm(dense).item(), rel=1e-10)
+        assert row["aligned"] == pytest.approx(lam / r * sum(t.norm().item() for t in terms[:k]), rel=1e-12)
+        assert row["orthogonal"] == pytest.approx(lam / r * math.sqrt(sum(t.norm().item() ** 2 for t in terms[:k])))
+        assert row["partial"] <= row["aligned"] * (1 + 1e-12)
+    # all r terms: PEFT's own dW (float64), and the tight bound of bound_table
+    peft = torch.linalg.norm(_peft_delora_delta(uneven, A, B, lam)).item()
+    assert sums["partial"].iloc[-1] == pytest.approx(peft, rel=1e-10)
+    table = explore.bound_table(uneven, lam, r, "peft", alignments=[alignment]).iloc[0]
+    assert sums["aligned"].iloc[-1] == pytest.approx(table["bound"], rel=1e-10)
+
+
+def test_bound_explorer_axes_are_fixed_so_each_slider_value_draws_its_own_picture(uneven):
+    small = explore.plot_bound_explorer(uneven, delora_lambda=2.0, r=4, alignment=0.2)
+    large = explore.plot_bound_explorer(uneven, delora_lambda=8.0, r=4, alignment=0.2)
+    top = 8.0 * uneven.norm(dim=0).max().item() * 1.05
+    for a, b in zip(small.axes, large.axes):
+        assert a.get_ylim() == b.get_ylim() == pytest.approx((0.0, top))
+        assert a.get_xlim() == b.get_xlim()
+    np.testing.assert_allclose(_lines(large)["delta_fro"].get_ydata(), 4 * _lines(small)["delta_fro"].get_ydata())
+    moved = explore.plot_bound_explorer(uneven, delora_lambda=2.0, r=4, alignment=0.9)
+    assert not np.allclose(_lines(moved)["partial"].get_ydata(), _lines(small)["partial"].get_ydata())  # redrawn
+    assert _lines(moved)["now"].get_xdata()[0] == 0.9
+
+
+def test_bound_small_multiples_draw_each_setting_on_one_axis(uneven):
+    settings = [dict(delora_lambda=2.0), dict(delora_lambda=8.0), dict(alignment=1.0)]
+    fig = explore.plot_bound_small_multiples(uneven, settings, r=3)
+    assert len(fig.axes) == 6
+    assert len({ax.get_ylim() for ax in fig.axes}) == 1  # one y-axis for all panels
+    for i, setting in enumerate(settings):
+        lam, t = setting.get("delora_lambda", 2.0), setting.get("alignment", 0.0)
+        upper = {line.get_gid(): line for line in fig.axes[2 * i].get_lines()}
+        lower = {line.get_gid(): line for line in fig.axes[2 * i + 1].get_lines()}
+        table = explore.bound_table(uneven, lam, 3, "peft")
+        np.testing.assert_allclose(upper["delta_fro"].get_ydata(), table["delta_fro"])
+        np.testing.assert_allclose(lower["partial"].get_ydata(), explore.term_sums(uneven, lam, 3, t)["partial"])
+    with pytest.raises(ValueError, match="at least one setting"):
+        explore.plot_bound_small_multiples(uneven, [])

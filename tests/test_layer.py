@@ -41,7 +41,8 @@ def _peft_twin(model, r, lam, dtype):
             theirs.delora_A["default"].copy_(ours.delora_A)
             theirs.delora_B["default"].copy_(ours.delora_B)
             theirs.delora_lambda["default"].copy_(ours.delora_lambda)
-        torch.testing.assert_close(theirs.delora_w_norm["default"], ours.delora_w_norm, rtol=0, atol=0)
+        # the same column norms through two libraries' norm calls (kernels may sum in another order): 1e-6
+        torch.testing.assert_close(theirs.delora_w_norm["default"], ours.delora_w_norm, rtol=1e-6, atol=0)
     return peft_model.to(dtype)
 
 

@@ -1,7 +1,6 @@
 """delora_viz.training.models: embedded MiniLM and SmolLM2, local dirs, Hub ids offline, devices, targets."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -82,9 +81,7 @@ def test_pick_dtype():
 
 
 def test_minilm_loads_offline_and_classifies():
-    start = time.perf_counter()
-    lm = load_model(None, num_labels=5)
-    assert time.perf_counter() - start < 20
+    lm = load_model(None, num_labels=5)  # how long it takes is bench/'s business, not a test's
     assert isinstance(lm, LoadedModel) and lm.task == "classification" and "MiniLM" in lm.name
     assert (Path(lm.source) / "model.safetensors").is_file()
     assert lm.device == torch.device("cpu") and lm.dtype == torch.float32
@@ -222,9 +219,12 @@ def test_smollm2_converts_once_then_loads_from_cache(monkeypatch, tmp_path):
     assert lm.source == str(tmp_path / "smollm2") and (tmp_path / "smollm2" / "config.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["smollm2"]  # no temporary dirs left behind
     assert lm.tokenizer.pad_token is not None
-    start = time.perf_counter()
+
+    def no_second_conversion(*args, **kwargs):
+        raise AssertionError("the cached conversion should have been reused")
+
+    monkeypatch.setattr(models.tempfile, "mkdtemp", no_second_conversion)  # a conversion starts in a temp dir
     lm = load_model("smollm2")
-    assert time.perf_counter() - start < 5
     prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
     ids = lm.tokenizer(prompt, return_tensors="pt")
     out = lm.model.generate(**ids, max_new_tokens=8, do_sample=False)

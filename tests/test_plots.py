@@ -114,8 +114,8 @@ def lines_by_gid(fig, gid):
 
 
 def test_method_color_fixed_and_fallback():
-    assert set(METHOD_COLORS) == {"lora", "rslora", "dora", "delora", "delora-paper"}
-    assert len(set(METHOD_COLORS.values())) == 5
+    assert set(METHOD_COLORS) == {"lora", "rslora", "dora", "delora", "delora-fixed-lambda", "delora-paper"}
+    assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS)  # one colour each
     assert method_color("delora") == METHOD_COLORS["delora"]
     assert method_color("delora@lr x10") == METHOD_COLORS["delora"]
     assert method_color("DeLoRA-paper") == METHOD_COLORS["delora-paper"]

@@ -442,9 +442,52 @@ def test_partial_sums_over_row_shards_add_up_to_the_whole(kind):
     for rows in (slice(0, 17), slice(17, None)):
         shard = group()
         if kind == "dora":  # DoRA's per-row state of the last record lives with the rows: this rank's part
-            shard.previous = {**previous, "g": previous["g"][:, rows], "Q": previous["Q"][:, rows]}
+            shard.previous = {**previous, **{k: previous[k][:, rows] for k in ("g", "c", "Q", "magnitude")}}
         sums = measure.partial_sums(shard, [W[rows] for W in weights], row_sq[:, rows], rows=rows)
         packed = packed + measure.pack(sums)  # the all_reduce(SUM)
     reduced = measure.metrics_from_sums(whole_group, measure.unpack(packed, sums))
     assert not torch.isnan(whole[:, -1]).any()  # turn_deg measured
     torch.testing.assert_close(reduced, whole, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def _turned(B: torch.Tensor, degrees: float, seed: int) -> torch.Tensor:
+    """B turned by `degrees` in the plane of B and a random direction orthogonal to it (same norm)."""
+    N = torch.randn(B.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    B64 = B.double()
+    N = N - (N * B64).sum() / B64.square().sum() * B64
+    t = math.radians(degrees)
+    return (math.cos(t) * B64 + math.sin(t) * N * B64.norm() / N.norm()).to(B.dtype)
+
+
+def _dense_angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Angle between two float64 matrices from the projections (arccos loses turns below ~1e-6 rad)."""
+    along = (a * b).sum() / a.norm()
+    return math.degrees(math.atan2((b - along * a / a.norm()).norm().item(), along.item()))
+
+
+@pytest.mark.parametrize("kind", ["lora", "dora"])
+@pytest.mark.parametrize("degrees", [1e-4, 1e-2, 1.0, 30.0])
+def test_turn_deg_matches_dense_float64_for_small_and_large_turns(kind, degrees):
+    """turn_deg in the Tracker's default float32 against the angle between two merged updates in float64
+    (PEFT's own merge of a float64 copy). DoRA's update is not low rank (its W term scales with g - 1):
+    its turn is built from dW - dW_prev at the scale of the difference, like LoRA's stacked factors, so a
+    1e-4 degree turn is resolved to the same relative accuracy (it read 0 when formed from <dW_prev, dW>)."""
+    torch.manual_seed(5)
+    model = BUILDERS[kind]()
+    for layer in (model.base_model.model.q_proj, model.base_model.model.v_proj):
+        layer.lora_B["default"].weight.data.normal_(0, 0.2)  # a nonzero update with a direction to turn
+    tracker = Tracker(model)  # float32, the default
+
+    def dense_deltas():
+        merged = copy.deepcopy(model).double().merge_and_unload()  # PEFT's merge, float64
+        base = copy.deepcopy(model).double().get_base_model()
+        return {n: merged.get_submodule(n).weight - base.get_submodule(n).base_layer.weight for n in ("q_proj",)}
+
+    tracker.step(1)
+    before = dense_deltas()
+    B = model.base_model.model.q_proj.lora_B["default"].weight
+    B.data = _turned(B.data, degrees, seed=6)
+    rows = {r["layer"]: r for r in tracker.step(2)}
+    expected = _dense_angle_deg(before["q_proj"], dense_deltas()["q_proj"])
+    assert expected == pytest.approx(degrees, rel=0.5)  # the dense turn is of the size asked for
+    assert rows["q_proj"]["turn_deg"] == pytest.approx(expected, rel=1e-3)

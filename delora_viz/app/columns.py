@@ -23,6 +23,26 @@ def file_columns(path) -> list[str]:
         return []
 
 
+def check_upload(path) -> None:
+    """An upload that does not parse: ValueError in the UI's words, naming the file by its own name (never the
+    server's upload folder) and without the parser's jargon. Text files need no parsing."""
+    name, kind = Path(str(path)).name, Path(str(path)).suffix.lower().lstrip(".")
+    if kind == "txt":
+        return
+    try:
+        read_file(path, "classification")
+    except Exception:  # noqa: BLE001 - whatever the parser says, the fix is the user's file
+        hint = (
+            "a header row, then the same number of comma-separated fields on every row"
+            if kind == "csv"
+            else ("one JSON object per line" if kind == "jsonl" else "a list of objects, or an object of columns")
+        )
+        raise ValueError(
+            f"the uploaded file '{name}' could not be read as {kind} (expected {hint}, in UTF-8): fix it or upload "
+            "another"
+        ) from None
+
+
 def with_columns(path: str, text_column: str | None, label_column: str | None, directory: Path) -> str:
     """`path` rewritten as jsonl with the chosen columns named `text` / `label` (unchanged if none chosen)."""
     text_column, label_column = (text_column or "").strip() or None, (label_column or "").strip() or None

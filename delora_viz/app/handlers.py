@@ -18,31 +18,52 @@ import torch
 
 from ..plots import plot_lr_sweep
 from ..training.data import describe
-from ..training.loop import RunResult, StepEvent, iter_compare, iter_lr_sweep, sweep_frame
-from .columns import file_columns, with_columns
-from .live import LiveView, legend_html
-from .policy import Policy, check_caps, check_model_size, check_targets, resolve_dataset, resolve_model
+from ..training.loop import RunResult, StepEvent, sweep_frame
+from . import runner
+from .columns import check_upload, file_columns, with_columns
+from .live import BOUNDED, LiveView, legend_html
+from .policy import Policy, check_caps, resolve_dataset, resolve_model
 from .queue import AdmissionQueue
 from .results import display_table, inspect_layer, layer_names, results_table, rounded, write_downloads
 from .session import Sessions, UiSession
 from .settings import SETTINGS, make_config, parse_multipliers
 
 log = logging.getLogger(__name__)
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotImplementedError, KeyError)
 UNREADABLE = (csv.Error, UnicodeDecodeError)  # a garbage upload: one line, no traceback
 PLOTS = ("norm", "angle", "lambda", "loss", "eval")
 POLICY = Policy()  # launch() replaces it with the one for its host / flags
 QUEUE = AdmissionQueue(slots=1)  # one GPU, one run at a time
 SESSIONS = Sessions(ttl_s=3600)  # one UiSession per browser tab, freed on unload or after an hour idle
 WAIT_POLL_S = 0.5
-# the readers' and PEFT's words -> the UI's words
-UI_WORDS = {
-    "pass label_column=... ,": "choose it in 'label column' (Model and data),",
-    "pass text_column=... ,": "choose it in 'text column' (Model and data),",
-    "pass label_column=... naming": "choose in 'label column'",
-    "label_column=": "'label column' ",
-    "text_column=": "'text column' ",
+INTERNAL = "internal error, see the server log"
+BUSY = "⚠️ this page is already running or waiting for a comparison or a sweep: press Stop (on either tab) first"
+# DeloraVizError.field (the library's name of a knob) -> the label of the widget that sets it
+FIELD_LABELS = {
+    "model": "Model",
+    "base_model": "Model",
+    "data": "Dataset",
+    "data_path": "Dataset",
+    "upload": "upload",
+    "text_column": "text column",
+    "label_column": "label column",
+    "task": "Task",
+    "r": "rank r",
+    "rank": "rank r",
+    "delora_lambda": "DeLoRA λ",
+    "lr": "learning rate",
+    "steps": "steps",
+    "max_steps": "steps",
+    "batch_size": "batch size",
+    "max_length": "max length (tokens)",
+    "cutoff_len": "max length (tokens)",
+    "seed": "seed",
+    "device": "device",
     "target_modules": "target modules",
+    "eval_every": "eval every (steps)",
+    "eval_examples": "eval examples",
+    "max_examples": "max examples (0: all)",
+    "methods": "Methods",
+    "multipliers": "lr multipliers",
 }
 
 
@@ -50,26 +71,38 @@ def _text(message: str) -> str:
     return str(message).replace("<", "&lt;")
 
 
-def ui_message(message: str) -> str:
-    for theirs, ours in UI_WORDS.items():
-        message = message.replace(theirs, ours)
-    return message
+def user_message(err: BaseException) -> str | None:
+    """The words for a user's mistake, or None for anything else (a bug: the caller logs it).
+
+    A mistake is a ValueError (DeloraVizError is one; the readers' and PEFT's checks raise ValueError) or
+    a missing file the user named. With a `field`, the message leads with the widget's label: the library
+    starts its message with the field's name, which the label replaces; the rest of its text stays as written."""
+    if isinstance(err, UNREADABLE):
+        return "the file could not be read (is it really csv / json / jsonl / text, in UTF-8?): upload another"
+    if not isinstance(err, (ValueError, FileNotFoundError)):
+        return None
+    message = str(err)
+    field = getattr(err, "field", None)
+    label = FIELD_LABELS.get(field) if field else None
+    if label is None:
+        return message
+    if message.startswith(f"{field} "):
+        return label + message[len(field) :]
+    return f"{label}: {message}"
 
 
 def _error(err: BaseException) -> str:
     """A readable message for the screen; anything unexpected is logged here with its traceback."""
-    if isinstance(err, UNREADABLE):
-        message = "the file could not be read (is it really csv / json / jsonl / text, in UTF-8?): upload another"
-    elif isinstance(err, torch.OutOfMemoryError):
+    if isinstance(err, torch.OutOfMemoryError):
         message = (
             "out of GPU memory: the run ended and its memory was freed; what was recorded is kept. "
             "Try fewer methods, a smaller batch size, max length or rank"
         )
-    elif isinstance(err, USER_ERRORS):
-        message = ui_message(str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err))
     else:
+        message = user_message(err)
+    if message is None:
         log.exception("unexpected error in the app")
-        message = f"unexpected error: {type(err).__name__}: {err}"
+        message = INTERNAL
     gr.Warning(message)
     return f"⚠️ {_text(message)}"
 
@@ -98,7 +131,7 @@ def _admit(session: UiSession, flag, status):
     return ticket
 
 
-def _prepare(session: UiSession, config, policy: Policy, settings: dict):
+def _prepare(session: UiSession, config, policy: Policy, settings: dict, job: runner.Job):
     """Apply the server's policy to model and data, load them, and check what only the model can tell.
     An upload (Gradio keeps it in its own upload folder) is the user's file, not a server path; the text /
     label columns picked in the UI rewrite it (blank: the readers guess)."""
@@ -106,16 +139,14 @@ def _prepare(session: UiSession, config, policy: Policy, settings: dict):
     columns = (settings.get("text_column"), settings.get("label_column"))
     picked = any((c or "").strip() for c in columns)
     directory = session.output_dir("data") if (policy.served or picked) and config.data else None
+    if settings.get("upload"):
+        check_upload(config.data)
     data = config.data if settings.get("upload") else resolve_dataset(config.data, policy, directory)
     if picked and data and Path(data).is_file():  # an upload, a local file, or a streamed Hub dataset
         data = with_columns(data, *columns, directory)
     config = replace(config, model=model, data=data)
-    prepared = session.prepare(config)
-    if public:  # served: the adapter configs and the status name the Hub id, never a server folder
-        prepared.loaded.source = prepared.loaded.name = public
-    check_model_size(policy, prepared.loaded.model)
-    check_targets(prepared.loaded.model, config.target_modules or prepared.loaded.default_target_modules, config.r)
-    return config, prepared
+    # app-serve: runner.start loads here, in a device's worker or in a ZeroGPU call, and applies the checks
+    return config, runner.start(session, config, policy, public, job)
 
 
 def compare(session: UiSession | None, methods, *values):
@@ -129,7 +160,7 @@ def compare(session: UiSession | None, methods, *values):
         return (status, legend, *plots, table, files, run, layer)
 
     if session.busy:
-        yield out("⚠️ a run of this session is already going or waiting: press Stop first")
+        yield out(BUSY)
         return
     session.stop.clear()
     session.busy += 1
@@ -143,11 +174,12 @@ def compare(session: UiSession | None, methods, *values):
             yield out("cancelled while waiting: nothing ran")
             return
         yield out("loading the model and data…", legend=legend_html(methods))
-        config, prepared = _prepare(session, config, POLICY, dict(zip(SETTINGS, values)))
+        job = runner.Job("compare", methods, lrs=lrs)  # app-serve: where it trains (runner.py)
+        config, prepared = _prepare(session, config, POLICY, dict(zip(SETTINGS, values)), job)
         session.results = {}
         view = LiveView(config.steps, methods, device=_device(prepared))
         yield out(_text(f"{prepared.loaded.name} · {describe(prepared.data)} · evaluating the base model…"))
-        events = iter_compare(methods, config, prepared, stop=session.stop.is_set, lrs=lrs)
+        events = runner.events(prepared, stop=session.stop.is_set, methods=methods, config=config, lrs=lrs)
         try:
             for event in events:
                 view.add(event)
@@ -162,11 +194,12 @@ def compare(session: UiSession | None, methods, *values):
         yield out(_text(view.status() + " · writing downloads…"), view.frames(), table=table)
         files = write_downloads(results, prepared, session.output_dir("compare"))
         runs, layers = list(view.results), layer_names(results)
+        first = next((r for r in runs if r in BOUNDED), runs[0])  # Inspect opens on DeLoRA, the method taught
         yield out(
             _text(view.status()),
             table=table,
             files=files,
-            run=gr.update(choices=runs, value=runs[0]),
+            run=gr.update(choices=runs, value=first),
             layer=gr.update(choices=layers, value=layers[0] if layers else None),
         )
     except Exception as err:  # noqa: BLE001 - every error becomes a message
@@ -181,10 +214,11 @@ def compare(session: UiSession | None, methods, *values):
         session.release()
 
 
-def stop(session: UiSession | None, which: str = "compare"):
-    """Ask the session's run on one tab to stop (or leave the queue): it keeps what it recorded."""
+def stop(session: UiSession | None):
+    """Stop whatever this session runs or waits for (a comparison or a sweep): it keeps what it recorded.
+    One flag per session, so either tab's Stop button ends it."""
     if session is not None:
-        (session.sweep_stop if which == "sweep" else session.stop).set()
+        session.stop.set()
 
 
 def sweep(session: UiSession | None, methods, multipliers, steps, *values):
@@ -192,9 +226,9 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
     session = session if session is not None else UiSession()
     skip = gr.skip()
     if session.busy:
-        yield "⚠️ a run of this session is already going or waiting: press Stop first", skip, skip
+        yield BUSY, skip, skip
         return
-    session.sweep_stop.clear()
+    session.stop.clear()
     session.busy += 1
     ticket = None
     try:
@@ -202,15 +236,17 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
         methods, config, _ = make_config(settings, methods)
         check_caps(POLICY, r=config.r, steps=config.steps, batch_size=config.batch_size, max_length=config.max_length)
         mults = parse_multipliers(multipliers)
-        ticket = yield from _admit(session, session.sweep_stop, lambda s: (s, skip, skip))
+        ticket = yield from _admit(session, session.stop, lambda s: (s, skip, skip))
         if ticket is None:
             yield "cancelled while waiting: nothing ran", skip, skip
             return
         yield "loading the model and data…", skip, skip
-        config, prepared = _prepare(session, config, POLICY, settings)
+        job = runner.Job("sweep", methods, multipliers=mults, keep_models=False)  # app-serve
+        config, prepared = _prepare(session, config, POLICY, settings, job)
         total, results, view = len(mults) * len(methods), [], LiveView(config.steps, [])
         figure = table = skip
-        for event in iter_lr_sweep(methods, mults, config, prepared, stop=session.sweep_stop.is_set):
+        run = dict(kind="sweep", methods=methods, multipliers=mults, config=config)
+        for event in runner.events(prepared, stop=session.stop.is_set, **run):
             if isinstance(event, RunResult):  # a finished run: keep its metrics, drop its model
                 event.model = None
                 results.append(event)
@@ -225,7 +261,7 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
                     skip,
                     skip,
                 )
-        state = "stopped" if session.sweep_stop.is_set() else "finished"
+        state = "stopped" if session.stop.is_set() else "finished"
         yield _text(f"{state}: {len(results)}/{total} runs · device {_device(prepared)}"), figure, table
     except Exception as err:  # noqa: BLE001
         if isinstance(err, torch.OutOfMemoryError):

@@ -8,6 +8,7 @@ the command line in serve.py.
 from __future__ import annotations
 
 import inspect as pyinspect
+import json
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -19,6 +20,8 @@ from ..training.methods import DEFAULT_METHODS, METHODS  # noqa: E402
 from ..training.models import EMBEDDED_MODEL, SMOLLM2_PRESET, available_devices, pick_device  # noqa: E402
 from . import handlers  # noqa: E402
 from .handlers import compare, inspect, stop, sweep  # noqa: E402
+from .links import PRESETS, Setup, make_query, parse_query, preset_link  # noqa: E402
+from .logs import quiet_library_logs  # noqa: E402
 from .open_tab import open_tab  # noqa: E402
 from .results import display_table  # noqa: E402
 from .settings import DEFAULTS, SETTINGS  # noqa: E402
@@ -32,33 +35,82 @@ DeLoRA: Bini, Girrbach, Akata, [*Decoupling Angles and Strength in Low-rank Adap
 Fine-tune a small pretrained model with each method on the same data and watch **how far** each update
 moves (its Frobenius norm, against DeLoRA's bound), **which way** (its angle to W) and DeLoRA's learned
 **strength λ**. Pick settings on the left, press **Train**; **Stop** ends the run within one step."""
+# The tutorial that explains each plot (notebooks/<stem>.ipynb; on the docs site when DELORA_VIZ_DOCS_URL is set)
+TUTORIALS = {
+    "00": ("why bound an update", "00_why_bound_an_update"),
+    "01": ("DeLoRA from scratch", "01_delora_from_scratch"),
+    "02": ("the geometry of an update", "02_geometry_of_an_update"),
+    "04": ("LoRA, DoRA and DeLoRA compared", "04_lora_dora_delora"),
+    "05": ("your own model", "05_bring_your_own_model"),
+}
+DOCS_URL = os.environ.get("DELORA_VIZ_DOCS_URL", "").rstrip("/")
+
+
+def tutorial(number: str) -> str:
+    """'Tutorial 02 (the geometry of an update)', a link when the docs site's address is known."""
+    title, stem = TUTORIALS[number]
+    text = f"tutorial {number}, *{title}*"
+    return f"[{text}]({DOCS_URL}/notebooks/{stem}.html)" if DOCS_URL else f"{text} (`notebooks/{stem}.ipynb`)"
+
+
 EXPLAIN = {
     "norm": "**Update size ‖ΔW‖_F** (mean over layers). DeLoRA normalises each rank-1 term of BA and scales it "
-    "by λ and W's column norms, so ‖ΔW‖_F ≤ |λ|·max_j ‖W[:,j]‖ (the dashed, darker *bound* line). LoRA and DoRA "
-    "have no cap: their norm grows with the learning rate and the steps.  \n**Why DeLoRA jumps at step 1:** "
-    "PEFT starts with B = 0 and clamps ‖b_i‖ at 1e-4 before dividing by it, so the first step, at any "
-    "learning rate, sets ‖ΔW‖ to about λ·rms(w)/√r. The paper's init (*delora-paper*) grows smoothly.",
+    "by λ and W's column norms, so ‖ΔW‖_F stays under the dashed *bound* ((|λ|/r) Σᵢ ‖(aᵢ/‖aᵢ‖) ⊙ w‖ for the "
+    "current directions, itself ≤ |λ|·max_j ‖W[:,j]‖; twice that for the paper init; λ learns, so it moves). "
+    "LoRA and DoRA have no cap: their norm grows with the learning rate and the steps.  \n**Why DeLoRA jumps "
+    "at step 1:** PEFT starts with B = 0 and clamps ‖b_i‖ at 1e-4 before dividing by it, so the first step, at "
+    "any learning rate, sets ‖ΔW‖ to about λ·rms(w)/√r. The paper's init (*delora-paper*) grows smoothly.  \n"
+    f"More: {tutorial('01')}.",
     "angle": "**Direction: ∠(ΔW, W)** in degrees (mean over layers). Near 90° the update is almost orthogonal "
-    "to the pretrained weight, as is typical in high dimension. DeLoRA's direction moves freely; "
-    "only its size is capped.",
-    "lambda": "**DeLoRA's strength λ** (mean over layers; only DeLoRA runs have one). Strength lives in λ, "
-    "decoupled from the direction: it is the only thing that can move the bound.",
+    "to the pretrained weight, as is typical in high dimension, so this angle says little on its own; the "
+    "paper's \"angle\" is the direction of the normalised BA (Inspect's turn view shows how far it moves). "
+    f"More: {tutorial('02')}.",
+    "lambda": "**DeLoRA's strength λ** (mean over layers; only DeLoRA runs have one). λ with W's column norms "
+    "sets the scale and the ceiling; A and B set the direction and where ‖ΔW‖ sits below the ceiling. "
+    f"More: {tutorial('01')}.",
     "eval": "**Held-out accuracy** (classification; perplexity for causal LM) of each run at step 0 (the base "
-    "model) and at every evaluation: does turning the update, with its size capped, still learn the task?",
-    "loss": "**Training loss.** Why DeLoRA's learning rate is 10-100× LoRA's: its factors A, B are normalised "
-    "away, so a step on them only *turns* the update; its strength lives in λ. Turning it as far takes "
-    "bigger steps (defaults: LoRA 2e-3, DeLoRA 3e-2).",
+    "model), at every evaluation and at the step a run stopped: does a bounded update still learn the task? "
+    f"More: {tutorial('04')}.",
+    "loss": "**Training loss.** Why DeLoRA's learning rate is 10-100× LoRA's: its factors A, B are normalised, "
+    "so a step on them changes the direction of each rank-1 term and its strength comes from λ; moving it as "
+    f"far takes bigger steps (defaults: LoRA 2e-3, DeLoRA 3e-2). More: {tutorial('00')}.",
 }
-# Gradio's LinePlot (Vega-Lite, SVG) has no dash option: lines drawn in a bound's colour are dashed here.
-DASHED = ", ".join(f'[id^="plot-"] path[stroke="{bound_color(c)}"]' for c in METHOD_COLORS.values())
+# Gradio's LinePlot (Vega-Lite, SVG) has no dash or marker option: the lines and the (hidden) hover points
+# are styled here by their colour. Bounds dashed; LoRA thick and solid under DoRA's dotted line, so neither
+# hides the other; every evaluation a visible marker (a lone step-0 point draws), one shape per method.
+_PLOT = '[id^="plot-"]'
+DASHED = ", ".join(f'{_PLOT} path[stroke="{bound_color(c)}"]' for c in METHOD_COLORS.values())
+MARKERS = {  # method -> SVG path of its marker (circle, square, diamond, triangle, cross), ~8 px
+    "lora": "M-4,0A4,4 0 1,1 4,0A4,4 0 1,1 -4,0Z",
+    "dora": "M-3.5,-3.5H3.5V3.5H-3.5Z",
+    "delora": "M0,-5L5,0L0,5L-5,0Z",
+    "delora-paper": "M0,-5L4.5,4L-4.5,4Z",
+    "rslora": "M-4,-1H-1V-4H1V-1H4V1H1V4H-1V1H-4Z",
+}
+_MARKER_CSS = "\n".join(
+    f'#plot-eval g.mark-symbol path[stroke="{METHOD_COLORS[m]}"] {{d: path("{d}")}}'
+    for m, d in MARKERS.items()
+    if m in METHOD_COLORS
+)
 CSS = f"""
 #status, #sweep-status {{font-family: ui-monospace, monospace; font-size: 0.95em; min-height: 1.6em}}
 .explain {{font-size: 0.8em; line-height: 1.35; opacity: 0.85}}
 .explain p {{margin: 0.2em 0}}
 {DASHED} {{stroke-dasharray: 7 4}}
+{_PLOT} path[stroke="{METHOD_COLORS["lora"]}"] {{stroke-width: 4.5px}}
+{_PLOT} path[stroke="{METHOD_COLORS["dora"]}"] {{stroke-dasharray: 1.5 3.5; stroke-linecap: round}}
+#plot-eval g.mark-symbol path {{opacity: 1 !important; stroke-width: 2px}}
+{_MARKER_CSS}
 .live-legend {{display: flex; flex-wrap: wrap; gap: 0.4em 1.4em; font-size: 0.9em; padding: 0.2em 0}}
 .legend-item {{display: inline-flex; align-items: center; gap: 0.45em}}
 .legend-item .swatch {{display: inline-block; width: 2.2em; height: 0}}
+#results table {{table-layout: auto; width: 100%}}
+#results th, #results th * {{white-space: normal; word-break: keep-all; overflow-wrap: normal; hyphens: none}}
+#results th, #results td {{padding-left: 0.35em; padding-right: 0.35em; font-size: 0.9em}}
+#upload .wrap {{padding-top: 1.8em}}
+[id^="plot-"] .vega-embed {{padding-top: 0.2em}}
+#lessons button {{white-space: normal}}
+#lesson {{font-size: 0.92em}}
 """
 Y_TITLES = {"norm": "‖ΔW‖_F", "angle": "∠(ΔW, W) degrees", "lambda": "λ", "loss": "loss", "eval": "accuracy"}
 
@@ -185,8 +237,11 @@ def _sweep_tab() -> dict:
     c = {}
     gr.Markdown(
         "Each method at multiples of its recommended learning rate (same model, data and settings as on the "
-        "left). LoRA's distance from W grows with the rate until it diverges; DeLoRA's stays nearly flat, "
-        "since λ, not the rate, sets how far it goes.",
+        "left; the final ‖ΔW‖_F, mean over layers). LoRA's distance from W grows with the rate, and at large "
+        "rates its accuracy collapses. DeLoRA's changes less, for two reasons: PEFT's zero-init B jumps after "
+        "ONE step to about λ·rms(w)/√r whatever the rate, and λ with W's column norms sets a ceiling ‖ΔW‖ cannot "
+        "pass; A and B (which the rate moves) set where below that ceiling it sits. "
+        f"More: {tutorial('00')} and {tutorial('04')}.",
         elem_classes="explain",
     )
     with gr.Row(equal_height=True):
@@ -227,6 +282,91 @@ def _inspect_tab() -> dict:
     return c
 
 
+LINKED = tuple(k for k in SETTINGS if k != "upload")  # an upload cannot travel in a link
+TABS = ("compare", "sweep", "inspect", "open")
+# the link button: the server writes the query, the page puts it after its own address (behind a proxy,
+# e.g. a Space, only the page knows that) and into the address bar
+LINK_JS = "(q) => { const u = location.origin + location.pathname + q; history.replaceState(null, '', u); return u; }"
+
+
+def _lessons() -> dict:
+    """The presets (one button each, each also a link: ?preset=NAME) and the link to the current setup."""
+    c = {}
+    with gr.Row(elem_id="lessons", equal_height=True):
+        c["presets"] = {
+            name: gr.Button(preset.title, size="sm", elem_id=f"preset-{name}", min_width=150)
+            for name, preset in PRESETS.items()
+        }
+        c["link"] = gr.Button(
+            "Link to this setup", size="sm", elem_id="link-button", variant="secondary", min_width=150
+        )
+    c["url"] = gr.Textbox(
+        show_label=False,
+        placeholder="Pick a lesson above, or press 'Link to this setup' for a link that reopens these settings",
+        buttons=["copy"],
+        interactive=False,
+        elem_id="link",
+    )
+    c["lesson"] = gr.Markdown("", elem_id="lesson")
+    return c
+
+
+def lesson_text(setup: Setup) -> str:
+    """What the page says after a link or a preset: the lesson's point, and what the link could not use."""
+    parts = []
+    if setup.preset is not None:
+        parts.append(f"{setup.preset.point}  \nPress **Train**. This lesson's link: `{preset_link(setup.preset.name)}`")
+    if setup.problems:
+        parts.append("⚠️ Not used from the link: " + "; ".join(setup.problems))
+    return "\n\n".join(parts)
+
+
+def apply_setup(setup: Setup) -> list:
+    """The page's updates for a Setup, in the order of _wire_links' outputs."""
+    fields = [gr.update(value=setup.settings[k]) for k in LINKED]
+    tab = gr.Tabs(selected=setup.tab)
+    return [
+        *fields,
+        setup.methods,
+        setup.sweep_methods,
+        setup.multipliers,
+        setup.sweep_steps,
+        tab,
+        setup.tab,
+        lesson_text(setup),
+    ]
+
+
+def link_query(*args) -> str:
+    """The query string of what the page shows: (*LINKED values, methods, sweep methods, multipliers,
+    sweep steps, tab) -> "?..."."""
+    *values, methods, sweep_methods, multipliers, sweep_steps, tab = args
+    return make_query(dict(zip(LINKED, values)), methods, tab, sweep_methods, multipliers, sweep_steps)
+
+
+def _from_url(request: gr.Request) -> list:
+    return apply_setup(parse_query(dict(request.query_params) if request is not None else {}))
+
+
+def _wire_links(demo, lessons, settings, cmp, swp, tabs, tab_widgets) -> None:
+    """URL -> page on load; a preset -> page (and the address bar); the link button -> the page's URL."""
+    tab = gr.State("compare")
+    for name, widget in zip(TABS, tab_widgets):
+        widget.select(lambda name=name: name, None, tab, api_visibility="private", show_progress="hidden", queue=False)
+    linked = [settings[k] for k in LINKED]
+    outputs = [*linked, cmp["methods"], swp["methods"], swp["multipliers"], swp["steps"], tabs, tab, lessons["lesson"]]
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    demo.load(_from_url, None, outputs, **quiet)
+    for name, button in lessons["presets"].items():
+        button.click(lambda name=name: apply_setup(parse_query({"preset": name})), None, outputs, **quiet).then(
+            None, None, lessons["url"], js=f"() => ({LINK_JS})({json.dumps(preset_link(name))})"
+        )
+    inputs = [*linked, cmp["methods"], swp["methods"], swp["multipliers"], swp["steps"], tab]
+    lessons["link"].click(link_query, inputs, lessons["url"], **quiet).then(
+        None, lessons["url"], lessons["url"], js=LINK_JS
+    )
+
+
 def _with_session(handler, n_inputs: int):
     """handler(session, *inputs) as a Gradio function of (*inputs, request): the session comes from the
     server's registry (keyed by the tab's session hash), so it can be freed when the tab closes."""
@@ -254,23 +394,26 @@ def _with_session(handler, n_inputs: int):
 def build_demo(extra_tabs=None, local_paths: bool = True) -> gr.Blocks:
     """The app. Cheap: nothing loads until Train is pressed. `extra_tabs`: callables that add a gr.Tab.
     local_paths: the Open tab may name adapter folders on this machine (the launch policy decides)."""
+    quiet_library_logs()
     with gr.Blocks(title="delora-viz: DeLoRA vs LoRA vs DoRA", analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
+        lessons = _lessons()
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 settings = _settings()
-            with gr.Column(scale=3), gr.Tabs():
-                with gr.Tab("Compare", id="compare"):
+            with gr.Column(scale=3), gr.Tabs(elem_id="tabs") as tabs:
+                with gr.Tab("Compare", id="compare") as tab_compare:
                     cmp = _compare_tab()
-                with gr.Tab("Learning-rate sweep", id="sweep"):
+                with gr.Tab("Learning-rate sweep", id="sweep") as tab_sweep:
                     swp = _sweep_tab()
-                with gr.Tab("Inspect a layer", id="inspect"):
+                with gr.Tab("Inspect a layer", id="inspect") as tab_inspect:
                     ins = _inspect_tab()
-                with gr.Tab("Open", id="open"):
+                with gr.Tab("Open", id="open") as tab_open:
                     open_tab(allow_local_paths=local_paths)
                 for add_tab in extra_tabs or ():  # more tabs go here
                     add_tab()
         values = [settings[k] for k in SETTINGS]
+        _wire_links(demo, lessons, settings, cmp, swp, tabs, (tab_compare, tab_sweep, tab_inspect, tab_open))
         # Gradio admits every press at once (its queue cannot talk to the page); the runs wait in the
         # app's own queue (handlers.QUEUE), which tells the user how many runs are ahead.
         train = dict(concurrency_limit=MAX_WAITING + 1, concurrency_id="training", show_progress="minimal")
@@ -290,10 +433,11 @@ def build_demo(extra_tabs=None, local_paths: bool = True) -> gr.Blocks:
             api_name="sweep",
             **train,
         )
-        # Stop sets a flag, not `cancels`: results survive; each tab stops only its own run
+        # Stop sets a flag, not `cancels`: results survive. One Stop per session: either button stops
+        # whatever this session runs or waits for (a comparison or a sweep); other sessions never notice.
         quick = dict(concurrency_limit=None, show_progress="hidden")
-        cmp["stop"].click(_with_session(lambda s: stop(s, "compare"), 0), None, None, api_name="stop", **quick)
-        swp["stop"].click(_with_session(lambda s: stop(s, "sweep"), 0), None, None, api_name="stop_sweep", **quick)
+        cmp["stop"].click(_with_session(stop, 0), None, None, api_name="stop", **quick)
+        swp["stop"].click(_with_session(stop, 0), None, None, api_name="stop_sweep", **quick)
         io = dict(
             fn=_with_session(inspect, 2),
             inputs=[ins["run"], ins["layer"]],

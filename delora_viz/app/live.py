@@ -19,7 +19,7 @@ from ..plots.frames import bound_color, live_colors, live_frame, live_loss_frame
 from ..training.loop import RunResult, StepEvent
 from ..training.methods import METHODS
 
-BOUNDED = ("delora", "delora-paper")  # the methods with a bound on ||dW||_F (and a lambda)
+BOUNDED = ("delora", "delora-fixed-lambda", "delora-paper")  # the methods with a bound on ||dW||_F (and a lambda)
 LIVE_PLOT_METRICS = {"norm": "delta_fro", "angle": "angle_delta_w_deg", "lambda": "lambda"}
 _MEANS = ("delta_fro", "bound", "angle_delta_w_deg", "lambda", "rel_delta")
 
@@ -71,6 +71,12 @@ class LiveView:
             self.results = dict(sorted(self.results.items(), key=lambda kv: order.get(kv[0], len(order))))
             if not math.isnan(event.final.get("eval_metric", math.nan)):
                 self.evals[event.run] = (event.final["eval_name"], event.final["eval_metric"])
+            # every evaluation of the run, the one at the step it stopped included (made after its last event)
+            self.eval_rows = [r for r in self.eval_rows if r["series"] != event.run] + [
+                {"step": h["step"], "value": float(h["eval_metric"]), "series": event.run}
+                for h in event.history
+                if h.get("eval_metric") is not None and not math.isnan(h["eval_metric"])
+            ]
             return
         self.last = event
         self.losses.append({"run": event.run, "method": event.method, "step": event.step, "loss": event.loss})
@@ -86,11 +92,6 @@ class LiveView:
     @property
     def done(self) -> bool:
         return bool(self.runs) and len(self.results) >= len(self.runs)
-
-    def last_step(self) -> int:
-        """The furthest step any run reached (the x range of a finished or stopped comparison)."""
-        steps = [r.final.get("steps", 0) for r in self.results.values()] + ([self.last.step] if self.last else [])
-        return max(steps, default=0)
 
     def due(self, now: float | None = None) -> bool:
         """True at most every min_interval seconds (and for the first event); marks the update as shown."""
@@ -143,11 +144,11 @@ class LiveView:
         if self.done:
             stopped = any(r.status == "stopped" for r in self.results.values())
             diverged = [r.run for r in self.results.values() if r.status == "diverged"]
-            head = (
-                f"stopped at step {self.last_step()}/{self.steps}"
-                if stopped
-                else f"finished {self.steps}/{self.steps} steps"
-            )
+            if stopped:  # runs take turns, so each stopped at its own step: name each one's
+                at = ", ".join(f"{r.final.get('steps', 0)} ({run})" for run, r in self.results.items())
+                head = f"stopped at step {at} of {self.steps}"
+            else:
+                head = f"finished {self.steps}/{self.steps} steps"
             head += f" in {time.monotonic() - self.started:.0f} s" + (
                 f" · diverged: {', '.join(diverged)}" if diverged else ""
             )
@@ -162,12 +163,13 @@ def legend_html(runs: list[str]) -> str:
     """One legend for all live plots (theirs are hidden: they cut long names): a swatch per method, and a
     dashed one for each bound."""
 
-    def item(color: str, label: str, dashed: bool = False) -> str:
-        line = f"border-top:3px {'dashed' if dashed else 'solid'} {color}"
+    def item(color: str, label: str, dashed: bool = False, style: str = "solid", width: int = 3) -> str:
+        line = f"border-top:{width}px {'dashed' if dashed else style} {color}"
         return f'<span class="legend-item"><span class="swatch" style="{line}"></span>{label}</span>'
 
     label = lambda r: f"{METHODS[r].label} ({r})" if r in METHODS else r  # noqa: E731
-    items = [item(method_color(r), label(r)) for r in runs]
+    look = {"lora": ("solid", 5), "dora": ("dotted", 3)}  # as layout.CSS draws them
+    items = [item(method_color(r), label(r), False, *look.get(r, ("solid", 3))) for r in runs]
     items += [
         item(bound_color(method_color(r)), f"{label(r)} bound on ‖ΔW‖", dashed=True) for r in runs if r in BOUNDED
     ]

@@ -24,6 +24,7 @@ from ..plots import (
     save_figures,
 )
 from ..plots.frames import NO_TURN
+from ..plots.runs import plot_eval
 from ..training.hub import preset_key, public_model_id
 from ..training.loop import TASK_TYPES, Prepared, RunResult
 from ..training.methods import METHODS, save_adapter
@@ -134,6 +135,8 @@ def figures(results: list[RunResult]) -> dict:
         figs["turn_vs_strength"] = plot_turn_strength(tracker)
     if pd.to_numeric(tracker["lambda"], errors="coerce").notna().any():
         figs["lambda"] = plot_lambda(tracker)
+    if pd.to_numeric(history.get("eval_metric"), errors="coerce").notna().any():
+        figs["accuracy" if (history["eval_name"] == "accuracy").all() else "eval"] = plot_eval(history)
     return figs
 
 

@@ -1,4 +1,5 @@
-"""Launching the app: `python app.py [--host H] [--port P] [--share] [--auth USER:PASS] ...`.
+"""Launching the app: `delora-viz app [--host H] [--port P] [--share] [--auth USER:PASS] [--devices LIST] ...`
+(the same flags as `python app.py` and `python -m delora_viz.app`).
 
 127.0.0.1 by default: the user's own machine, local paths and Hub ids work as typed. Bound beyond loopback
 or with --share, the path policy of policy.py applies (uploads, presets and capped Hub ids only, unless
@@ -13,8 +14,9 @@ import sys
 
 import gradio as gr
 
-from . import handlers
+from . import handlers, memory, runner, workers, zerogpu
 from . import settings as app_settings
+from .flags import LIMITS, add_arguments
 from .layout import CSS, build_demo
 from .policy import Policy, parse_auth
 
@@ -27,11 +29,28 @@ def launch(
     max_upload_mb: float = app_settings.MAX_UPLOAD_MB,
     policy: Policy | None = None,
     auth: list[tuple[str, str]] | None = None,
+    devices: list[str] | None = None,
     **kwargs,
 ):
     """demo.launch with the app's settings: local by default, bounded uploads, its CSS, the path policy
-    for the host (served beyond loopback: no server paths, capped Hub), sessions reaped when idle."""
+    for the host (served beyond loopback: no server paths, capped Hub), sessions reaped when idle.
+
+    Where runs train (runner.py): on ZeroGPU each in a @spaces.GPU call (the platform queues them);
+    with `devices` (or several visible GPUs) one worker process per device, one run each at a time;
+    else in this process, one at a time."""
     app_settings.MAX_UPLOAD_MB = max_upload_mb
+    memory.tune_allocator()
+    devices = workers.default_devices() if devices is None else devices
+    if zerogpu.ACTIVE:
+        runner.use(zerogpu.ZeroGpuBackend())
+        handlers.QUEUE.slots = zerogpu.CONCURRENCY
+    elif devices:
+        pool = workers.DevicePool(devices)
+        runner.use(pool)
+        handlers.QUEUE.slots = len(devices)
+    else:
+        runner.use(None)
+        handlers.QUEUE.slots = 1
     handlers.POLICY = policy or Policy.for_launch(host, share)
     if handlers.POLICY.served and not auth:
         print(WARNING.format(where="with --share" if share else f"on {host}"), file=sys.stderr, flush=True)
@@ -57,57 +76,42 @@ WARNING = """
 """
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="delora-viz: compare LoRA, DoRA and DeLoRA live in the browser")
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes the app on the network)"
+def build_parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(description="delora-viz: compare LoRA, DoRA and DeLoRA live in the browser")
     )
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument(
-        "--max-upload-mb", type=float, default=app_settings.MAX_UPLOAD_MB, help="largest dataset upload"
-    )
-    parser.add_argument("--auth", help="USER:PASS, or a file with one USER:PASS per line (asked by the browser)")
-    parser.add_argument(
-        "--allow-local-paths",
-        action="store_true",
-        help="served beyond 127.0.0.1: still let visitors name model/data folders on this server",
-    )
-    hub = parser.add_mutually_exclusive_group()
-    hub.add_argument("--allow-hub", dest="hub", action="store_true", default=True, help="download Hub ids (capped)")
-    hub.add_argument("--no-hub", dest="hub", action="store_false", help="served: presets and uploads only")
-    caps = Policy()
-    for name, help_ in (
-        ("max_model_mb", "largest Hub model download (MB)"),
-        ("max_params_m", "largest model to train (millions of parameters)"),
-        ("max_hub_rows", "rows streamed from a Hub dataset"),
-        ("max_rank", "largest rank r"),
-        ("max_steps", "most steps per run"),
-        ("max_batch", "largest batch size"),
-        ("max_length", "longest max length (tokens)"),
-    ):
-        default = getattr(caps, name)
-        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=help_)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Launch the app with parsed flags (blocks while it serves)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         auth = parse_auth(args.auth)
+        slots = workers.parse_devices(args.devices)
     except (OSError, ValueError) as err:
+        if parser is None:
+            raise ValueError(str(err)) from None
         parser.error(str(err))
     policy = Policy.for_launch(
         args.host,
         args.share,
         allow_local_paths=args.allow_local_paths,
         hub=args.hub,
-        **{k: getattr(args, k) for k in ("max_model_mb", "max_params_m", "max_hub_rows", "max_rank")},
-        **{k: getattr(args, k) for k in ("max_steps", "max_batch", "max_length")},
+        **{field: getattr(args, field) for _, field, _ in LIMITS},
     )
     launch(
         build_demo(local_paths=policy.local_paths),
         args.host,
         args.port,
         args.share,
-        args.max_upload_mb,
+        args.limit_upload_mb,
         policy=policy,
         auth=auth,
+        devices=slots,
     )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    return run(parser.parse_args(argv), parser)

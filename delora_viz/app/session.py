@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..training.config import TrainConfig
 from ..training.loop import Prepared, RunResult, prepare
+from . import memory
 
 LIVE: weakref.WeakSet = weakref.WeakSet()  # every UiSession not yet garbage-collected (tests count them)
 
@@ -113,12 +114,14 @@ class UiSession:
 
 
 def _free_accelerator() -> None:
-    """Collect dropped models now and hand cached GPU memory back to the driver (others may need it)."""
+    """Collect dropped models now, hand cached GPU memory back to the driver (others may need it) and free
+    heap pages back to the OS (memory.trim: glibc keeps them otherwise, and the server's RSS grows per run)."""
     gc.collect()
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    memory.trim()
 
 
 class Sessions:

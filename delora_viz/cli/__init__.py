@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import inspect, plot, train
+from . import app, inspect, plot, space, train
 
-SUBCOMMANDS = (train, inspect, plot)
+SUBCOMMANDS = (train, inspect, plot, app, space)
 # The exceptions we raise for bad input; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, NotImplementedError)
 

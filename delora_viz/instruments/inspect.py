@@ -4,7 +4,9 @@
     rows = inspect_model(peft_model, metadata=read_metadata(adapter_dir))   # a LoRA-shaped DeLoRA export
 
 Every number comes from the Tracker (same adapter views, same closed forms, same dtype), so a record of a
-reloaded adapter equals the last record of the run that trained it. sv_i are the top singular values of
+reloaded adapter equals the last record of the run that trained it to float32 rounding: within 1e-5
+relative per column (measured ~1e-7; a reloaded adapter may be measured in another batch, and a paper-init
+export is re-read from its rank-2r LoRA factors, so the sums round differently). sv_i are the top singular values of
 dW = U V^T from the k x k core of two thin QRs (sv_1 equals the Tracker's sigma_max, taken from the
 float64 Grams' eigenvalues, to ~1e-7 relative); NaN past the rank and for DoRA, whose
 dW = diag(g - 1) W + s diag(g) B A is not low-rank.

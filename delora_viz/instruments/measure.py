@@ -14,11 +14,11 @@ magnitudes, which live with those rows):
     gram_left = U^T U (L, k, k), or with a previous record X^T X (L, 2k, 2k), X = [U - U_prev, U_prev]
                 (float64, so X's blocks add up to U exactly and U^T U is the sum of X^T X's four blocks)
     inner = sum(U * (W V)) (L,)      w_sq = ||W||^2 (L,)
-    DoRA: ||dW||^2, <dW, W>, ||W||^2, ||m - ||W_k|| ||^2, <dW_prev, dW> (L,) each, from per-row terms
+    DoRA: ||dW||^2, <dW, W>, ||W||^2, ||m - ||W_k|| ||^2, ||D||^2, <dW_prev, D> (L,) each, from per-row terms
 
 so a row-sharded model (FSDP2, Shard(0)) passes its local rows of W with `rows=` (the slice of the full
 factors U, B, magnitudes they match), all-reduces `sums` (SUM; `pack` makes it one buffer) and calls
-`metrics_from_sums` with the full (gathered, small) factors. DoRA's per-row state kept for turn_deg (g, Q in
+`metrics_from_sums` with the full (gathered, small) factors. DoRA's per-row state kept for turn_deg (g, c, Q, m in
 `Group.extra` and `previous`) is that of the local rows. tests/test_track.py checks two shards by hand.
 
 turn_deg, the angle between dW at this record and dW at the previous record of the same layer, uses the
@@ -26,14 +26,16 @@ stacked difference dW - dW_prev = (U - U_prev) V^T + U_prev (V - V_prev)^T, whos
 scale of the difference, so small turns are resolved far below sqrt(eps):
     a = ||D||^2 - (n - n_prev)^2 = 2 n n_prev (1 - cos),  b = (n + n_prev)^2 - ||D||^2 = 2 n n_prev (1 + cos)
     turn = atan2(sqrt(a b), (b - a) / 2).
-DoRA (not low rank) uses the exact per-row inner product <dW_prev, dW> and atan2(sqrt(n^2 n_prev^2 - ip^2), ip),
-exact to ~sqrt(eps) rad (~0.02 deg in float32; use dtype=float64 for finer turns).
+DoRA (not low rank: its W term scales with g - 1) builds D = dW - dW_prev row by row at the scale of the
+difference too (`_dora_turn_sums`, float64 after the one product with W) and takes
+    turn = atan2(sqrt(n_prev^2 ||D||^2 - <dW_prev, D>^2), n_prev^2 + <dW_prev, D>),
+so its small turns are resolved like LoRA's (tests/test_track.py: 1e-4 to 30 degrees against float64).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from torch import Tensor
@@ -99,7 +101,7 @@ class Group:
     bound: Tensor | None = None  # (L,)
     bound_loose: Tensor | None = None  # (L,)
     previous: dict | None = None  # what the last record kept for turn_deg (see `keep`)
-    extra: dict = field(default_factory=dict)  # per-row state from partial_sums (DoRA's g and Q)
+    extra: dict = field(default_factory=dict)  # per-row state from partial_sums (DoRA's g, c, Q, m)
 
 
 @torch.no_grad()
@@ -208,28 +210,62 @@ def _gram(X: Tensor) -> Tensor:
 
 
 def _dora_sums(group: Group, weights, row_sq, rows, gemm_threads) -> dict[str, Tensor]:
-    """DoRA per row k: P = ||W_k||^2, Q = <B_k, (W A^T)_k>, T = ||(B A)_k||^2, c^2 = P + 2sQ + s^2 T, g = m / c."""
-    d = group.dora
-    A, B, s, mag = d.A, d.B[:, rows], d.scaling, d.magnitude[:, rows]
-    P = row_sq  # (L, m')
-    Q = (B * weight_products(weights, A.mT, gemm_threads)).sum(-1)  # (L, m')
+    """DoRA per row k: P = ||W_k||^2, Q = <B_k, (W A^T)_k>, T = ||(B A)_k||^2, c^2 = P + 2sQ + s^2 T, g = m / c,
+    dW_k = (g - 1) W_k + s g (B A)_k. Everything after the product with W is float64 (cheap: O(m r^2 + n r^2)),
+    so g - 1 and the turn's differences are not lost to float32 rounding."""
+    f64, d, previous = torch.float64, group.dora, group.previous
+    r = d.A.shape[-2]
+    right = d.A.mT  # (L, n, r)
+    if previous is not None:  # one GEMM gives W A^T and W (A - A_prev)^T, the latter at the difference's scale
+        right = torch.cat([right, (d.A.to(f64) - previous["A"]).to(d.A.dtype).mT], dim=-1)  # (L, n, 2r)
+    WY = weight_products(weights, right.contiguous(), gemm_threads).to(f64)  # (L, m', r or 2r)
+    A, B, s = d.A.to(f64), d.B[:, rows].to(f64), d.scaling.to(f64)  # (L, r, n), (L, m', r), (L, 1)
+    mag, P = d.magnitude[:, rows].to(f64), row_sq.to(f64)  # (L, m')
+    WA = WY[..., :r]
+    Q = (B * WA).sum(-1)  # (L, m')
     T = ((B @ (A @ A.mT)) * B).sum(-1)  # (L, m')
-    g = mag / (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()  # (L, m')
-    group.extra = {"g": g, "Q": Q}
+    c = (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()
+    g = mag / c
+    group.extra = {"g": g, "c": c, "Q": Q, "magnitude": mag}  # this record's rows, for the next turn
     sums = {
         "delta_sq": ((g - 1) ** 2 * P + 2 * s * g * (g - 1) * Q + s * s * g * g * T).sum(-1),
         "inner": ((g - 1) * P + s * g * Q).sum(-1),
         "w_sq": P.sum(-1),
         "drift_sq": (mag - P.sqrt()).square().sum(-1),  # magnitudes against W's own row norms (their init)
     }
-    if group.previous is not None:  # <dW_prev, dW> row by row: dW = diag(g - 1) W + s diag(g) B A
-        p = group.previous
-        g1, Q1, B1 = p["g"], p["Q"], p["B"][:, rows]
-        X12 = ((B1 @ (p["A"] @ A.mT)) * B).sum(-1)  # <(B1 A1)_k, (B A)_k>
-        sums["turn_inner"] = (
-            (g1 - 1) * (g - 1) * P + s * (g1 - 1) * g * Q + s * g1 * (g - 1) * Q1 + s * s * g1 * g * X12
-        ).sum(-1)
+    if previous is not None:
+        sums.update(_dora_turn_sums(previous, rows, A, B, s, P, WY, Q, c, g, mag))
     return sums
+
+
+def _dora_turn_sums(previous, rows, A, B, s, P, WY, Q, c, g, mag) -> dict[str, Tensor]:
+    """||D||^2 and <dW_prev, D> for D = dW - dW_prev built at the scale of the difference (W frozen between
+    records), so a turn of 1e-4 degrees is resolved like LoRA's (forming <dW_prev, dW> first loses it):
+
+        D_k = dg_k W_k + s L_k,   L = g B A - g1 B1 A1 = X [A; A - A1],   X = [g (B - B1) + dg B1, g1 B1]
+        dg = g - g1 = (m - m1) / c - g1 (c - c1) / c,   c - c1 = (c^2 - c1^2) / (c + c1)
+        c^2 - c1^2 = 2 s (Q - Q1) + s^2 (T - T1),   T - T1 = <(B A - B1 A1)_k, (B A + B1 A1)_k>
+
+    Shapes: A (L, r, n), B (L, m', r), per-row terms (L, m'), WY = [W A^T, W (A - A1)^T] (L, m', 2r); float64."""
+    A1, B1 = previous["A"], previous["B"][:, rows]
+    g1, c1, Q1, mag1 = previous["g"], previous["c"], previous["Q"], previous["magnitude"]
+    dA, dB = A - A1, B - B1  # exact: float32 values held in float64
+    Y = torch.cat([A, dA], dim=-2)  # (L, 2r, n): L = X Y
+    dQ = (dB * WY[..., : A.shape[-2]]).sum(-1) + (B1 * WY[..., A.shape[-2] :]).sum(-1)  # Q - Q1
+    sum_left = torch.cat([B, B1], dim=-1)  # [B, B1] [A; A1] = B A + B1 A1
+    diff_left = torch.cat([dB, B1], dim=-1)  # [B - B1, B1] [A; A - A1] = B A - B1 A1
+    dT = ((diff_left @ (Y @ torch.cat([A, A1], dim=-2).mT)) * sum_left).sum(-1)  # T - T1
+    dc = (2 * s * dQ + s * s * dT) / (c + c1)
+    dg = (mag - mag1) / c - g1 * dc / c
+    X = torch.cat([g.unsqueeze(-1) * dB + dg.unsqueeze(-1) * B1, g1.unsqueeze(-1) * B1], dim=-1)  # (L, m', 2r)
+    inner_WL = (X * WY).sum(-1)  # <W_k, L_k>
+    L_sq = ((X @ (Y @ Y.mT)) * X).sum(-1)  # ||L_k||^2
+    prev_L = ((B1 @ (A1 @ Y.mT)) * X).sum(-1)  # <(B1 A1)_k, L_k>
+    return {
+        "turn_diff_sq": (dg * dg * P + 2 * s * dg * inner_WL + s * s * L_sq).sum(-1),  # ||D||^2
+        # <dW_prev, D>, dW_prev_k = (g1 - 1) W_k + s g1 (B1 A1)_k, <(B1 A1)_k, W_k> = Q1
+        "turn_inner": ((g1 - 1) * (dg * P + s * inner_WL) + s * g1 * (dg * Q1 + s * prev_L)).sum(-1),
+    }
 
 
 def pack(sums: dict[str, Tensor]) -> Tensor:
@@ -252,10 +288,13 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     """The METRICS of each layer from the (reduced) sums and the full factors: (L, len(METRICS))."""
     nan = torch.full_like(sums["w_sq"], float("nan"))
     if group.kind == "dora":
-        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])
-        drift = sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()
-        sigma = nan
-        turn = _turn_from_inner(sums.get("turn_inner"), geo.delta_fro, group.previous)
+        dtype = group.dora.A.dtype
+        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
+        drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
+        sigma = nan.to(dtype)
+        group.extra["delta_fro"] = geo.delta_fro  # float64, for the next turn
+        turn = _turn_from_difference_and_inner(sums, group.previous).to(dtype)
+        geo = replace(geo, **{f.name: getattr(geo, f.name).to(dtype) for f in fields(geo)})
     else:
         V, gram_left = group.update.V, sums["gram_left"]
         k = V.shape[-1]
@@ -294,11 +333,10 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     return torch.stack(columns, dim=1)
 
 
-def keep(group: Group, values: Tensor) -> dict:
-    """What the next record needs for turn_deg: the factors (small) and ||dW|| of this one."""
-    delta_fro = values[:, 0]
-    if group.kind == "dora":
-        return {"A": group.dora.A, "B": group.dora.B, **group.extra, "delta_fro": delta_fro}
+def keep(group: Group) -> dict:
+    """What the next record needs for turn_deg: the factors (small) and ||dW|| (float64) of this one."""
+    if group.kind == "dora":  # float64 A, B: the next record's differences A - A_prev, B - B_prev are exact
+        return {"A": group.dora.A.to(torch.float64), "B": group.dora.B.to(torch.float64), **group.extra}
     f64 = torch.float64  # the next record's differences U - U_prev, V - V_prev are exact in float64
     return {"U": group.update.U.to(f64), "V": group.update.V.to(f64), "delta_fro": group.extra["delta_fro"]}
 
@@ -322,10 +360,13 @@ def _turn_from_difference(gram_x: Tensor, gram_y: Tensor, n: Tensor, previous: d
     return torch.where((n > 0) & (n1 > 0), turn, torch.full_like(turn, float("nan")))
 
 
-def _turn_from_inner(inner: Tensor | None, n: Tensor, previous: dict | None) -> Tensor:
-    if inner is None or previous is None:
-        return torch.full_like(n, float("nan"))
-    n1 = previous["delta_fro"]
-    sine = ((n * n1).square() - inner.square()).clamp(min=0).sqrt()
-    turn = torch.atan2(sine, inner) * DEGREES
-    return torch.where((n > 0) & (n1 > 0), turn, torch.full_like(turn, float("nan")))
+def _turn_from_difference_and_inner(sums: dict[str, Tensor], previous: dict | None) -> Tensor:
+    """The angle between dW_prev and dW = dW_prev + D from ||D||^2 and <dW_prev, D> (float64):
+    ||dW_prev|| ||dW|| sin = sqrt(n1^2 ||D||^2 - <dW_prev, D>^2) (the Gram determinant of (dW_prev, dW) equals
+    that of (dW_prev, D)), ||dW_prev|| ||dW|| cos = n1^2 + <dW_prev, D>: both at the scale of D."""
+    if previous is None:
+        return torch.full_like(sums["w_sq"], float("nan"))
+    n1_sq, d_sq, ip = previous["delta_fro"].square(), sums["turn_diff_sq"], sums["turn_inner"]
+    turn = torch.atan2((n1_sq * d_sq - ip.square()).clamp(min=0).sqrt(), n1_sq + ip) * DEGREES
+    n_sq = n1_sq + 2 * ip + d_sq  # ||dW_prev + D||^2
+    return torch.where((n1_sq > 0) & (n_sq > 0), turn, torch.full_like(turn, float("nan")))

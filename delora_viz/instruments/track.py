@@ -154,7 +154,7 @@ class Tracker:
             ]
         for key, members, group, sums in built:
             values = metrics_from_sums(group, sums)  # (L, metrics)
-            self._previous[key] = keep(group, values)
+            self._previous[key] = keep(group)
             if len(built) == 1 and members == list(range(len(self.views))):
                 return values  # one batch of every layer, in view order (the common case)
             if out is None:

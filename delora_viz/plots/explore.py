@@ -5,10 +5,12 @@ check them against PEFT and dense float64 references), ``plot_*`` draws them. ``
 any ``plot_*`` to ipywidgets controls, and first displays the figure at the controls' default values as a
 plain image, so a headless run and a reader without a live kernel see it too.
 
-- ``bound_table`` / ``plot_bound_explorer`` (notebook 01): ||dW||_F of a DeLoRA layer against its tight
-  bound (|lambda|/r) sum_i ||a_i/||a_i|| * w|| and the loose one |lambda| max_j ||W[:, j]|| (twice that with
-  the paper init), as the factors turn from random (alignment 0) to the adversarial rank-1 case (1):
-  every a_i = e_j* (W's largest column), every b_i the same unit vector, where ||dW||_F = |lambda| w_j*.
+- ``bound_table`` / ``term_sums`` / ``plot_bound_explorer`` / ``plot_bound_small_multiples`` (notebook 01):
+  ||dW||_F of a DeLoRA layer against its tight bound (|lambda|/r) sum_i ||a_i/||a_i|| * w|| and the ceiling
+  |lambda| max_j ||W[:, j]|| (twice that with the paper init), as the factors turn from random (alignment 0)
+  to all aligned (1): every a_i = e_j* (W's largest column), every b_i the same unit vector, where
+  ||dW||_F = |lambda| w_j*. lambda sets the scale and the ceiling; the alignment of A and B (how the r unit
+  terms add up) sets where ||dW|| sits below it. Fixed axes, so each slider value draws its own picture.
 - ``angle_table`` / ``plot_angle_explorer`` (notebook 02): angle(dW, W) and angle(W + dW, W) of LoRA,
   DoRA and DeLoRA on one weight as the factors grow, B = sigma * B_hat (what an optimizer does to them).
 - ``plot_layer_trajectory`` / ``plot_layer_small_multiples`` (notebook 03): one layer of one tracked run over
@@ -105,41 +107,166 @@ def bound_table(
     return pd.DataFrame(rows)
 
 
-@styled
-def plot_bound_explorer(
-    weight: Tensor, delora_lambda: float = 2.0, r: int = 4, init: str = "peft", alignment: float = 0.0, seed: int = 0
-) -> Figure:
-    """Left: ||dW||_F and both bounds as the factors turn from random (0) to adversarial (1); the current
-    alignment is the vertical line. Right: the four numbers at the current alignment, as bars."""
+def term_sums(weight: Tensor, delora_lambda: float, r: int, alignment: float, seed: int = 0) -> pd.DataFrame:
+    """How DeLoRA's r unit rank-one terms add up, one row per k = 1..r, in float64.
+
+    term_i = b_i a_i^T diag(w) / (||b_i|| ||a_i||), factors from ``aligned_factors``: ||term_i|| = ||a_i/||a_i|| * w||.
+        partial[k]    = (|lambda| / r) || sum_{i<=k} term_i ||_F        (k = r: ||dW||_F of the PEFT init)
+        aligned[k]    = (|lambda| / r) sum_{i<=k} ||term_i||_F           (all terms parallel: the tight bound)
+        orthogonal[k] = (|lambda| / r) sqrt(sum_{i<=k} ||term_i||_F^2)  (all terms mutually orthogonal)
+    Where ``partial`` sits between the two is set by A and B alone: how aligned their directions are.
+    """
+    W = weight.detach().double()
+    w = W.norm(dim=0)  # (n,)
+    A, B = aligned_factors(W, r, alignment, seed)
+    lam = torch.tensor([float(delora_lambda)], dtype=torch.float64)
+    term_norms = (A / A.norm(dim=1, keepdim=True) * w).norm(dim=1)  # (r,) ||term_i||_F
+    scale = abs(float(delora_lambda)) / r
+    rows = []
+    for k in range(1, r + 1):
+        partial = fro_norm(delora_update(A[:k], B[:, :k], lam * k / r, w)).item()  # (lambda/r) sum of k terms
+        rows.append(
+            dict(
+                k=k,
+                partial=partial,
+                aligned=scale * term_norms[:k].sum().item(),
+                orthogonal=scale * term_norms[:k].pow(2).sum().sqrt().item(),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def bound_axis_top(weight: Tensor, lambda_max: float = 8.0) -> float:
+    """The explorer's fixed y-axis top: the ceiling |lambda| max_j w_j at the largest lambda of the slider.
+
+    (The paper init's ceiling, twice that, leaves the axis for lambda > lambda_max / 2: an arrow says so.)"""
+    return lambda_max * weight.detach().double().norm(dim=0).max().item() * 1.05
+
+
+def _draw_norm_vs_alignment(ax, weight, delora_lambda, r, init, alignment, seed, top) -> None:
+    """||dW||_F, the tight and the loose bound against the alignment of A and B; a dot at ``alignment``."""
     curve = bound_table(weight, delora_lambda, r, init, seed=seed)
     now = bound_table(weight, delora_lambda, r, init, alignments=[alignment], seed=seed).iloc[0]
-    fig = Figure(figsize=(11.0, 4.0), layout="constrained")
-    ax, bars = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     color = method_color("delora-paper" if init == "paper" else "delora")
-    ax.plot(curve["alignment"], curve["delta_fro"], color=color, label=NORM, gid="delta_fro")
-    ax.plot(
-        curve["alignment"], curve["bound"], "--", color=color, label="tight bound (current directions)", gid="bound"
-    )
+    ax.plot(curve["alignment"], curve["delta_fro"], "-", color=color, label=NORM, gid="delta_fro")
+    ax.plot(curve["alignment"], curve["bound"], "--", color=color, label="tight bound (these directions)", gid="bound")
     loose = r"$2|\lambda| \max_j w_j$" if init == "paper" else r"$|\lambda| \max_j w_j$"
-    ax.plot(curve["alignment"], curve["bound_loose"], ":", color="black", label=f"loose bound {loose}", gid="loose")
+    ax.plot(curve["alignment"], curve["bound_loose"], ":", color="black", lw=2.2, label=f"ceiling {loose}", gid="loose")
     ax.plot(
         curve["alignment"], curve["typical"], "-.", color="grey", lw=1, label=r"typical $|\lambda|$ rms(w)/$\sqrt{r}$"
     )
-    ax.axvline(alignment, color="grey", lw=0.8)
-    ax.set(
-        title=f"DeLoRA ({init} init), lambda = {delora_lambda:g}, r = {r}",
-        xlabel="alignment of A and B (0 random, 1 adversarial rank-1)",
-        ylabel=NORM,
+    ax.plot([alignment], [now["delta_fro"]], "o", color=color, ms=8, gid="now")
+    near_top = now["delta_fro"] > 0.8 * now["bound_loose"]
+    ax.annotate(
+        f"{now['delta_fro']:.2f} = {now['delta_fro'] / now['bound_loose']:.0%} of the ceiling",
+        (alignment, now["delta_fro"]),
+        xytext=(0, -16 if near_top else 12),
+        textcoords="offset points",
+        fontsize=8,
+        ha="right" if alignment > 0.6 else "left",
     )
-    ax.set_ylim(bottom=0)
-    legend(ax)
-    names = [NORM, "tight bound", "loose bound", "typical"]
-    values = [now["delta_fro"], now["bound"], now["bound_loose"], now["typical"]]
-    drawn = bars.bar(names, values, color=[color, color, "black", "grey"], alpha=0.8, gid="bars")
-    drawn[1].set_hatch("//")
-    for patch, value in zip(drawn, values):
-        bars.annotate(f"{value:.3g}", (patch.get_x() + patch.get_width() / 2, value), ha="center", va="bottom")
-    bars.set(title=f"at alignment {alignment:.2f}: {NORM} / loose bound = {values[0] / values[2]:.2f}", ylabel=NORM)
+    if now["bound_loose"] <= top:
+        ax.annotate(f"ceiling {now['bound_loose']:.2f}", (0.02, now["bound_loose"]), xytext=(0, 3),
+                    textcoords="offset points", fontsize=8)  # fmt: skip
+    else:
+        ax.annotate(f"ceiling {now['bound_loose']:.2f}, above the axis", (0.02, 0.97), xycoords="axes fraction",
+                    fontsize=8, va="top", arrowprops=None)  # fmt: skip
+    ax.set(xlim=(0, 1), ylim=(0, top), xlabel="alignment of A and B (0 random, 1 aligned)", ylabel=NORM)
+    ax.set_title(f"DeLoRA ({init} init), lambda = {delora_lambda:g}, r = {r}", fontsize=10)
+
+
+def _draw_terms(ax, weight, delora_lambda, r, alignment, seed, top, r_max) -> None:
+    """The partial sums of the r unit terms against k, between 'mutually orthogonal' and 'all aligned'."""
+    sums = term_sums(weight, delora_lambda, r, alignment, seed)
+    color = method_color("delora")
+    ax.plot(sums["k"], sums["aligned"], "--", marker="^", color="black", lw=1, label="if all aligned (tight bound)",
+            gid="aligned")  # fmt: skip
+    ax.plot(sums["k"], sums["orthogonal"], ":", marker="v", color="grey", label="if mutually orthogonal",
+            gid="orthogonal")  # fmt: skip
+    ax.plot(sums["k"], sums["partial"], "-", marker="o", color=color, label="these A and B", gid="partial")
+    last = sums.iloc[-1]
+    ax.set(
+        xlim=(0.5, r_max + 0.5),
+        ylim=(0, top),
+        xlabel="number of unit terms added, k",
+        ylabel=r"$\|\frac{\lambda}{r}\sum_{i \leq k} \mathrm{term}_i\|_F$",
+    )
+    ax.set_title(
+        f"the {r} unit terms add up to {last['partial']:.2f} (if all aligned: {last['aligned']:.2f})",
+        fontsize=10,
+    )
+
+
+@styled
+def plot_bound_explorer(
+    weight: Tensor,
+    delora_lambda: float = 2.0,
+    r: int = 4,
+    init: str = "peft",
+    alignment: float = 0.0,
+    seed: int = 0,
+    lambda_max: float = 8.0,
+    r_max: int = 16,
+) -> Figure:
+    """Left: ||dW||_F, the tight bound and the ceiling as the factors turn from random (0) to all aligned (1),
+    the current alignment a dot. Right: how the r unit terms add up at that alignment (``term_sums``).
+
+    Both y-axes are FIXED (0 to ``bound_axis_top(weight, lambda_max)``) and the right x-axis runs to ``r_max``,
+    so moving a slider changes the picture, not the tick labels: lambda = 8 draws everything 4x higher than
+    lambda = 2. The right panel shows the trainable term (lambda/r) B Xi A diag(w) (all of dW for the PEFT init).
+    """
+    top = bound_axis_top(weight, lambda_max)
+    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    _draw_norm_vs_alignment(left, weight, delora_lambda, r, init, alignment, seed, top)
+    _draw_terms(right, weight, delora_lambda, r, alignment, seed, top, r_max)
+    legend(left)
+    legend(right)
+    return fig
+
+
+BOUND_MULTIPLES = (
+    dict(delora_lambda=2.0, alignment=0.0),
+    dict(delora_lambda=8.0, alignment=0.0),
+    dict(delora_lambda=2.0, alignment=0.6),
+    dict(delora_lambda=2.0, alignment=1.0),
+)
+
+
+@styled
+def plot_bound_small_multiples(
+    weight: Tensor,
+    settings=BOUND_MULTIPLES,
+    r: int = 4,
+    init: str = "peft",
+    seed: int = 0,
+    lambda_max: float = 8.0,
+) -> Figure:
+    """The bound explorer at a few slider settings side by side (a static page cannot move a slider).
+
+    One column per setting (a dict of ``delora_lambda`` / ``alignment`` / ``r``, the rest from the arguments);
+    top row ||dW|| against the alignment, bottom row how the terms add up; every panel on the same y-axis."""
+    if not settings:
+        raise ValueError("plot_bound_small_multiples: give at least one setting (a dict of slider values)")
+    top = bound_axis_top(weight, lambda_max)
+    r_max = max(int(s.get("r", r)) for s in settings)
+    fig = Figure(figsize=(3.6 * len(settings), 6.6), layout="constrained")
+    for i, setting in enumerate(settings):
+        values = {**dict(delora_lambda=2.0, r=r, alignment=0.0), **setting}
+        upper = fig.add_subplot(2, len(settings), i + 1)
+        lower = fig.add_subplot(2, len(settings), len(settings) + i + 1)
+        _draw_norm_vs_alignment(
+            upper, weight, values["delora_lambda"], values["r"], init, values["alignment"], seed, top
+        )
+        _draw_terms(lower, weight, values["delora_lambda"], values["r"], values["alignment"], seed, top, r_max)
+        upper.set_title(f"lambda = {values['delora_lambda']:g}, alignment = {values['alignment']:g}", fontsize=9)
+        lower.title.set_fontsize(8)
+        if i:
+            upper.set_ylabel("")
+            lower.set_ylabel("")
+    legend(fig.axes[0])
+    legend(fig.axes[1])
+    fig.suptitle("lambda sets the scale and the ceiling; A and B set where the update sits below it", fontsize=11)
     return fig
 
 

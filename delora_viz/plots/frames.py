@@ -30,6 +30,17 @@ METHOD_COLORS = {
     "dora": "#ee3377",  # magenta
     "delora": "#e69f00",  # orange
     "delora-paper": "#33bbee",  # cyan
+    "delora-fixed-lambda": "#882255",  # wine
+}
+# Line style and marker per method, so lines that overlap (LoRA and DoRA often do) stay apart without
+# colour: LoRA thick and solid with big dots under DoRA's dotted line with small squares.
+METHOD_STYLES = {
+    "lora": dict(ls="-", marker="o", lw=3.2, ms=7),
+    "rslora": dict(ls="-", marker="P", lw=2.0, ms=6),
+    "dora": dict(ls=":", marker="s", lw=1.8, ms=4),
+    "delora": dict(ls="-", marker="D", lw=1.8, ms=5),
+    "delora-paper": dict(ls="--", marker="^", lw=1.8, ms=5),
+    "delora-fixed-lambda": dict(ls="-.", marker="v", lw=1.8, ms=5),
 }
 _FALLBACK_COLORS = ("#e69f00", "#000000", "#999999", "#f0e442")  # orange, black, grey, yellow
 
@@ -51,6 +62,15 @@ def method_color(name: str) -> str:
         if re.search(rf"(?<![a-z]){re.escape(key)}(?![a-z])", low):
             return METHOD_COLORS[key]
     return _FALLBACK_COLORS[zlib.crc32(low.encode()) % len(_FALLBACK_COLORS)]
+
+
+def method_style(name: str) -> dict:
+    """matplotlib kwargs (ls, marker, lw, ms) for a run named after its method (matched as method_color does)."""
+    low = str(name).lower()
+    for key in sorted(METHOD_STYLES, key=len, reverse=True):
+        if re.search(rf"(?<![a-z]){re.escape(key)}(?![a-z])", low):
+            return dict(METHOD_STYLES[key])
+    return dict(ls="-", marker="o", lw=1.8, ms=4)
 
 
 def require_rows(df: pd.DataFrame, columns, what: str) -> None:

@@ -14,6 +14,7 @@ from .frames import (
     layer_step_table,
     mean_by_step,
     method_color,
+    method_style,
     numeric,
     require_rows,
     short_layer,
@@ -63,8 +64,9 @@ def plot_turn_strength(tracker_df: pd.DataFrame, ax=None) -> Figure:
     x: how far the update's direction has turned so far, the running sum of turn_deg (the angle
     between dW at one record and the previous one, per layer), mean over layers. y: strength,
     ||dW||_F / bound for runs with a bound (1 = at the bound: the dashed line), else ||dW||_F / ||W||_F
-    (dotted lines; the legend says which). Look for: DeLoRA walks right along a flat line under 1
-    (it keeps learning by turning, its size is fixed by lambda); LoRA's strength climbs as it turns.
+    (the legend says which). The title says whether it is one layer or the mean over layers. Look for:
+    DeLoRA walks right under 1 (it keeps turning; lambda and W's column norms hold its size under the
+    ceiling, A and B where it sits below it); LoRA's strength climbs as it turns.
     ValueError for histories without turn_deg.
     """
     frame = turn_frame(tracker_df)
@@ -76,20 +78,26 @@ def plot_turn_strength(tracker_df: pd.DataFrame, ax=None) -> Figure:
         bounded = bool(rows["bounded"].iloc[0])
         color = method_color(str(rows["method"].iloc[0]))
         label = f"{run}: ‖ΔW‖ / bound" if bounded else f"{run}: ‖ΔW‖ / ‖W‖ (no bound)"
+        style = method_style(str(rows["method"].iloc[0]))
+        marker, ms = style.pop("marker"), style.pop("ms")
+        ax.plot(rows["turned_deg"], rows["strength"], color=color, label=label, gid=f"turn:{run}", **style)
         ax.plot(
-            rows["turned_deg"], rows["strength"], "-" if bounded else ":", color=color, label=label, gid=f"turn:{run}"
+            rows["turned_deg"].iloc[-1:], rows["strength"].iloc[-1:], marker, color=color, ms=ms + 2, label="_nolegend_"
         )
-        ax.plot(rows["turned_deg"].iloc[-1:], rows["strength"].iloc[-1:], "o", color=color, ms=6, label="_nolegend_")
     if frame["bounded"].any():
         ax.axhline(1.0, color="0.35", lw=1.2, ls="--", zorder=0, label="bound (‖ΔW‖ / bound = 1)", gid="bound-line")
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
+    layers = tracker_df["layer"].nunique() if "layer" in tracker_df.columns else 0
+    where = f"layer {short_layer(str(tracker_df['layer'].iloc[0]))}" if layers == 1 else "mean over layers"
     ax.set(
-        title="Direction keeps turning, strength stays capped (mean over layers)",
+        title=f"How far ΔW's direction turned against its strength\n({where})",
         xlabel="direction turned so far: Σ ∠(ΔW_t, ΔW_t−1), degrees",
         ylabel="strength of ΔW (ratio)",
     )
-    legend(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:  # below the axes: the lines run through every corner of the plot
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     return fig
 
 
@@ -159,7 +167,7 @@ def plot_singular_values(singular_values, ax=None, label: str | None = None) -> 
         if s.size == 0:
             raise ValueError(f"plot_singular_values: no finite singular values for {name!r}")
         all_positive &= bool((s > 0).any())
-        ax.plot(np.arange(1, s.size + 1), s, "o-", ms=4, color=method_color(name), label=str(name))
+        ax.plot(np.arange(1, s.size + 1), s, color=method_color(name), label=str(name), **method_style(name))
     if all_positive:
         ax.set_yscale("log", nonpositive="mask")  # zeros are simply not drawn
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

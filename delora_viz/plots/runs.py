@@ -21,8 +21,9 @@ from matplotlib.figure import Figure
 
 from ..instruments.history import COLUMNS, OPTIONAL, load_history
 from .figures import plot_angles, plot_lambda, plot_loss, plot_update_norm
-from .frames import has_values, iter_runs
+from .frames import has_values, iter_runs, mean_by_step, method_style
 from .layers import plot_angle_strength, plot_bound_heatmap
+from .style import legend, new_axes, styled
 
 GENERIC_STEMS = ("delora_history", "history", "tracker", "trainer_state", "log")
 LOSS_COLUMNS = ("step", "loss")
@@ -159,6 +160,28 @@ def run_figures(tracker_df: pd.DataFrame, loss_df: pd.DataFrame | None = None) -
     for run, _, _, _ in iter_runs(tracker_df):
         figs[f"heatmap_{run}"] = plot_bound_heatmap(tracker_df, run=run)
     return figs
+
+
+@styled
+def plot_eval(history_df: pd.DataFrame, ax=None) -> Figure:
+    """Held-out metric (accuracy, or perplexity on a log scale) of each run at every evaluation: step 0
+    (the base model), each eval step and the step a run stopped at. Each evaluation is a marker, so a run
+    evaluated once still shows. Look for: does a bounded update learn the task as well as an unbounded one?"""
+    require = [c for c in ("step", "method", "eval_metric") if c not in history_df.columns]
+    if require or not has_values(history_df, "eval_metric"):
+        raise ValueError("plot_eval: no evaluations in this log (eval_metric is empty)")
+    fig, (ax,) = new_axes(ax, width=6.4, height=4.0)
+    for run, method, rows, color in iter_runs(history_df):
+        ev = mean_by_step(rows, "eval_metric").dropna()
+        if not ev.empty:
+            ax.plot(ev.index, ev.values, color=color, label=run, **method_style(str(method)))
+    names = history_df["eval_name"].dropna().unique() if "eval_name" in history_df else []
+    name = str(names[0]) if len(names) == 1 else "eval metric"
+    if name == "perplexity":
+        ax.set_yscale("log")
+    ax.set(title=f"Held-out {name} at each evaluation", xlabel="step", ylabel=name)
+    legend(ax)
+    return fig
 
 
 def _runs(df: pd.DataFrame, name: str, several_files: bool) -> pd.Series:

@@ -1,4 +1,4 @@
-"""The method registry: lora, dora, delora, delora-paper, how each is built and its defaults.
+"""The method registry: lora, dora, delora, delora-fixed-lambda, delora-paper, how each is built and its defaults.
 
 LoRA and DoRA are PEFT LoraConfigs, DeLoRA is PEFT's DeloraConfig, and the paper's initialisation
 (which PEFT does not offer) is our DeLoRALinear with init="paper". The learning rates are the ones
@@ -52,6 +52,14 @@ METHODS: dict[str, Method] = {
             "DELORA",
         ),
         Method(
+            "delora-fixed-lambda",
+            "DeLoRA (λ fixed)",
+            "DeLoRA with lambda frozen at its init: only A and B train, so the ceiling |lambda| max_j ||W_j|| stays "
+            "put and ||dW|| moves below it as the rank-1 terms align.",
+            3e-2,
+            "DELORA",
+        ),
+        Method(
             "delora-paper",
             "DeLoRA (paper init)",
             "DeLoRA with the paper's init: A, B random, their frozen copy subtracted, so dW grows smoothly from 0.",
@@ -96,7 +104,7 @@ def build_adapted_model(
             task_type=task_type,
         )
         return get_peft_model(model, config)
-    if method == "delora":
+    if method in ("delora", "delora-fixed-lambda"):
         config = DeloraConfig(
             r=r,
             delora_lambda=delora_lambda,
@@ -105,7 +113,12 @@ def build_adapted_model(
             modules_to_save=head_modules or None,
             task_type=task_type,
         )
-        return get_peft_model(model, config)
+        model = get_peft_model(model, config)
+        if method == "delora-fixed-lambda":  # lambda stays at its init: A and B alone move ||dW||
+            for name, p in model.named_parameters():
+                if ".delora_lambda." in name:
+                    p.requires_grad_(False)
+        return model
     add_delora(
         model, list(target_modules), r=r, delora_lambda=delora_lambda, init="paper", module_dropout=module_dropout
     )

@@ -1,0 +1,424 @@
+"""The tutorials' lesson figures (notebooks 00 and 01): small, seeded experiments on one toy layer, and the
+figures that say what to notice in them. Every ``plot_*`` returns a Figure (no pyplot state); every
+``*_runs`` / ``*_table`` returns the numbers it draws, so tests check them against an independent computation.
+
+The toy layer: a frozen W (m x n, nn.Linear layout, entries N(0, 1/n)) that must learn to act like
+W + D, where D is a fixed rank-2 change of size ||D||_F = ``target_size`` * ||W||_F. Inputs x ~ N(0, I), so the
+mean squared error is ||W' - (W + D)||_F^2 / m: a quadratic any method can (try to) fit in a few hundred steps.
+
+The four methods, written out once here on that one weight (B (m, r), A (r, n), u (m,), s = alpha / r):
+    LoRA    W' = W + s B A                                           (strength and direction coupled, unbounded)
+    DoRA    W' = diag(g / c) (W + s B A), c_k = ||(W + s B A)[k, :]|| (detached, as PEFT does), g learned
+    ETHER   W' = H W, H = I - 2 u u^T / ||u||^2                     (a reflection: ||H - I||_F = 2, fixed)
+    DeLoRA  W' = W + (lambda / r) B Xi A diag(w)                     (``delora_update``: bounded, lambda learned)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import Tensor
+
+from .. import DeLoRALinear, delora_update, lora_update
+from .frames import method_color, require_rows
+from .style import NORM, legend, styled
+
+FAMILY = ("lora", "dora", "ether", "delora")
+FAMILY_NAMES = {"lora": "LoRA", "dora": "DoRA", "ether": "ETHER", "delora": "DeLoRA"}
+ETHER_COLOR = "#117733"  # green: not one of the app's methods, so not in frames.METHOD_COLORS
+MARKERS = {"lora": "o", "dora": "s", "ether": "^", "delora": "D"}
+STYLES = {"lora": "-", "dora": "--", "ether": "-.", "delora": "-"}
+
+
+def family_color(method: str) -> str:
+    return ETHER_COLOR if method == "ether" else method_color(method)
+
+
+# ----------------------------------------------------------------------------- the toy layer
+def toy_task(m: int = 64, n: int = 64, target_size: float = 0.25, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """(W, D): a frozen weight W (m, n) with entries N(0, 1/n), and the change D (m, n) it must learn.
+
+    D = P Q^T is rank 2 with ||D||_F = target_size * ||W||_F; float64, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(m, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+    P = torch.randn(m, 2, generator=gen, dtype=torch.float64)
+    Q = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    D = P @ Q.T
+    return W, D * (target_size * W.norm() / D.norm())
+
+
+def toy_batches(n: int, steps: int, batch: int = 64, seed: int = 1):
+    """The same inputs x ~ N(0, I) (batch, n) for every method and every rate: a fair comparison."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        yield torch.randn(batch, n, generator=gen, dtype=torch.float64)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run on one CPU thread, then restore: 64 x 64 products are slower split over threads (measured 5-30x
+    on a busy 2-core machine), and the runs stay reproducible."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _kaiming(rows: int, cols: int, gen: torch.Generator) -> Tensor:
+    """nn.Linear's default (kaiming-uniform, a = sqrt(5)): U(-1/sqrt(cols), 1/sqrt(cols)), as PEFT starts A."""
+    bound = 1 / math.sqrt(cols)
+    return torch.empty(rows, cols, dtype=torch.float64).uniform_(-bound, bound, generator=gen)
+
+
+def _family_member(method: str, W: Tensor, r: int, delora_lambda: float, gen: torch.Generator):
+    """(trainable parameters, function params -> W'). Inits as PEFT (LoRA/DoRA/DeLoRA: B = 0) and ETHER (random u)."""
+    m, n = W.shape
+    s = 2.0  # LoRA's alpha / r with alpha = 2r
+    if method == "ether":
+        u = torch.randn(m, 1, generator=gen, dtype=torch.float64).requires_grad_()
+
+        def weight(u=u):
+            u_hat = u / u.norm()  # (m, 1) unit: H = I - 2 u u^T
+            return W - 2 * u_hat @ (u_hat.T @ W)  # H W, without building H
+
+        return [u], weight
+    A = _kaiming(r, n, gen).requires_grad_()  # (r, n)
+    B = torch.zeros(m, r, dtype=torch.float64, requires_grad=True)  # (m, r)
+    if method == "lora":
+        return [A, B], lambda: W + lora_update(A, B, s).dense()
+    if method == "dora":
+        g = W.norm(dim=1).clone().requires_grad_()  # (m,) magnitudes, start at W's row norms
+
+        def weight():
+            V = W + lora_update(A, B, s).dense()  # (m, n) the direction, before normalising
+            return (g / V.norm(dim=1).detach()).unsqueeze(1) * V  # each output row rescaled to g_k
+
+        return [A, B, g], weight
+    if method == "delora":
+        lam = torch.tensor([float(delora_lambda)], dtype=torch.float64, requires_grad=True)
+        w = W.norm(dim=0)  # (n,) frozen column norms
+        return [A, B, lam], lambda: W + delora_update(A, B, lam, w).dense()
+    raise ValueError(f"method must be one of {FAMILY}, got {method!r}")
+
+
+def family_runs(
+    lrs=(1e-2, 1e-1, 1.0),
+    steps: int = 200,
+    methods=FAMILY,
+    r: int = 4,
+    delora_lambda: float = 2.0,
+    target_size: float = 0.25,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each method of the family fits the toy layer with Adam at each learning rate.
+
+    One row per (method, lr, step), step 0 the start: delta_fro = ||W' - W||_F, loss (the batch's mean squared
+    error before that step's update; at step 0 the first batch's), ceiling = |lambda| max_j w_j (DeLoRA only,
+    with the lambda of that step), reflection = ||H - I||_F (ETHER only, always 2), lambda (DeLoRA only).
+    A run whose update goes non-finite stops there (diverged = True on its last row)."""
+    W, D = toy_task(target_size=target_size, seed=seed)
+    w_max = W.norm(dim=0).max().item()
+    rows = []
+    with one_thread():
+        _train_family(W, D, w_max, lrs, steps, methods, r, delora_lambda, seed, rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(w_fro=W.norm().item(), w_max=w_max, target_fro=D.norm().item(), r=r)
+    return frame
+
+
+def _train_family(W, D, w_max, lrs, steps, methods, r, delora_lambda, seed, rows) -> None:
+    for method in methods:
+        for lr in lrs:
+            gen = torch.Generator().manual_seed(seed + 10)  # the same A (and u) at every rate
+            params, weight = _family_member(method, W, r, delora_lambda, gen)
+            rows.extend(_train_one(method, lr, params, weight, W, D, w_max, steps, seed))
+
+
+def _family_row(method, lr, params, weight, W, w_max, step, loss) -> dict:
+    with torch.no_grad():
+        row = dict(method=method, lr=lr, step=step, delta_fro=(weight() - W).norm().item(), loss=loss)
+        if method == "delora":
+            row["lambda"] = params[2].item()
+            row["ceiling"] = abs(row["lambda"]) * w_max
+        if method == "ether":
+            u_hat = params[0] / params[0].norm()
+            row["reflection"] = (2 * u_hat @ u_hat.T).norm().item()  # ||H - I||_F
+    return row
+
+
+def _train_one(method, lr, params, weight, W, D, w_max, steps, seed) -> list[dict]:
+    """Adam on the mean squared error against x (W + D)^T; stops at the first non-finite parameter."""
+    opt = torch.optim.Adam(params, lr=lr)
+    batches = toy_batches(W.shape[1], steps + 1, seed=seed + 1)
+    x = next(batches)
+    rows = [dict(_family_row(method, lr, params, weight, W, w_max, 0, (x @ D.T).pow(2).mean().item()), diverged=False)]
+    for step in range(1, steps + 1):
+        loss = (x @ weight().T - x @ (W + D).T).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        x = next(batches)
+        row = _family_row(method, lr, params, weight, W, w_max, step, loss.item())
+        row["diverged"] = not all(torch.isfinite(p).all() for p in params) or not math.isfinite(row["delta_fro"])
+        rows.append(row)
+        if row["diverged"]:
+            break
+    return rows
+
+
+@styled
+def plot_update_family(frame: pd.DataFrame) -> Figure:
+    """One panel per learning rate, the same log y-axis: ||W' - W||_F over the steps for each method, DeLoRA's
+    ceiling |lambda| max_j w_j dashed, the target's size ||D||_F dotted."""
+    require_rows(frame, ["method", "lr", "step", "delta_fro"], "plot_update_family")
+    lrs = sorted(frame["lr"].unique())
+    fig = Figure(figsize=(4.3 * len(lrs), 4.0), layout="constrained")
+    axes = [fig.add_subplot(1, len(lrs), i + 1) for i in range(len(lrs))]
+    finite = frame["delta_fro"][np.isfinite(frame["delta_fro"]) & (frame["delta_fro"] > 0)]
+    top = max(finite.max(), frame.get("ceiling", pd.Series([0.0])).max()) * 2
+    bottom = finite.min() / 2
+    every = max(1, int(frame["step"].max()) // 10)
+    for ax, lr in zip(axes, lrs):
+        for method, rows in frame[frame["lr"] == lr].groupby("method", sort=False):
+            rows = rows[rows["delta_fro"] > 0]
+            ax.plot(
+                rows["step"],
+                rows["delta_fro"],
+                STYLES[method],
+                marker=MARKERS[method],
+                markevery=every,
+                ms=5,
+                color=family_color(method),
+                label=FAMILY_NAMES[method],
+                gid=f"delta_fro:{method}",
+            )
+            if method == "delora":
+                ax.plot(
+                    rows["step"], rows["ceiling"], ":", color=family_color(method), lw=2.2,
+                    label="DeLoRA ceiling", gid="ceiling",
+                )  # fmt: skip
+            if rows["diverged"].any():
+                last = rows.iloc[-1]
+                ax.annotate("diverged", (last["step"], min(last["delta_fro"], top)), color=family_color(method))
+        target = frame.attrs.get("target_fro")
+        if target:
+            ax.axhline(target, color="0.4", lw=1, ls=(0, (1, 3)), label="size of the change to learn")
+        ax.set(yscale="log", ylim=(bottom, top), xlabel="training step", title=f"learning rate {lr:g}")
+    axes[0].set_ylabel(r"size of the update $\|W' - W\|_F$")
+    legend(axes[-1])
+    fig.suptitle(
+        "LoRA and DoRA go as far as the learning rate takes them; ETHER's reflection is never small; "
+        "DeLoRA stays under its ceiling",
+        fontsize=10,
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- LoRA's picture
+@styled
+def plot_lora_shapes(m: int = 48, n: int = 64, r: int = 4, alpha: float = 8.0) -> Figure:
+    """dW (m x n) = (alpha / r) B (m x r) A (r x n), the rectangles drawn to scale, with the parameter counts."""
+    if not (0 < r <= min(m, n)):
+        raise ValueError(f"r must be between 1 and min(m, n) = {min(m, n)}, got {r}")
+    fig = Figure(figsize=(10.0, 3.6), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    gap = 0.25 * n
+    boxes = [  # (name, x, width, height, label)
+        ("dW", 0.0, n, m, rf"$\Delta W$: {m} x {n}" + "\n" + f"(rank <= {r})"),
+        ("B", n + gap, r, m, f"B\n{m} x {r}"),
+        ("A", n + 2 * gap + r, n, r, f"A: {r} x {n}"),
+    ]
+    colors = {"dW": "0.85", "B": method_color("lora"), "A": method_color("lora")}
+    for name, x, width, height, label in boxes:
+        y = m - height  # top-aligned, like matrices on paper
+        ax.add_patch(Rectangle((x, y), width, height, facecolor=colors[name], edgecolor="black", gid=name, alpha=0.9))
+        inside = name == "dW"
+        ax.annotate(
+            label,
+            (x + width / 2, y + height / 2 if inside else y - 1.5),
+            ha="center",
+            va="center" if inside else "top",
+            fontsize=10,
+        )
+    ax.annotate("=", (n + gap / 2, m / 2), ha="center", va="center", fontsize=18)
+    ax.annotate(rf"$\frac{{\alpha}}{{r}}$ = {alpha / r:g} x", (n + gap * 0.5, m / 2 - 8), ha="center", fontsize=9)
+    ax.annotate("x", (n + 1.5 * gap + r, m - r / 2), ha="center", va="center", fontsize=14)
+    ax.set(xlim=(-2, 2 * n + 2 * gap + r + 2), ylim=(-14, m + 4), aspect="equal")
+    ax.axis("off")
+    ax.set_title(
+        f"LoRA trains r (m + n) = {r * (m + n)} numbers instead of m n = {m * n} "
+        f"({r * (m + n) / (m * n):.0%}); nothing limits the size of the product",
+        fontsize=10,
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- the learning-rate hook
+@styled
+def plot_lr_collapse(sweep: pd.DataFrame) -> Figure:
+    """The learning-rate sweep as the hook: the final eval metric against the lr multiplier, one line per method
+    (columns of ``training.sweep_frame``); a diverged run is drawn at the bottom with an 'x'."""
+    require_rows(sweep, ["method", "lr_multiplier", "eval_metric"], "plot_lr_collapse")
+    names = sweep["eval_name"].dropna().unique() if "eval_name" in sweep else []
+    metric = str(names[0]) if len(names) == 1 else "eval metric"
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    markers = {"lora": "o", "dora": "s", "delora": "D", "delora-paper": "v"}
+    for method, rows in sweep.groupby("method", sort=False):
+        rows = rows.sort_values("lr_multiplier")
+        diverged = rows["diverged"].eq(True) if "diverged" in rows else pd.Series(False, index=rows.index)
+        name = FAMILY_NAMES.get(method, "DeLoRA (paper init)" if method == "delora-paper" else method)
+        ok = rows[~diverged]
+        ax.plot(
+            ok["lr_multiplier"], ok["eval_metric"], STYLES.get(method, ":"), marker=markers.get(method, "o"),
+            color=method_color(method), label=name, gid=f"eval:{method}",
+        )  # fmt: skip
+        if diverged.any():
+            ax.plot(
+                rows[diverged]["lr_multiplier"], np.zeros(int(diverged.sum())), "x", ms=9, mew=2,
+                color=method_color(method), transform=ax.get_xaxis_transform(), clip_on=False,
+                gid=f"diverged:{method}", label=f"{name}: diverged",
+            )  # fmt: skip
+    ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
+    ax.annotate("each method's usual rate", (1.0, 1.0), xycoords=("data", "axes fraction"), fontsize=8, va="top")
+    ax.set(xscale="log", xlabel="learning rate, as a multiple of each method's usual rate", ylabel=metric)
+    ax.set_title("Raise the learning rate: which method still learns?")
+    legend(ax)
+    return fig
+
+
+# ----------------------------------------------------------------------------- DeLoRA on the toy layer
+def toy_delora_runs(
+    settings,
+    steps: int = 200,
+    r: int = 4,
+    delora_lambda: float = 1.0,
+    target_size: float = 0.25,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Train a ``DeLoRALinear`` on the toy layer once per setting (dict: init, lr, freeze_lambda, label).
+
+    One row per (run, step), step 0 the start: delta_fro = ||dW||_F, bound (tight, current directions),
+    ceiling = ``bound_loose()`` (|lambda| max_j w_j, twice that for the paper init), lambda, loss, and
+    typical = |lambda| rms(w) / sqrt(r). float64, AdamW without weight decay, the same batches for every run."""
+    W, D = toy_task(target_size=target_size, seed=seed)
+    rows = []
+    with one_thread():
+        for setting in settings:
+            _train_toy_delora(W, D, setting, steps, r, delora_lambda, seed, rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(w_max=W.norm(dim=0).max().item(), target_fro=D.norm().item(), r=r)
+    return frame
+
+
+def _train_toy_delora(W, D, setting, steps, r, delora_lambda, seed, rows) -> None:
+    init, lr = setting.get("init", "peft"), float(setting["lr"])
+    freeze = bool(setting.get("freeze_lambda", False))
+    label = setting.get("label", f"{init} init, lr {lr:g}" + (", lambda frozen" if freeze else ""))
+    base = torch.nn.Linear(W.shape[1], W.shape[0], bias=False).double()
+    with torch.no_grad():
+        base.weight.copy_(W)
+    with torch.random.fork_rng(devices=[]):  # the same A (and B for the paper init) in every run; no global change
+        torch.manual_seed(seed + 10)
+        layer = DeLoRALinear(base, r=r, delora_lambda=delora_lambda, init=init).double()
+    layer.delora_lambda.requires_grad_(not freeze)
+    opt = torch.optim.AdamW([p for p in layer.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    w = layer.delora_w_norm
+
+    def record(step, loss):
+        with torch.no_grad():
+            lam = layer.delora_lambda.item()
+            rows.append(
+                dict(
+                    run=label, init=init, lr=lr, freeze_lambda=freeze, step=step, loss=loss, **{"lambda": lam},
+                    delta_fro=layer.delta_weight().norm().item(), bound=layer.bound().item(),
+                    ceiling=layer.bound_loose().item(), typical=abs(lam) * w.pow(2).mean().sqrt().item() / math.sqrt(r),
+                )
+            )  # fmt: skip
+
+    batches = toy_batches(W.shape[1], steps + 1, seed=seed + 1)
+    x = next(batches)
+    record(0, ((x @ D.T) ** 2).mean().item())
+    for step in range(1, steps + 1):
+        loss = ((layer(x) - x @ (W + D).T) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        x = next(batches)
+        record(step, loss.item())
+
+
+@styled
+def plot_lambda_frozen_vs_learned(frame: pd.DataFrame) -> Figure:
+    """Left: ||dW||_F (solid) and its ceiling |lambda| max_j w_j (dashed) over the steps, one colour per run.
+    Right: ||dW||_F / ceiling. With lambda frozen the ceiling is flat and ||dW|| still moves beneath it;
+    with lambda learned the ceiling itself moves."""
+    require_rows(frame, ["run", "step", "delta_fro", "ceiling", "freeze_lambda"], "plot_lambda_frozen_vs_learned")
+    fig = Figure(figsize=(11.0, 4.0), layout="constrained")
+    size, ratio = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    looks = {True: ("#0072b2", "o", "lambda frozen"), False: (method_color("delora"), "D", "lambda learned")}
+    every = max(1, int(frame["step"].max()) // 10)
+    for frozen, rows in frame.groupby("freeze_lambda", sort=False):
+        color, marker, name = looks[bool(frozen)]
+        rows = rows.sort_values("step")
+        size.plot(rows["step"], rows["delta_fro"], "-", marker=marker, markevery=every, ms=5, color=color,
+                  label=rf"{NORM}, {name}", gid=f"delta_fro:{name}")  # fmt: skip
+        size.plot(rows["step"], rows["ceiling"], "--", color=color, lw=1.4,
+                  label=rf"ceiling $|\lambda| \max_j w_j$, {name}", gid=f"ceiling:{name}")  # fmt: skip
+        ratio.plot(rows["step"], rows["delta_fro"] / rows["ceiling"], "-", marker=marker, markevery=every, ms=5,
+                   color=color, label=name, gid=f"ratio:{name}")  # fmt: skip
+        last = rows.iloc[-1]
+        size.annotate(f"{last['ceiling']:.2f}", (last["step"], last["ceiling"]), color=color, fontsize=8,
+                      xytext=(3, 0), textcoords="offset points", va="center")  # fmt: skip
+    size.set(xlabel="training step", ylabel=NORM, title="the update and its ceiling", ylim=(0, None))
+    ratio.set(xlabel="training step", ylabel=rf"{NORM} / ceiling", ylim=(0, 1.05),
+              title="how far below its ceiling the update sits")  # fmt: skip
+    ratio.axhline(1.0, color="black", lw=0.8, ls=":")
+    legend(size)
+    legend(ratio)
+    fig.suptitle(
+        r"$\lambda$ frozen: the ceiling is flat, yet $\|\Delta W\|$ moves (A and B align); "
+        r"$\lambda$ learned: the ceiling itself moves",
+        fontsize=10,
+    )
+    return fig
+
+
+@styled
+def plot_first_steps(frame: pd.DataFrame, steps: int | None = None) -> Figure:
+    """||dW||_F over the first steps (log y) for each run of ``toy_delora_runs``: PEFT's init solid, the paper's
+    dashed, one marker per learning rate; the typical size |lambda| rms(w) / sqrt(r) dotted; step 1 marked."""
+    require_rows(frame, ["run", "init", "lr", "step", "delta_fro", "typical"], "plot_first_steps")
+    rows_all = frame if steps is None else frame[frame["step"] <= steps]
+    fig = Figure(figsize=(7.6, 4.4), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    lrs = sorted(rows_all["lr"].unique())
+    markers = dict(zip(lrs, ["o", "s", "^", "v", "P"]))
+    for (init, lr), rows in rows_all.groupby(["init", "lr"], sort=True):
+        rows = rows[rows["step"] >= 1].sort_values("step")  # dW = 0 at step 0: off a log axis
+        name = "PEFT init" if init == "peft" else "paper init"
+        ax.plot(rows["step"], rows["delta_fro"], "-" if init == "peft" else "--", marker=markers[lr], ms=5,
+                color=method_color("delora" if init == "peft" else "delora-paper"),
+                label=f"{name}, lr {lr:g}", gid=f"delta_fro:{init}:{lr:g}")  # fmt: skip
+    typical = rows_all[rows_all["step"] == 1]["typical"].iloc[0]
+    ax.axhline(typical, color="black", lw=1, ls=":", label=r"typical size $|\lambda|\,$rms$(w)/\sqrt{r}$")
+    peft_one = rows_all[(rows_all["init"] == "peft") & (rows_all["step"] == 1)]["delta_fro"]
+    if len(peft_one):
+        ax.annotate(
+            "the jump at step 1:\nPEFT's B = 0 gets a direction,\nthe normalisation gives it full size",
+            (1, peft_one.min()), xytext=(0.3, 0.35), textcoords="axes fraction", fontsize=9,
+            arrowprops=dict(arrowstyle="->", color="0.3"),
+        )  # fmt: skip
+    ax.set(yscale="log", xlabel="training step", ylabel=NORM,
+           title="PEFT's init jumps at step 1 for any learning rate; the paper's init grows with it")  # fmt: skip
+    ax.title.set_fontsize(10)
+    legend(ax)
+    return fig
