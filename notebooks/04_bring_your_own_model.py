@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: tags,-all
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -33,10 +33,14 @@
 # random Llama built and saved right here, because training SmolLM2 on a CPU takes minutes.
 
 # %% [markdown]
-# `FAST` is set when the environment variable `DELORA_VIZ_FAST=1` (the tests set it): fewer steps
-# and smaller sizes, so the notebook runs in CI in seconds. Leave it unset for the real picture.
-# `%matplotlib inline` lets Jupyter draw the `matplotlib.figure.Figure` objects that
-# `delora_viz.plots` returns (they never touch pyplot's global state).
+# ## Setup
+#
+# Everything here is the ordinary Hugging Face stack: `transformers` for the model and the `Trainer`,
+# `peft` for the adapter, `datasets` for tokenising. `delora_viz` adds two things only: `TrackerCallback`
+# (a `transformers` callback that measures each adapted layer's update at every step) and the plotting
+# functions. `FAST` is set when the environment variable `DELORA_VIZ_FAST=1` (the tests set it): fewer
+# steps and a tiny model, so the notebook runs in seconds; its numbers are then only a smoke test. Files
+# go to `runs/04_byom/` under the working directory.
 
 # %%
 # %matplotlib inline
@@ -72,6 +76,11 @@ _ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. Load a model
+#
+# `load_model` is a thin wrapper over `AutoModelForCausalLM.from_pretrained` that also knows the embedded
+# `smollm2` preset. With your own model, call `from_pretrained` as usual; nothing below depends on how the
+# model was loaded. What matters for DeLoRA is the width $n$ of the layers you adapt (the hidden size for
+# the attention projections), because it sets how large a given $\lambda$ is relative to the weight.
 
 # %%
 if FAST:  # a tiny random Llama, saved like any local checkpoint, with the embedded MiniLM tokenizer
@@ -85,12 +94,16 @@ else:
 lm = load_model(MODEL, task="causal_lm")
 base, tok = lm.model, lm.tokenizer
 hidden = base.config.hidden_size
-print(
-    f"{lm.name}: {sum(p.numel() for p in base.parameters()) / 1e6:.1f}M parameters, hidden size {hidden},"
-    f" loaded from {lm.source}"
-)
+params = sum(p.numel() for p in base.parameters()) / 1e6
+print(f"{lm.name}: {params:.1f}M parameters, hidden size {hidden}, loaded from {lm.source}")
 
 # %% [markdown]
+# The printout names the model, its size and its hidden size, the $n$ of the attention projections we
+# adapt below. In full mode that is SmolLM2-135M: 30 blocks, hidden size 576. In fast mode it is a random
+# Llama of about a million parameters, hidden size 32: the mechanics are the same, the numbers are noise.
+# Any other causal LM works the same way: pass its Hub id or local folder instead of `"smollm2"` (the
+# Hub needs a network connection; this notebook runs offline).
+#
 # ## 2. Choosing $\lambda$
 #
 # $\lambda$ sets DeLoRA's scale and its ceiling $|\lambda| \max_j \|W_{:,j}\|$; where the update sits
@@ -109,7 +122,7 @@ print(
 # Move the sliders: the curves are the prediction against $\lambda$ for four widths, at the chosen rank;
 # the markers sit at the chosen $\lambda$. The axes are fixed, so a larger $r$ visibly flattens every curve.
 
-# %%
+# %% tags=["figure"]
 explore.show_interactive(
     lambda **values: choose_lambda.plot_lambda_rule(**values),
     delora_lambda=widgets.FloatSlider(value=15.0, min=0.5, max=30.0, step=0.5, description="λ"),
@@ -121,11 +134,17 @@ explore.show_interactive(
 # (the vertical line) lands near 10% only for the widest layers, and that each doubling of $r$ lowers
 # the curves by $\sqrt 2$.
 
-# %%
+# %% tags=["figure"]
 choose_lambda.plot_lambda_rule_multiples(15.0, ranks=(4, 8, 16, 32))
 
 # %% [markdown]
-# For this model's width and $r = 8$, the $\lambda$ that predicts 10%:
+# For this model's width and $r = 8$, the $\lambda$ that predicts 10%. Ten percent is a choice, not a law:
+# it is the size of a clearly visible but gentle change, in the range LoRA reaches in a short fine-tune.
+# Larger targets adapt faster and risk more.
+#
+# The ceiling sits well above this typical size: at least $\sqrt r$ times it, since
+# $\max_j w_j \ge \mathrm{rms}(w)$. Aligned terms can add up to $r$ times one term's norm, where
+# unrelated ones add up to about $\sqrt r$ times; training can move the update anywhere in between.
 
 # %%
 R = 8
@@ -144,6 +163,24 @@ print(
 # `TrackerCallback`: at every step it records each adapted layer's $\|\Delta W\|_F$, its bound, its
 # angle to $W$ and $\lambda$ into `delora_history.jsonl` in the Trainer's output folder. The data is the
 # embedded chatterbot question/answer corpus, and the learning rate 1e-2.
+
+# %% [markdown]
+# `DeloraConfig`'s arguments, in the order you meet them:
+#
+# - `r`: the rank, the number of normalised rank-one terms. It changes the typical size ($\propto 1/\sqrt r$)
+#   but not the ceiling.
+# - `delora_lambda`: the initial $\lambda$ of every adapted layer; PEFT trains it with the factors.
+# - `target_modules`: which layers to adapt, by name suffix, list or regular expression (`"all-linear"`
+#   for every linear layer but the output head).
+# - `lambda_pattern`: per-layer initial $\lambda$, `{pattern: value}`; section 5 uses it.
+# - `module_dropout`: dropout on the adapter's input (in PEFT, a plain `nn.Dropout` on $x$).
+# - `task_type`: as for LoRA, `"CAUSAL_LM"` here, so `get_peft_model` wraps the model for generation.
+#
+# The LoRA line it replaces is left as a comment. `print_trainable_parameters` shows how small the adapter
+# is: per adapted layer, $A$ ($r \times n$), $B$ ($m \times r$) and one $\lambda$, the same count as LoRA
+# plus one number per layer. The Trainer below is the standard one; the only addition is
+# `callbacks=[TrackerCallback(every=1)]`. Its numbers also reach the Trainer's logs, so they appear in
+# TensorBoard or Weights & Biases when you report to them.
 
 # %%
 # config = LoraConfig(r=R, lora_alpha=2 * R, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
@@ -192,6 +229,12 @@ if not FAST:  # empirical: asserted in full mode (a few steps on a random tiny m
     assert after < before  # it learned something
 
 # %% [markdown]
+# In full mode the held-out loss falls (asserted) after 60 steps of batch 8: the adapter learned the
+# question/answer format. The tracker wrote one row per adapted layer and step to
+# `runs/04_byom/trainer/delora_history.jsonl`: `delta_fro` ($\|\Delta W\|_F$), `rel_delta`
+# ($\|\Delta W\|_F / \|W\|_F$), `bound` and `bound_loose` (the ceiling), `bound_ratio`, `lambda`, and two
+# angles. `load_history` reads it back as a DataFrame; every figure below comes from it.
+#
 # Did the rule of thumb predict the first step? The tracker's history holds $\|\Delta W\|_F / \|W\|_F$ of
 # every layer at step 1; the star in the figure is its mean, on the predicted line for this width.
 # Notice how close the star sits to the curve of its width (the next cell prints both numbers).
@@ -205,7 +248,7 @@ print(f"||dW|| / ||W|| after the first step: {first:.3f}  (the rule of thumb: {p
 if not FAST:  # empirical: asserted in full mode, on a real pretrained model
     assert 0.5 < first / predicted < 2  # the rule of thumb holds to within 2x
 
-# %%
+# %% tags=["figure"]
 widths = {f"this model ({hidden})": hidden, **{k: v for k, v in choose_lambda.WIDTHS.items() if v != hidden}}
 choose_lambda.plot_lambda_rule(LAMBDA, R, widths=widths, measured=[(LAMBDA, R, hidden, first)])
 
@@ -223,6 +266,11 @@ choose_lambda.plot_lambda_rule(LAMBDA, R, widths=widths, measured=[(LAMBDA, R, h
 # the step and compares (full mode: within 2x of the prediction, asserted).
 #
 # </details>
+
+# %% [markdown]
+# The check: a fresh copy of the base model with a rank-16 `DeloraConfig` and the same $\lambda$, one
+# optimizer step with the same `Trainer` settings, and the tracker's mean $\|\Delta W\|_F / \|W\|_F$ over
+# the adapted layers after it, against the formula.
 
 # %%
 one_step = get_peft_model(
@@ -250,28 +298,32 @@ if not FAST:
 # the frozen column norms); `PeftModel.from_pretrained` on a freshly loaded base model gives back the
 # same outputs, and `merge_and_unload` folds the update into plain weights for deployment.
 
+# %% [markdown]
+# The adapter folder holds `adapter_config.json` (the `DeloraConfig`, with `peft_type` `DELORA`),
+# `adapter_model.safetensors` (per layer: $A$, $B$, the learned $\lambda$ and the frozen column norms $w$)
+# and a model card `README.md`. It is small: a few kilobytes for the tiny model, about 2 MB for SmolLM2 at
+# $r = 8$ on the query and value projections, against about 270 MB for the base model in float16.
+#
+# The cell checks three things a deployment relies on: the adapter saved as PEFT's own `DELORA` type
+# (so anyone with `peft` can load it, without `delora_viz`), the reloaded model's outputs equal the
+# trained model's, and after `merge_and_unload` (a plain `transformers` model, no adapter code at
+# inference) they are still the same. The tracker, run on the reloaded model, finds the same update and
+# the same learned $\lambda$ as at the last training step.
+
 # %%
 model.save_pretrained(OUT / "adapter")
-saved = json.loads((OUT / "adapter" / "adapter_config.json").read_text())
-assert saved["peft_type"] == "DELORA"
-print(
-    sorted(p.name for p in (OUT / "adapter").iterdir()),
-    f"{(OUT / 'adapter' / 'adapter_model.safetensors').stat().st_size / 1e3:.0f} kB",
-)
+assert json.loads((OUT / "adapter" / "adapter_config.json").read_text())["peft_type"] == "DELORA"
+size_kb = (OUT / "adapter" / "adapter_model.safetensors").stat().st_size / 1e3
+print(sorted(p.name for p in (OUT / "adapter").iterdir()), f"{size_kb:.0f} kB")
 
-reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(lm.source), OUT / "adapter")
-model.eval()
-reloaded.eval()
+reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(lm.source), OUT / "adapter").eval()
 batch = tok(qa.eval_texts[:2], return_tensors="pt", padding=True, truncation=True, max_length=MAX_LEN)
 with torch.no_grad():
-    expected = model(**batch).logits
+    expected = model.eval()(**batch).logits
     torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=1e-4, atol=1e-4)
-
     again = pd.DataFrame(Tracker(reloaded).step(0)).set_index("layer")  # same update, same geometry
     last = history[history["step"] == STEPS].set_index("layer")
-    pd.testing.assert_series_equal(again["lambda"], last["lambda"], check_names=False, rtol=1e-6)
-    pd.testing.assert_series_equal(again["delta_fro"], last["delta_fro"], check_names=False, rtol=1e-5)
-
+    pd.testing.assert_frame_equal(again[["lambda", "delta_fro"]], last[["lambda", "delta_fro"]], rtol=1e-5)
     merged = reloaded.merge_and_unload()  # a plain transformers model again
     torch.testing.assert_close(merged(**batch).logits, expected, rtol=1e-4, atol=1e-4)
 print("reloaded and merged models reproduce the trained model's outputs; the learned lambdas came back too")
@@ -290,7 +342,12 @@ print("reloaded and merged models reproduce the trained model's outputs; the lea
 # * Relative to the weight, the bound is at least $|\lambda|/\sqrt n$ ($\|W\|_F \le \sqrt n \max_j w_j$):
 #   the same $\lambda$ allows relatively less change in wider layers.
 #
-# At the start (before any training) the tracker already knows every bound:
+# At the start (before any training) the tracker already knows every bound. The next cell builds five
+# adapters on fresh copies of the base model, without training them: our `q_proj, v_proj` setup; the same
+# at four times the rank; `v_proj` given a quarter of $\lambda$ by `lambda_pattern`; `"all-linear"`; and a
+# regular expression that adapts the four attention projections of block 0 only. For each, the table
+# lists the adapted layers, the trainable parameters, the $\lambda$ values, the sum of the ceilings and the
+# mean ceiling relative to $\|W\|_F$.
 
 # %%
 choices = {
@@ -322,38 +379,58 @@ bounds.groupby("choice", sort=False).agg(
     mean_bound_rel=("bound_rel", "mean"),
 ).round(3)
 
+# %% [markdown]
+# The table, checked: each layer's ceiling equals $|\lambda| \max_j \|W_{:,j}\|$ computed by hand from the
+# base weights; it is at least $|\lambda|/\sqrt n$ of $\|W\|_F$; `lambda_pattern` gave `v_proj` a quarter of
+# $\lambda$ and left `q_proj` alone; and four times the rank left every ceiling where it was. The last table
+# shows the relative floor $\lambda/\sqrt n$ per kind of layer under `"all-linear"`.
+
 # %%
 for _, row in bounds.iterrows():  # bound_loose = |lambda| max_j ||W[:, j]||, from the base weights by hand
     col_norms = base.get_submodule(row["layer"]).weight.detach().norm(dim=0)
     assert abs(row["bound_loose"] - abs(row["lambda"]) * col_norms.max().item()) <= 1e-5 * row["bound_loose"]
-assert (bounds["bound_rel"] >= bounds["lambda"].abs() / bounds["n"] ** 0.5 * (1 - 1e-6)).all()  # >= |lambda| / sqrt(n)
-
+assert (bounds["bound_rel"] >= bounds["lambda"].abs() / bounds["n"] ** 0.5 * (1 - 1e-6)).all()
 by = {label: rows.set_index("layer") for label, rows in bounds.groupby("choice")}
-assert ((by["v_proj at lambda/4"].query("kind == 'v_proj'")["lambda"] - LAMBDA / 4).abs() < 1e-6 * LAMBDA).all()
-assert ((by["v_proj at lambda/4"].query("kind == 'q_proj'")["lambda"] - LAMBDA).abs() < 1e-6 * LAMBDA).all()
-pd.testing.assert_series_equal(
-    by["q_proj, v_proj, r = 4R"]["bound_loose"], by["q_proj, v_proj"]["bound_loose"]
-)  # r: no effect
-assert {"gate_proj", "up_proj", "down_proj", "o_proj"} <= set(by["all-linear"]["kind"])
+quartered = by["v_proj at lambda/4"].groupby("kind")["lambda"].mean()
+assert abs(quartered["v_proj"] - LAMBDA / 4) < 1e-5 * LAMBDA and abs(quartered["q_proj"] - LAMBDA) < 1e-5 * LAMBDA
+pd.testing.assert_series_equal(by["q_proj, v_proj, r = 4R"]["bound_loose"], by["q_proj, v_proj"]["bound_loose"])
 assert not any("lm_head" in name for name in bounds["layer"])  # the output head is never adapted
-assert all(".layers.0." in name for name in by["regex: block 0 attention"].index)
-
 per_kind = by["all-linear"].groupby("kind").agg(n=("n", "first"), bound_rel=("bound_rel", "mean"))
 per_kind["lambda/sqrt(n)"] = LAMBDA / per_kind["n"] ** 0.5
-assert per_kind.loc["down_proj", "n"] > per_kind.loc["q_proj", "n"]  # wider input ...
-assert per_kind.loc["down_proj", "lambda/sqrt(n)"] < per_kind.loc["q_proj", "lambda/sqrt(n)"]  # ... lower floor
+assert per_kind["lambda/sqrt(n)"].idxmin() == per_kind["n"].idxmax()  # the widest input, the lowest floor
 per_kind.round(3)
 
 # %% [markdown]
 # In the table above, `down_proj` reads the MLP's wider hidden state, so its floor $\lambda/\sqrt n$ is
-# lower than the attention projections'. Back to the model trained in section 3: how close each
-# layer came to its own bound, step by step (the bound follows each layer's current $\lambda$). Notice
-# that no cell reaches 1: with $r$ unit terms in nearly unrelated directions, the update sits well
-# below its ceiling; only aligned terms would reach it.
+# the lowest: under one global $\lambda$, the widest layers may change least relative to their weight.
+# If that is not what you want, give them their own $\lambda$ with `lambda_pattern`.
+#
+# Back to the model trained in section 3: how close each layer came to its own bound, step by step (the
+# bound follows each layer's current $\lambda$). Notice the jump at step 1 (PEFT's $B = 0$ start), and
+# that no cell reaches 1: with $r$ unit terms in nearly unrelated directions, the update sits well below
+# its bound; only aligned terms would reach it.
 
-# %%
+# %% tags=["figure"]
 print(f"largest share of its bound any layer used at any step: {history['bound_ratio'].max():.2f}")
 plots.plot_bound_heatmap(history)
+
+# %% [markdown]
+# ## 6. Pitfalls when you bring your own model
+#
+# - **Only `nn.Linear` layers.** PEFT's DeLoRA adapts `nn.Linear` only; GPT-2's `Conv1D` layers raise a
+#   `TypeError`. Llama, Qwen, Mistral, SmolLM2 and BERT-style models use `nn.Linear` and work.
+# - **$\lambda$ for the width, not PEFT's default.** $\lambda = 15$ is about 8% of $\|W\|$ for a 4096-wide
+#   layer at $r = 8$ but over 20% for SmolLM2's 576: use the rule of thumb of section 2 (or its slider).
+# - **The learning rate.** DeLoRA's factors are normalised away, so a step on $A$ or $B$ changes the
+#   update less than the same step in LoRA: DeLoRA usually wants a larger rate (on the embedded MiniLM
+#   task, 3e-2 against LoRA's 2e-3; notebook 03 sweeps it). Too large a rate cannot blow the update past
+#   its ceiling, but $\lambda$ learns at that rate too, and the ceiling moves with it.
+# - **Half precision.** In bfloat16, $\lambda = 5$ can only move in steps of 1/32: a bf16 $\lambda$ cannot
+#   learn. PEFT keeps the adapter's parameters in float32 whatever the base model's dtype; keep it that way
+#   (train with autocast over float32 adapter parameters), and do not cast the adapter to bf16.
+# - **The bound uses the stored column norms.** PEFT stores $w_j = \|W_{:,j}\|$ once, at creation, in the
+#   base weight's dtype. The ceiling of the update that is actually applied uses these stored norms (in
+#   bf16 they carry bf16 rounding), which is what the tracker reports.
 
 # %% [markdown]
 # ## Takeaways
@@ -364,6 +441,8 @@ plots.plot_bound_heatmap(history)
 #   \sqrt{r\,n}$, so $\lambda = 0.1\sqrt{r\,n}$ aims at 10%; PEFT's default 15 suits layers thousands wide.
 # - The bound is per layer and follows each layer's current $\lambda$: `lambda_pattern` sets it per layer,
 #   `target_modules` chooses which layers carry one, and the rank does not change the ceiling.
+# - Keep the adapter, $\lambda$ included, in float32 (a bf16 $\lambda$ cannot learn), and adapt `nn.Linear`
+#   layers (PEFT's DeLoRA does not take GPT-2's `Conv1D`).
 # - `TrackerCallback` records every layer's $\|\Delta W\|_F$, bound, angle and $\lambda$ during
 #   `Trainer.train()`.
 #
