@@ -95,6 +95,7 @@ def tracked():
                         bound=1.0 + step if bounded else math.nan,
                         bound_loose=2.0 + step if bounded else math.nan,
                         angle_delta_w_deg=80 + step,
+                        angle_w_prime_deg=0.5 * step,
                         lambda_=5.0 + step if bounded else math.nan,
                         rel_delta=0.01 * step,
                     )

@@ -447,7 +447,14 @@ def plot_layer_small_multiples(tracker_df: pd.DataFrame, layers, methods=None) -
             if rows.empty:
                 raise ValueError(f"plot_layer_small_multiples: no rows for layer {layer!r} of {method!r}")
             color = method_color(str(rows["method"].iloc[0]))
-            ax.plot(rows["step"], numeric(rows, "delta_fro"), "-", color=color, label=NORM, gid="delta_fro")
+            ax.plot(
+                rows["step"],
+                numeric(rows, "delta_fro"),
+                "-",
+                color=color,
+                label=f"{NORM} (its colour)",
+                gid="delta_fro",
+            )
             for column, style, label in (("bound", "--", "DeLoRA bound"), ("bound_loose", ":", "DeLoRA ceiling")):
                 if column in rows and numeric(rows, column).notna().any():
                     ax.plot(rows["step"], numeric(rows, column), style, color="0.2", lw=1.4, label=label, gid=column)
