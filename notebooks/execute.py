@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PATTERN = "[0-9][0-9]_*.py"  # 00_..., 01_..., 99_appendix_internals
 STAMP_KEY = "delora_viz"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CELL_TIMEOUT = 1800  # seconds per cell: full mode trains real models on a CPU
 ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -137,7 +138,12 @@ def execute(script: Path, out: Path, fast: bool, version: str) -> float:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    nb.metadata.pop("widgets", None)  # widget state is large and a static page cannot use it
+    # A slider's output is a widget view: without a live kernel it shows as "HBox(children=...)" text or an
+    # error, so only the image drawn at the default values (and the small multiples) is kept.
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [out for out in cell.outputs if WIDGET_VIEW not in out.get("data", {})]
     nb.metadata[STAMP_KEY] = {
         "execution": {
             "code_hash": code_hash(nb),

@@ -143,3 +143,14 @@ def test_lr_collapse_draws_the_sweep_and_marks_diverged_runs():
     np.testing.assert_allclose(lines["eval:delora"].get_ydata(), [0.9, 0.88, 0.86])
     assert list(lines["diverged:lora"].get_xdata()) == [30]
     assert fig.axes[0].get_ylabel() == "accuracy"
+
+
+def test_family_sweep_reads_the_runs_as_a_sweep(family):
+    sweep = lessons.family_sweep(family, last=3)
+    assert set(sweep.columns) >= {"method", "lr_multiplier", "lr", "final_distance", "eval_metric", "diverged"}
+    row = sweep[(sweep["method"] == "lora") & (sweep["lr"] == 1.0)].iloc[0]
+    run = family[(family["method"] == "lora") & (family["lr"] == 1.0)]
+    assert row["lr_multiplier"] == pytest.approx(100.0)  # 1.0 / the smallest rate, 1e-2
+    assert row["eval_metric"] == pytest.approx(max(0.0, 1 - run["loss"].iloc[-3:].mean() / run["loss"].iloc[0]))
+    assert sweep["eval_metric"].between(0, 1).all()
+    assert row["final_distance"] == run["delta_fro"].iloc[-1]

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from .. import DeLoRALinear, delora_update, lora_update
+from ..delora import DeLoRALinear, delora_update, lora_update
 from .frames import method_color, require_rows
 from .style import NORM, legend, styled
 
@@ -34,6 +34,8 @@ FAMILY_NAMES = {"lora": "LoRA", "dora": "DoRA", "ether": "ETHER", "delora": "DeL
 ETHER_COLOR = "#117733"  # green: not one of the app's methods, so not in frames.METHOD_COLORS
 MARKERS = {"lora": "o", "dora": "s", "ether": "^", "delora": "D"}
 STYLES = {"lora": "-", "dora": "--", "ether": "-.", "delora": "-"}
+# DoRA's markers hollow and larger: where DoRA and LoRA coincide (small rates), LoRA's dots show inside DoRA's squares
+MARKER_STYLE = {"dora": dict(markerfacecolor="none", ms=8, mew=1.5)}
 
 
 def family_color(method: str) -> str:
@@ -174,13 +176,39 @@ def _train_one(method, lr, params, weight, W, D, w_max, steps, seed) -> list[dic
     return rows
 
 
+def family_sweep(frame: pd.DataFrame, base_lr: float | None = None, last: int = 20) -> pd.DataFrame:
+    """The toy runs of ``family_runs`` as a learning-rate sweep, in ``training.sweep_frame``'s columns.
+
+    lr_multiplier = lr / base_lr (default: the smallest rate); final_distance = ||W' - W||_F at the last step;
+    eval_metric = 1 - (mean loss over the last ``last`` steps) / (loss at step 0): the share of the error removed
+    (1 all of it, 0 none; a run that ends worse than W itself also reads 0)."""
+    require_rows(frame, ["method", "lr", "step", "delta_fro", "loss"], "family_sweep")
+    base_lr = float(frame["lr"].min()) if base_lr is None else float(base_lr)
+    rows = []
+    for (method, lr), run in frame.groupby(["method", "lr"], sort=False):
+        run = run.sort_values("step")
+        start, end = run["loss"].iloc[0], run[run["step"] >= 1]["loss"].tail(last).mean()
+        rows.append(
+            dict(
+                method=method,
+                lr_multiplier=lr / base_lr,
+                lr=lr,
+                final_distance=run["delta_fro"].iloc[-1],
+                eval_metric=max(1.0 - end / start, 0.0),  # 0: nothing learned, or worse than W itself
+                eval_name="share of the error removed (toy layer)",
+                diverged=bool(run["diverged"].any()),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
 @styled
 def plot_update_family(frame: pd.DataFrame) -> Figure:
     """One panel per learning rate, the same log y-axis: ||W' - W||_F over the steps for each method, DeLoRA's
     ceiling |lambda| max_j w_j dashed, the target's size ||D||_F dotted."""
     require_rows(frame, ["method", "lr", "step", "delta_fro"], "plot_update_family")
     lrs = sorted(frame["lr"].unique())
-    fig = Figure(figsize=(4.3 * len(lrs), 4.0), layout="constrained")
+    fig = Figure(figsize=(4.3 * len(lrs), 4.4), layout="constrained")
     axes = [fig.add_subplot(1, len(lrs), i + 1) for i in range(len(lrs))]
     finite = frame["delta_fro"][np.isfinite(frame["delta_fro"]) & (frame["delta_fro"] > 0)]
     top = max(finite.max(), frame.get("ceiling", pd.Series([0.0])).max()) * 2
@@ -195,10 +223,10 @@ def plot_update_family(frame: pd.DataFrame) -> Figure:
                 STYLES[method],
                 marker=MARKERS[method],
                 markevery=every,
-                ms=5,
                 color=family_color(method),
                 label=FAMILY_NAMES[method],
                 gid=f"delta_fro:{method}",
+                **{"ms": 5, **MARKER_STYLE.get(method, {})},
             )
             if method == "delora":
                 ax.plot(
@@ -213,7 +241,8 @@ def plot_update_family(frame: pd.DataFrame) -> Figure:
             ax.axhline(target, color="0.4", lw=1, ls=(0, (1, 3)), label="size of the change to learn")
         ax.set(yscale="log", ylim=(bottom, top), xlabel="training step", title=f"learning rate {lr:g}")
     axes[0].set_ylabel(r"size of the update $\|W' - W\|_F$")
-    legend(axes[-1])
+    handles, labels = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
     fig.suptitle(
         "LoRA and DoRA go as far as the learning rate takes them; ETHER's reflection is never small; "
         "DeLoRA stays under its ceiling",
@@ -249,7 +278,8 @@ def plot_lora_shapes(m: int = 48, n: int = 64, r: int = 4, alpha: float = 8.0) -
             fontsize=10,
         )
     ax.annotate("=", (n + gap / 2, m / 2), ha="center", va="center", fontsize=18)
-    ax.annotate(rf"$\frac{{\alpha}}{{r}}$ = {alpha / r:g} x", (n + gap * 0.5, m / 2 - 8), ha="center", fontsize=9)
+    ax.annotate(f"alpha / r\n= {alpha:g} / {r}\n= {alpha / r:g}, times", (n + gap * 0.5, m / 2 - 5), ha="center",
+                va="top", fontsize=8)  # fmt: skip
     ax.annotate("x", (n + 1.5 * gap + r, m - r / 2), ha="center", va="center", fontsize=14)
     ax.set(xlim=(-2, 2 * n + 2 * gap + r + 2), ylim=(-14, m + 4), aspect="equal")
     ax.axis("off")
@@ -265,30 +295,31 @@ def plot_lora_shapes(m: int = 48, n: int = 64, r: int = 4, alpha: float = 8.0) -
 @styled
 def plot_lr_collapse(sweep: pd.DataFrame) -> Figure:
     """The learning-rate sweep as the hook: the final eval metric against the lr multiplier, one line per method
-    (columns of ``training.sweep_frame``); a diverged run is drawn at the bottom with an 'x'."""
+    (columns of ``training.sweep_frame``); a diverged run is an 'x' near the bottom, one height per method."""
     require_rows(sweep, ["method", "lr_multiplier", "eval_metric"], "plot_lr_collapse")
     names = sweep["eval_name"].dropna().unique() if "eval_name" in sweep else []
     metric = str(names[0]) if len(names) == 1 else "eval metric"
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     markers = {"lora": "o", "dora": "s", "delora": "D", "delora-paper": "v"}
-    for method, rows in sweep.groupby("method", sort=False):
+    for i, (method, rows) in enumerate(sweep.groupby("method", sort=False)):
         rows = rows.sort_values("lr_multiplier")
         diverged = rows["diverged"].eq(True) if "diverged" in rows else pd.Series(False, index=rows.index)
         name = FAMILY_NAMES.get(method, "DeLoRA (paper init)" if method == "delora-paper" else method)
         ok = rows[~diverged]
         ax.plot(
             ok["lr_multiplier"], ok["eval_metric"], STYLES.get(method, ":"), marker=markers.get(method, "o"),
-            color=method_color(method), label=name, gid=f"eval:{method}",
+            color=family_color(method), label=name, gid=f"eval:{method}", **MARKER_STYLE.get(method, {}),
         )  # fmt: skip
         if diverged.any():
             ax.plot(
-                rows[diverged]["lr_multiplier"], np.zeros(int(diverged.sum())), "x", ms=9, mew=2,
-                color=method_color(method), transform=ax.get_xaxis_transform(), clip_on=False,
+                rows[diverged]["lr_multiplier"], np.full(int(diverged.sum()), 0.03 + 0.05 * i), "x", ms=9, mew=2,
+                color=family_color(method), transform=ax.get_xaxis_transform(), clip_on=False,
                 gid=f"diverged:{method}", label=f"{name}: diverged",
             )  # fmt: skip
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.annotate("each method's usual rate", (1.0, 1.0), xycoords=("data", "axes fraction"), fontsize=8, va="top")
+    ax.annotate("each method's usual rate", (1.0, 0.5), xycoords=("data", "axes fraction"), fontsize=8, va="center",
+                ha="right", rotation=90, color="0.4")  # fmt: skip
     ax.set(xscale="log", xlabel="learning rate, as a multiple of each method's usual rate", ylabel=metric)
     ax.set_title("Raise the learning rate: which method still learns?")
     legend(ax)
@@ -358,22 +389,25 @@ def _train_toy_delora(W, D, setting, steps, r, delora_lambda, seed, rows) -> Non
 
 @styled
 def plot_lambda_frozen_vs_learned(frame: pd.DataFrame) -> Figure:
-    """Left: ||dW||_F (solid) and its ceiling |lambda| max_j w_j (dashed) over the steps, one colour per run.
+    """Left: ||dW||_F and its ceiling |lambda| max_j w_j (dotted) over the steps, one colour per run.
     Right: ||dW||_F / ceiling. With lambda frozen the ceiling is flat and ||dW|| still moves beneath it;
     with lambda learned the ceiling itself moves."""
     require_rows(frame, ["run", "step", "delta_fro", "ceiling", "freeze_lambda"], "plot_lambda_frozen_vs_learned")
     fig = Figure(figsize=(11.0, 4.0), layout="constrained")
     size, ratio = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    looks = {True: ("#0072b2", "o", "lambda frozen"), False: (method_color("delora"), "D", "lambda learned")}
-    every = max(1, int(frame["step"].max()) // 10)
+    # (colour, marker, line style, name): where the two runs coincide, the dashes and the alternating markers
+    # (offset by half a period) keep both visible
+    looks = {True: ("#0072b2", "o", "-", "lambda frozen"), False: (method_color("delora"), "D", "--", "lambda learned")}
+    every = max(2, int(frame["step"].max()) // 10)
     for frozen, rows in frame.groupby("freeze_lambda", sort=False):
-        color, marker, name = looks[bool(frozen)]
+        color, marker, style, name = looks[bool(frozen)]
+        marks = (0 if frozen else every // 2, every)
         rows = rows.sort_values("step")
-        size.plot(rows["step"], rows["delta_fro"], "-", marker=marker, markevery=every, ms=5, color=color,
+        size.plot(rows["step"], rows["delta_fro"], style, marker=marker, markevery=marks, ms=5, color=color,
                   label=rf"{NORM}, {name}", gid=f"delta_fro:{name}")  # fmt: skip
-        size.plot(rows["step"], rows["ceiling"], "--", color=color, lw=1.4,
+        size.plot(rows["step"], rows["ceiling"], ":", color=color, lw=2.0,
                   label=rf"ceiling $|\lambda| \max_j w_j$, {name}", gid=f"ceiling:{name}")  # fmt: skip
-        ratio.plot(rows["step"], rows["delta_fro"] / rows["ceiling"], "-", marker=marker, markevery=every, ms=5,
+        ratio.plot(rows["step"], rows["delta_fro"] / rows["ceiling"], style, marker=marker, markevery=marks, ms=5,
                    color=color, label=name, gid=f"ratio:{name}")  # fmt: skip
         last = rows.iloc[-1]
         size.annotate(f"{last['ceiling']:.2f}", (last["step"], last["ceiling"]), color=color, fontsize=8,
@@ -402,19 +436,22 @@ def plot_first_steps(frame: pd.DataFrame, steps: int | None = None) -> Figure:
     ax = fig.add_subplot(1, 1, 1)
     lrs = sorted(rows_all["lr"].unique())
     markers = dict(zip(lrs, ["o", "s", "^", "v", "P"]))
-    for (init, lr), rows in rows_all.groupby(["init", "lr"], sort=True):
+    period = max(len(lrs), int(rows_all["step"].max()) // 10)
+    for (init, lr), rows in sorted(rows_all.groupby(["init", "lr"]), key=lambda item: item[0][0] != "peft"):
         rows = rows[rows["step"] >= 1].sort_values("step")  # dW = 0 at step 0: off a log axis
         name = "PEFT init" if init == "peft" else "paper init"
-        ax.plot(rows["step"], rows["delta_fro"], "-" if init == "peft" else "--", marker=markers[lr], ms=5,
+        marks = (lrs.index(lr) % period, period)  # alternating markers: PEFT's three lines coincide by design
+        ax.plot(rows["step"], rows["delta_fro"], "-" if init == "peft" else "--", marker=markers[lr], ms=6,
+                markevery=marks,
                 color=method_color("delora" if init == "peft" else "delora-paper"),
                 label=f"{name}, lr {lr:g}", gid=f"delta_fro:{init}:{lr:g}")  # fmt: skip
     typical = rows_all[rows_all["step"] == 1]["typical"].iloc[0]
-    ax.axhline(typical, color="black", lw=1, ls=":", label=r"typical size $|\lambda|\,$rms$(w)/\sqrt{r}$")
+    ax.axhline(typical, color="black", lw=1.2, ls=":", zorder=3, label=r"typical size $|\lambda|\,$rms$(w)/\sqrt{r}$")
     peft_one = rows_all[(rows_all["init"] == "peft") & (rows_all["step"] == 1)]["delta_fro"]
     if len(peft_one):
         ax.annotate(
             "the jump at step 1:\nPEFT's B = 0 gets a direction,\nthe normalisation gives it full size",
-            (1, peft_one.min()), xytext=(0.3, 0.35), textcoords="axes fraction", fontsize=9,
+            (1, peft_one.min()), xytext=(0.45, 0.12), textcoords="axes fraction", fontsize=9,
             arrowprops=dict(arrowstyle="->", color="0.3"),
         )  # fmt: skip
     ax.set(yscale="log", xlabel="training step", ylabel=NORM,
