@@ -23,8 +23,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def measure(steps: int | None, device: str, model: str | None, data: str | None, eval_examples: int | None) -> dict:
     t_import = time.perf_counter()
+    from delora_viz.training import RunResult, StepEvent, iter_compare, prepare
     from delora_viz.training.config import TrainConfig
-    from delora_viz.training.loop import RunResult, StepEvent, iter_compare, prepare
     from delora_viz.training.methods import DEFAULT_METHODS
 
     import_s = time.perf_counter() - t_import

@@ -67,7 +67,7 @@ def _time(fn, rounds: int) -> list[float]:
 def worker(args) -> None:
     from torch.distributed.fsdp import fully_shard
 
-    from delora_viz.instruments.distributed import local_rows, whole_params
+    from delora_viz.instruments.distributed import gather_params, local_rows
     from delora_viz.instruments.track import Tracker
 
     torch.distributed.init_process_group("gloo")
@@ -96,7 +96,7 @@ def worker(args) -> None:
     result["w_gemm_ms"] = 1e3 * statistics.median(_time(gemms, args.rounds))
     result["local_rows"] = Ws[0].shape[0]
     result["gather_ms"] = 1e3 * statistics.median(
-        _time(lambda: [whole_params(v.params()) for v in tracker.views], args.rounds)
+        _time(lambda: [gather_params([[v.params()]]) for v in tracker.views], args.rounds)  # one call per layer
     )
     flat = torch.zeros(len(tracker.views) * (2 * args.rank) ** 2 * 2)  # about the size of the packed sums
     result["all_reduce_ms"] = 1e3 * statistics.median(_time(lambda: torch.distributed.all_reduce(flat), args.rounds))

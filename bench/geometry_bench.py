@@ -1,6 +1,6 @@
 """Closed-form geometry vs the dense reference, for LoRA, DoRA and DeLoRA on square m x m layers.
 
-    closed: geometry.update_geometry(W, factors)  |  geometry.dora_update_stats(W, DoraUpdate)
+    closed: one_layer.update_geometry(W, factors)  |  one_layer.dora_update_stats(W, DoraUpdate)
     dense:  dense.dense_geometry(W, U @ V.T)   |  dense.dense_geometry(W, dense_dora_delta(W, ...))
 
 Both sides start from the same parameters (A, B, lambda, magnitude) and produce the same numbers
@@ -17,6 +17,8 @@ from benchlib import Timer, interleave, median, paired_ratio, peak_extra_bytes, 
 
 from delora_viz.delora import geometry as G
 from delora_viz.instruments import dense as D
+from delora_viz.instruments import measure as M
+from delora_viz.instruments import one_layer as E
 
 METHODS = ("lora", "dora", "delora")
 
@@ -38,24 +40,24 @@ def _paths(method: str, W, A, B, lam, w_norm, mag, scaling: float):
     closed form in float64 (tests/test_geometry.py checks it against the dense form in float64)."""
     f32, f64 = torch.float32, torch.float64
     if method == "lora":
-        closed = lambda: G.update_geometry(W, G.lora_update(A, B, scaling))  # noqa: E731
+        closed = lambda: E.update_geometry(W, G.lora_update(A, B, scaling))  # noqa: E731
         dense = lambda: D.dense_geometry(W.to(f32), G.lora_update(A, B, scaling).dense())  # noqa: E731
-        ref = lambda: G.update_geometry(W.to(f64), G.lora_update(A.to(f64), B.to(f64), scaling))  # noqa: E731
+        ref = lambda: E.update_geometry(W.to(f64), G.lora_update(A.to(f64), B.to(f64), scaling))  # noqa: E731
     elif method == "delora":
-        closed = lambda: G.update_geometry(W, G.delora_update(A, B, lam, w_norm))  # noqa: E731
+        closed = lambda: E.update_geometry(W, G.delora_update(A, B, lam, w_norm))  # noqa: E731
         dense = lambda: D.dense_geometry(W.to(f32), G.delora_update(A, B, lam, w_norm).dense())  # noqa: E731
-        ref = lambda: G.update_geometry(W.to(f64), G.delora_update(*(t.to(f64) for t in (A, B, lam, w_norm))))  # noqa: E731
+        ref = lambda: E.update_geometry(W.to(f64), G.delora_update(*(t.to(f64) for t in (A, B, lam, w_norm))))  # noqa: E731
     elif method == "dora":
         dora = G.DoraUpdate(A, B, scaling, mag)
-        closed = lambda: G.dora_update_stats(W, dora)[0]  # noqa: E731
+        closed = lambda: E.dora_update_stats(W, dora)[0]  # noqa: E731
         dense = lambda: D.dense_geometry(W.to(f32), D.dense_dora_delta(W.to(f32), dora))  # noqa: E731
-        ref = lambda: G.dora_update_stats(W.to(f64), G.DoraUpdate(A.to(f64), B.to(f64), scaling, mag.to(f64)))[0]  # noqa: E731
+        ref = lambda: E.dora_update_stats(W.to(f64), G.DoraUpdate(A.to(f64), B.to(f64), scaling, mag.to(f64)))[0]  # noqa: E731
     else:
         raise ValueError(method)
     return closed, dense, ref
 
 
-def _error(a: G.UpdateGeometry, b: G.UpdateGeometry) -> float:
+def _error(a: M.UpdateGeometry, b: M.UpdateGeometry) -> float:
     """Largest relative difference over ||dW||, ||W|| and the two angles (absolute for angles < 1e-3)."""
     worst = 0.0
     for name in ("delta_fro", "w_fro", "angle_delta_w", "angle_w_prime"):
@@ -121,17 +123,19 @@ def breakdown(
     f32 = torch.float32
     u = G.delora_update(A, B, lam, w_norm)
     dW = u.dense()
-    w_sq = G.weight_fro_sq(W, f32)
+    w_sq = M.row_squares(W, f32).sum()
 
     def cached():  # update_geometry with ||W||_F^2 computed once (W is frozen)
-        u2 = G.delora_update(A, B, lam, w_norm)
-        return G.geometry_from_inner_products(G.fro_norm(u2) ** 2, G.inner_with(W, u2), w_sq)
+        return E.update_geometry(W, G.delora_update(A, B, lam, w_norm), w_sq)
+
+    def inner():  # <dW, W> = sum(U * (W V)), the engine's one product with W
+        return (u.U * M.weight_products([W], u.V.unsqueeze(0))[0]).sum()
 
     parts = {
-        "closed: update_geometry (all)": lambda: G.update_geometry(W, G.delora_update(A, B, lam, w_norm)),
+        "closed: update_geometry (all)": lambda: E.update_geometry(W, G.delora_update(A, B, lam, w_norm)),
         "closed: W @ V (GEMM, m n k)": lambda: W.to(f32) @ u.V,
-        "closed: inner_with (blocks)": lambda: G.inner_with(W, u),
-        "closed: weight_fro_sq (a pass over W)": lambda: G.weight_fro_sq(W, f32),
+        "closed: <dW, W> (weight_products)": inner,
+        "closed: ||W||^2 (row_squares, a pass over W)": lambda: M.row_squares(W, f32).sum(),
         "closed: ||dW|| from Grams": lambda: G.fro_norm(u),
         "closed with ||W||^2 cached (proposal)": cached,
         "dense: all (U @ V.T + dense_geometry)": lambda: D.dense_geometry(

@@ -1,6 +1,6 @@
 """Benchmarks on real training steps: tracking overhead, our DeLoRALinear vs PEFT's (scaling: scaling_bench.py).
 
-All of them use the shared runner's own pieces (train.prepare, train._batches, train._loss, the
+All of them use the shared runner's own pieces (loop.prepare, steps.batches, steps.loss_of, the
 method registry), so a "step" here is exactly a step of delora_viz.training.loop: autocast where the runner
 uses it, AdamW, zero_grad(set_to_none=True).
 """
@@ -17,8 +17,9 @@ from delora_viz.delora.layer import DeLoRALinear, add_delora, delora_layers
 from delora_viz.instruments.measure import build_group, num_threads, weight_products
 from delora_viz.instruments.track import Tracker
 from delora_viz.training.config import TrainConfig
-from delora_viz.training.loop import TASK_TYPES, Prepared, _batches, _loss, _param_groups
+from delora_viz.training.loop import TASK_TYPES, Prepared
 from delora_viz.training.methods import DEFAULT_METHODS, build_adapted_model, get_method
+from delora_viz.training.steps import batches, loss_of, param_groups
 
 
 def _adapted(prepared: Prepared, config: TrainConfig, method: str) -> nn.Module:
@@ -38,7 +39,7 @@ def _adapted(prepared: Prepared, config: TrainConfig, method: str) -> nn.Module:
 
 
 def _some_batches(prepared: Prepared, config: TrainConfig, n: int = 4) -> list[dict]:
-    gen = _batches(prepared.data, config, prepared.loaded)
+    gen = batches(prepared.data, config, prepared.loaded)
     return [next(gen) for _ in range(n)]
 
 
@@ -51,7 +52,7 @@ def _step_functions(model, optimizer, tracker, batches, loaded):
 
     def step():
         state["step"] += 1
-        loss = _loss(model, state["batch"], loaded)
+        loss = loss_of(model, state["batch"], loaded)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -96,7 +97,7 @@ def tracking_overhead(
     for method in methods:
         model = _adapted(prepared, config, method)
         lr = (config.lr or get_method(method).default_lr) * config.lr_multiplier
-        optimizer = torch.optim.AdamW(_param_groups(model, loaded.head_modules, lr, config.head_lr))
+        optimizer = torch.optim.AdamW(param_groups(model, loaded.head_modules, lr, config.head_lr))
         tracker = Tracker(model)
         fns, use_batch = _step_functions(model, optimizer, tracker, batches, loaded)
         times = interleave(fns, rounds, warmup, timer, on_round=use_batch)
@@ -166,13 +167,13 @@ def ours_vs_peft_model(prepared: Prepared, config: TrainConfig, rounds: int, war
     batch = _some_batches(prepared, config, 1)[0]
     peft_model.eval(), ours.eval()
     with torch.no_grad():
-        diff = (_loss(peft_model, batch, loaded) - _loss(ours, batch, loaded)).abs().item()
+        diff = (loss_of(peft_model, batch, loaded) - loss_of(ours, batch, loaded)).abs().item()
     peft_model.train(), ours.train()
 
     def fwd_bwd(model):
         def run():
             model.zero_grad(set_to_none=True)
-            _loss(model, batch, loaded).backward()
+            loss_of(model, batch, loaded).backward()
 
         return run
 

@@ -10,6 +10,7 @@ import importlib
 
 from .delora import *  # noqa: F403
 from .delora import __all__ as _delora_all
+from .errors import DeloraVizError
 from .instruments import *  # noqa: F403
 from .instruments import __all__ as _instruments_all
 
@@ -25,7 +26,7 @@ _LAZY = {
     "iter_compare": "training",
     "iter_lr_sweep": "training",
 }
-__all__ = [*_delora_all, *_instruments_all, *_LAZY]
+__all__ = ["DeloraVizError", *_delora_all, *_instruments_all, *_LAZY]
 
 
 def __getattr__(name):  # transformers and the runner import only when asked for

@@ -143,10 +143,10 @@ if not FAST:  # empirical: asserted in full mode, on the data the figure shows
 #
 # $$W'_{k,:} = g_k \, \frac{V_{k,:}}{\|V_{k,:}\|}.$$
 #
-# (The paper writes this per *column*, in its transposed layout; PEFT, like this library, detaches the norm
-# $\|V_{k,:}\|$ in the backward pass.) The magnitudes start at $W$'s row norms, so $W' = W$ at the start. Strength
-# (the $g_k$) and direction ($V$) now have their own parameters, but nothing bounds the $g_k$, so nothing bounds
-# the update either.
+# (The paper writes this per *column*, in its transposed layout. PEFT treats the norm $\|V_{k,:}\|$ as a constant
+# in the backward pass, and so does the toy version below.) The magnitudes start at $W$'s row norms, so $W' = W$
+# at the start. Strength (the $g_k$) and direction ($V$) now have their own parameters, but nothing bounds the
+# $g_k$, so nothing bounds the update either.
 #
 # **ETHER** (Bini et al., 2024, the same first author as DeLoRA) goes to the other extreme: it multiplies the
 # weight by a *reflection* $H = I - 2 u u^\top$ with a unit vector $u$ (here on the output side, $W' = H W$).
@@ -213,8 +213,9 @@ lessons.plot_update_family(family)
 #   explains this jump), and never crosses its ceiling (dotted orange). The ceiling is not fixed: $\lambda$ grows
 #   during training, and the ceiling with it.
 #
-# The app shows the same comparison live on a real model: preset **"lora-vs-cap"**
-# (http://127.0.0.1:7860/?preset=lora-vs-cap), LoRA's $\|\Delta W\|$ against DeLoRA's ceiling.
+# The app shows the same comparison live on a real model, lesson **"LoRA crosses DeLoRA's cap"**
+# (http://127.0.0.1:7860/?preset=lora-crosses-the-cap): LoRA at five times its rate against DeLoRA, LoRA's
+# $\|\Delta W\|$ passing DeLoRA's bound and growing on, DeLoRA's staying under it.
 
 # %%
 target = family.attrs["target_fro"]

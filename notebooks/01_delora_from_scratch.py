@@ -77,8 +77,9 @@ _ = torch.manual_seed(0)
 # [PEFT integration request, issue #2760](https://github.com/huggingface/peft/issues/2760); the
 # [repository's README](https://github.com/ExplainableML/DeLoRA) says the same in short): *"layer-wise scaling of
 # $\|W\|$, to adapt each update's norm to the original weights' norm (mimicking multiplicative finetuning)"*.
-# A multiplicative update $W' = (I + E)\,W$ changes column $j$ by $E\,W_{:,j}$, a change proportional to that
-# column's size; $\mathrm{diag}(w)$ gives DeLoRA's additive update the same property. The paper writes a single
+# A multiplicative update $W' = (I + E)\,W$ changes column $j$ by $E\,W_{:,j}$, a change that scales with that
+# column's size; $\mathrm{diag}(w)$ gives DeLoRA's additive update the same property: column $j$ of $\Delta W$ is
+# $w_j$ times a column of $\frac{\lambda}{r} B\,\Xi\,A$. The paper writes a single
 # norm, $\Delta W = \frac{\lambda \|W\|}{r} B\,\Xi\,A$; PEFT (and this library) scale each input column by its own
 # norm $w_j$ (PEFT's frozen buffer `delora_w_norm`).
 #
@@ -199,8 +200,8 @@ assert share.loc[0.0] < 0.3 and abs(share.loc[1.0] - 1) < 1e-9  # same lambda, t
 
 # %% [markdown]
 # With $r = 1$ there is only one term, nothing to align, and the tight bound is an equality: $\|\Delta W\|_F =
-# |\lambda|\,\|\hat a_1 \odot w\|$ at every step. The app shows this on a real model: preset **"rank-1 tight
-# bound"** (http://127.0.0.1:7860/?preset=rank-1%20tight%20bound).
+# |\lambda|\,\|\hat a_1 \odot w\|$ at every step. The app shows this on a real model, lesson **"Rank 1: the bound
+# is tight"** (http://127.0.0.1:7860/?preset=rank-1-tight-bound).
 #
 # Two caveats on the ceiling, each met below:
 #
@@ -247,8 +248,8 @@ lessons.plot_lambda_frozen_vs_learned(runs)
 # follows almost the same path, but the ceiling itself rises (here about threefold), and the update with it: the
 # toy task asks for a change larger than the first ceiling. On a real model the effect is the same
 # (a measurement made for this project, not rerun here: on one MiniLM layer, training with $\lambda$ frozen moved
-# $\|\Delta W\|$ from 0.093 to 0.212 under a ceiling of 0.264). The app shows it live: preset
-# **"lambda frozen vs learned"** (http://127.0.0.1:7860/?preset=lambda%20frozen%20vs%20learned).
+# $\|\Delta W\|$ from 0.093 to 0.212 under a ceiling of 0.264). The app shows it live, lesson
+# **"λ fixed against learned"** (http://127.0.0.1:7860/?preset=lambda-fixed-vs-learned).
 
 # %% [markdown]
 # ## 4. Two initialisations: the jump at step 1
@@ -292,12 +293,14 @@ lessons.plot_first_steps(starts)
 # %% [markdown]
 # The PEFT init lands on the typical size at step 1 for all three rates and then moves slowly; the paper init
 # starts several hundred times lower at the smallest rate and takes its time. Neither is wrong: the jump means that
-# with PEFT's init the learning rate does not set how large the update is at the start, $\lambda$ does. The app's
-# preset **"peft-vs-paper init"** (http://127.0.0.1:7860/?preset=peft-vs-paper%20init) shows both on a real model.
+# with PEFT's init the learning rate does not set how large the update is after the first step; the typical size
+# $|\lambda|\,\mathrm{rms}(w)/\sqrt r$ does, with the random directions of $A$ and $B$. The app's
+# lesson **"PEFT's init against the paper's"** (http://127.0.0.1:7860/?preset=peft-vs-paper-init) shows both on
+# a real model.
 #
 # **A note on the authors' code.** In the original implementation
-# ([`peft/src/peft/tuners/delora.py`](https://github.com/ExplainableML/DeLoRA/blob/2dd91e18fc440b0f10b7a894550d35965564a80b/peft/src/peft/tuners/delora.py),
-# `Linear.reset_parameters`), the frozen copy is made by assigning storage,
+# ([`peft/src/peft/tuners/delora.py`](https://github.com/ExplainableML/DeLoRA/blob/2dd91e18fc440b0f10b7a894550d35965564a80b/peft/src/peft/tuners/delora.py#L327-L328),
+# lines 327-328, in `Linear.reset_parameters`), the frozen copy is made by assigning storage,
 # `self.frozen_C.data = self.delora_A.weight.data` (and likewise `frozen_D` for `B`). After such an assignment the
 # "frozen" tensor *is* the trained one: every optimizer step moves both, so $B\,\Xi A - B_0\,\Xi_0 A_0$ stays exactly 0
 # for as long as they share storage, which on the CPU is for ever. The cell below shows the mechanism with two plain

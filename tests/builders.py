@@ -171,3 +171,16 @@ def write_text_files(directory) -> dict[str, str]:
         w.writerow(["id", "score", "label"])
         w.writerows([[i, i * 0.5, i % 2] for i in range(12)])
     return {k: str(p) for k, p in paths.items()}
+
+
+class ToyBlock(torch.nn.Module):
+    """The tests' toy attention-like block: q_proj and v_proj (the usual targets), gated, then a head."""
+
+    def __init__(self, n_in: int = 48, n_hidden: int = 40, n_out: int = 6):
+        super().__init__()
+        self.q_proj = torch.nn.Linear(n_in, n_hidden)
+        self.v_proj = torch.nn.Linear(n_in, n_hidden)
+        self.out = torch.nn.Linear(n_hidden, n_out)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.q_proj(x)) * self.v_proj(x))

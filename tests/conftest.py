@@ -38,3 +38,22 @@ def text_files(tmp_path_factory):
     from builders import write_text_files
 
     return write_text_files(tmp_path_factory.mktemp("data"))
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, driven by Playwright (never `playwright install`)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the session (skips when chromium or playwright is missing); tests open
+    their own pages: `page = chromium.new_page()` ... `page.close()`."""
+    from pathlib import Path
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -90,6 +91,7 @@ def test_compare_results_table_downloads_and_adapters(run):
     assert list(table["run"]) == METHODS and set(table["status"]) == {"finished"}
     headers = ["final eval", "‖ΔW‖_F mean", "‖ΔW‖/bound max (≤ 1)", "time s"]
     assert set(headers) <= set(table.columns)  # readable headers with units, not tracker column names
+    assert "method" not in table.columns  # the run names the method: one column less to fit 1440 px
     assert table.set_index("run").loc["delora", "‖ΔW‖/bound max (≤ 1)"] <= 1.0
     files = outputs[-1][8]
     assert len(files) == 4 and all(Path(f).stat().st_size > 0 for f in files)
@@ -156,11 +158,11 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
     [
         (dict(steps=0), METHODS, "steps must be a positive integer"),
         (dict(steps=None), METHODS, "steps is empty"),
-        (dict(r=0), METHODS, "r (the rank) must be a positive integer"),
+        (dict(r=0), METHODS, "rank r must be a positive integer"),  # the widget's label leads
         (dict(delora_lambda=0), METHODS, "DeLoRA λ must be a positive number, got 0: the app's default is 5"),
         (dict(delora_lambda=-5.0), METHODS, "DeLoRA λ must be a positive number, got -5: the app's default is 5"),
         (dict(lr_lora=0), METHODS, "LoRA: lr must be a number"),
-        (dict(max_length=2), METHODS, "max_length must be at least 8"),
+        (dict(max_length=2), METHODS, "max length (tokens) must be at least 8"),  # DeloraVizError.field -> label
         ({}, [], "no method ticked"),
         (dict(model_path="nobody-here/no-such-model-xyz"), METHODS, "not available offline"),
         (dict(model_path="/no/such/dir"), METHODS, "not found"),
@@ -375,6 +377,12 @@ def test_user_errors_lead_with_the_widgets_label_and_bugs_are_internal():
     )
     assert handlers.user_message(FieldError("as written", "a_field_the_app_does_not_show")) == "as written"
     assert handlers.user_message(ValueError("plain")) == "plain"
+    upload = f"{tempfile.gettempdir()}/gradio/9a8b7c/my data.csv"
+    assert (
+        handlers.without_temp_folders(f"{upload}: a .txt file has no labels")
+        == "my data.csv: a .txt file has no labels"
+    )
+    assert handlers.without_temp_folders("/home/me/data.csv: kept") == "/home/me/data.csv: kept"  # not ours to hide
     for bug in (KeyError("x"), TypeError("y"), RuntimeError("z"), NotImplementedError("w")):
         assert handlers.user_message(bug) is None  # the caller logs it with its traceback
 

@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+from builders import ToyBlock
 from peft import DeloraConfig, LoraConfig, get_peft_model
 from torch import nn
 
@@ -23,15 +24,8 @@ LAYERS = ("q_proj", "v_proj")
 REL = 1e-4
 
 
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.q_proj = nn.Linear(96, 64)
-        self.v_proj = nn.Linear(96, 64)
-        self.out = nn.Linear(64, 6)
-
-    def forward(self, x):
-        return self.out(torch.tanh(self.q_proj(x)) * self.v_proj(x))
+def Block():  # noqa: N802 - the toy block (tests/builders.py) at this file's size
+    return ToyBlock(96, 64)
 
 
 def _config(kind, r=4):
@@ -196,7 +190,7 @@ def test_rank_one_tight_bound_is_never_exceeded_on_a_bf16_model(kind):
     model = build(kind, "all-bf16", r=1)
     tracker = Tracker(model)
     train(model, 20, LR[kind], tracker)
-    ratios = [r["bound_ratio"] for r in tracker.rows]
+    ratios = [r["bound_ratio"] for r in tracker.rows if r["step"] > 0]  # step 0: dW = 0, ratio 0
     assert len(ratios) == 40 and max(ratios) <= 1 + 1e-6
     assert min(ratios) >= 1 - 1e-5  # and it is tight
 

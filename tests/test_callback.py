@@ -50,11 +50,13 @@ def _args(tmp_path, **kw):
     )
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_callback_writes_history_checkpoints_and_tensorboard_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    trainer = Trainer(model=_model(), args=_args(tmp_path), train_dataset=Toy(), callbacks=[TrackerCallback(every=1)])
-    assert isinstance(trainer.callback_handler.callbacks[0], TrackerCallback)  # runs before TensorBoard's
+    trainer = Trainer(model=_model(), args=_args(tmp_path), train_dataset=Toy())
+    callback = TrackerCallback.attach(trainer, every=1)
+    assert trainer.callback_handler.callbacks[0] is callback  # runs before TensorBoard's
     trainer.train()
 
     history = load_history(tmp_path / "delora_history.jsonl")
@@ -78,14 +80,18 @@ def test_callback_writes_history_checkpoints_and_tensorboard_scalars(tmp_path):
         assert any(t.endswith(tag) for t in tags), (tag, sorted(tags))
 
 
-def test_callback_added_after_init_still_runs_first(tmp_path):
+@pytest.mark.slow  # trains: a transformers Trainer
+def test_a_callback_behind_the_loggers_warns_and_still_records(tmp_path):
+    """callbacks=[...] puts it after TensorBoardCallback: the history is whole, TensorBoard misses the scalars."""
     trainer = Trainer(model=_model(), args=_args(tmp_path, max_steps=2), train_dataset=Toy())
     trainer.add_callback(TrackerCallback(every=2))
-    trainer.train()
-    assert isinstance(trainer.callback_handler.callbacks[0], TrackerCallback)
+    with pytest.warns(UserWarning, match="runs after the report_to loggers \\(tensorboard\\).*TrackerCallback.attach"):
+        trainer.train()
     assert sorted(load_history(tmp_path / "delora_history.jsonl")["step"].unique()) == [0, 2]
+    assert any("delora/delta_fro_mean" in entry for entry in trainer.state.log_history)
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_a_fresh_run_keeps_the_previous_history(tmp_path):
     (tmp_path / "delora_history.jsonl").write_text("old\n")
     Trainer(
@@ -95,6 +101,7 @@ def test_a_fresh_run_keeps_the_previous_history(tmp_path):
     assert len(kept) == 1 and kept[0].read_text() == "old\n"
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_a_resumed_run_continues_its_history_without_duplicate_or_missing_steps(tmp_path):
     """Killed after step 6 (rows 0-6 on disk), resumed from checkpoint-3: steps 4-6 are redone, once each."""
     Trainer(model=_model(), args=_args(tmp_path), train_dataset=Toy(), callbacks=[TrackerCallback()]).train()
@@ -108,6 +115,7 @@ def test_a_resumed_run_continues_its_history_without_duplicate_or_missing_steps(
     assert not list(tmp_path.glob("delora_history.*.jsonl"))  # resuming continues the file, moves nothing aside
 
 
+@pytest.mark.slow  # trains: a transformers Trainer
 def test_the_callback_warns_and_disables_itself_instead_of_ending_training(tmp_path):
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
@@ -118,14 +126,6 @@ def test_the_callback_warns_and_disables_itself_instead_of_ending_training(tmp_p
     with pytest.warns(UserWarning, match="stops tracking \\(training goes on\\): .*no adapted layers"):
         trainer.train()
     assert trainer.state.global_step == 2 and not (tmp_path / "delora_history.jsonl").exists()
-
-
-def test_the_callback_warns_when_it_cannot_run_first(tmp_path):
-    from transformers import TrainerControl, TrainerState
-
-    callback = TrackerCallback()
-    with pytest.warns(UserWarning, match="could not move itself ahead of the reporting callbacks"):
-        callback.on_init_end(_args(tmp_path), TrainerState(), TrainerControl())  # called directly, no handler
 
 
 def test_bad_arguments():

@@ -50,6 +50,7 @@ def _tags(output_dir) -> set[str]:
     return tags
 
 
+@pytest.mark.slow  # trains: the CLI's loop
 def test_peft_readme_command_line_runs_with_gradient_accumulation(tiny_llama_dir, dataset_folder, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["train", "--base_model", tiny_llama_dir, "--data_path", dataset_folder, "--output_dir", str(out)]
@@ -118,6 +119,7 @@ def test_optimizer_steps_match_the_scripts_trainer(tiny_llama_dir, dataset_folde
         assert ours == trainer.state.global_step, (epochs, ours, trainer.state.global_step)
 
 
+@pytest.mark.slow  # trains: the CLI's loop
 def test_defaults_that_differ_from_the_script_are_printed_once(tiny_llama_dir, dataset_folder, tmp_path, capsys):
     argv = ["train", "--base_model", tiny_llama_dir, "--data_path", dataset_folder, "--output_dir", str(tmp_path)]
     argv += ["--max_steps", "1", "--eval_step", "0", "--rank", "4", "--device", "cpu", "--quiet"]
@@ -133,7 +135,8 @@ def test_defaults_that_differ_from_the_script_are_printed_once(tiny_llama_dir, d
 def test_task_is_inferred_from_the_model(tiny_llama_dir, tiny_bert_dir, tmp_path):
     from transformers import BertConfig, LlamaConfig
 
-    from delora_viz.training.tasks import infer_task, task_from_config
+    from delora_viz.training.models import infer_task
+    from delora_viz.training.tasks import task_from_config
 
     assert infer_task(tiny_llama_dir) == "causal_lm" and infer_task(tiny_bert_dir) == "classification"
     assert infer_task(None) == "classification" and infer_task("smollm2") == "causal_lm"
@@ -207,6 +210,7 @@ def test_push_uploads_an_adapter_naming_the_presets_hub_id(fake_hub, tmp_path):
     assert model.peft_config["default"].peft_type.value == "DELORA"
 
 
+@pytest.mark.slow  # trains: the CLI's loop
 def test_push_of_delora_paper_is_its_exact_lora_export(fake_hub, tiny_llama_dir, dataset_folder, tmp_path):
     out = tmp_path / "paper"
     argv = ["train", "--base_model", tiny_llama_dir, "--data_path", dataset_folder, "--output_dir", str(out)]
@@ -255,6 +259,19 @@ def test_bad_input_is_a_clear_error(extra, message, tmp_path, capsys):
     assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_user_error_names_the_flag_of_its_field(tmp_path, capsys):
+    """DeloraVizError.field is the library's name (lr); the CLI shows its own (--learning_rate)."""
+    from delora_viz import DeloraVizError, TrainConfig
+
+    with pytest.raises(DeloraVizError) as err:
+        TrainConfig(lr=0.0)
+    assert err.value.field == "lr"
+    assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--learning_rate", "0"]) == 2
+    assert capsys.readouterr().err.startswith("delora-viz: error: --learning_rate: lr must be a number in (0, 1e4]")
+    assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--max_steps", "0"]) == 2
+    assert capsys.readouterr().err.startswith("delora-viz: error: --max_steps: steps must be a positive integer")
 
 
 def test_a_text_dataset_with_a_classifier_names_the_flags(tiny_bert_dir, dataset_folder, tmp_path, capsys):

@@ -152,14 +152,47 @@ def test_explorer_figures_draw_the_tables(uneven):
     for column in ("partial", "aligned", "orthogonal"):
         np.testing.assert_allclose(lines[column].get_ydata(), sums[column])
 
+
+def _bars(fig):
+    return {p.get_gid(): p.get_height() for ax in fig.axes for p in ax.patches if p.get_gid()}
+
+
+def test_angle_explorer_draws_the_table_on_fixed_axes(uneven):
     fig = explore.plot_angle_explorer(uneven, sigma=0.2, delora_lambda=3.0, r=4)
-    lines = _lines(fig)
-    table = explore.angle_table(uneven, r=4, delora_lambda=3.0)
+    bars, lines = _bars(fig), _lines(fig)
+    now = explore.angle_table(uneven, r=4, delora_lambda=3.0, sigmas=[0.2]).set_index("method")
     for method in ("lora", "dora", "delora"):
-        rows = table[table["method"] == method]
-        for column in ("rel_delta", "angle_delta_w_deg", "angle_w_prime_deg"):
-            np.testing.assert_allclose(lines[f"{column}:{method}"].get_ydata(), rows[column])
-            assert np.isfinite(rows[column]).all()
+        for column in ("rel_delta", "angle_w_prime_deg"):
+            assert bars[f"{column}:{method}"] == pytest.approx(now.loc[method, column], rel=1e-12)
+    assert bars["rel_delta:lora"] == pytest.approx(0.2, rel=1e-10)  # sigma reads as LoRA's ||dW|| / ||W||
+    ceiling = 3.0 * uneven.norm(dim=0).max().item() / uneven.norm().item()  # |lambda| max_j w_j / ||W||_F
+    np.testing.assert_allclose(lines["ceiling"].get_ydata(), [ceiling, ceiling], rtol=1e-12)
+    other = explore.plot_angle_explorer(uneven, sigma=5.0, delora_lambda=10.0, r=4)
+    for a, b in zip(fig.axes, other.axes):  # fixed axes: moving a slider moves the bars, not the axes
+        assert a.get_ylim() == b.get_ylim()
+    assert _bars(other)["rel_delta:delora"] == pytest.approx(bars["rel_delta:delora"] * 10 / 3, rel=1e-10)
+
+
+def test_angle_small_multiples_draw_each_setting(uneven):
+    settings = ((0.01, 2.0), (1.0, 2.0), (1.0, 6.0))
+    bars = _bars(explore.plot_angle_small_multiples(uneven, settings=settings, r=4))
+    for k, (sigma, lam) in enumerate(settings):
+        now = explore.angle_table(uneven, r=4, delora_lambda=lam, sigmas=[sigma]).set_index("method")
+        for method in ("lora", "dora", "delora"):
+            assert bars[f"{k}:rel_delta:{method}"] == pytest.approx(now.loc[method, "rel_delta"], rel=1e-12)
+            assert bars[f"{k}:angle_w_prime_deg:{method}"] == pytest.approx(now.loc[method, "angle_w_prime_deg"])
+
+
+def test_random_angle_band_matches_dense_arccos(uneven):
+    low, high = explore.random_angle_band(uneven, r=3, samples=60, seed=4, coverage=0.9)
+    gen = torch.Generator().manual_seed(4)
+    angles = []
+    for _ in range(60):  # the same draws, the dense update and arccos
+        A = torch.randn(3, 32, generator=gen, dtype=torch.float64)
+        B = torch.randn(48, 3, generator=gen, dtype=torch.float64)
+        angles.append(_angle_deg(B @ A, uneven))
+    assert (low, high) == pytest.approx(tuple(np.quantile(angles, [0.05, 0.95])), rel=1e-9)
+    assert low < 90 < high
 
 
 def test_layer_trajectory_draws_the_tracked_rows_which_match_peft():

@@ -85,9 +85,9 @@ def _shard(model) -> None:
 def _copy_into(twin, model) -> None:
     """Load the sharded model's current parameters, gathered (every rank takes part), into the unsharded
     twin (rank 0 only; elsewhere twin is None)."""
-    from delora_viz.instruments.distributed import whole
+    from torch.distributed.tensor import DTensor
 
-    state = {k: whole(v) for k, v in model.state_dict().items()}
+    state = {k: v.full_tensor() if isinstance(v, DTensor) else v for k, v in model.state_dict().items()}
     if twin is not None:
         twin.load_state_dict(state)
 

@@ -9,13 +9,15 @@ from hypothesis import strategies as st
 
 from delora_viz.delora import geometry as g
 from delora_viz.instruments import dense as D
+from delora_viz.instruments import one_layer as E
+from delora_viz.instruments.measure import UpdateGeometry
 
 
 def _rand(*shape, dtype=torch.float64, scale=1.0):
     return torch.randn(*shape, dtype=dtype) * scale
 
 
-def reference(W, dW) -> g.UpdateGeometry:
+def reference(W, dW) -> UpdateGeometry:
     """Dense float64 reference that shares nothing with the closed form: norms of the full matrices and
     angles as arccos of float64 inner products, cos(X, Y) = <X, Y> / (||X|| ||Y||). arccos is exact to
     ~1e-8 rad in float64 (sqrt(eps) near 0 and pi), far below what the tests compare."""
@@ -27,7 +29,7 @@ def reference(W, dW) -> g.UpdateGeometry:
 
     delta_fro, w_fro = torch.linalg.norm(dW), torch.linalg.norm(W)
     angle_delta_w = angle(dW, W) if delta_fro > 0 else torch.tensor(float("nan"), dtype=W.dtype)
-    return g.UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, angle(W + dW, W))
+    return UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, angle(W + dW, W))
 
 
 def _assert_geometry_close(closed, dense, rtol, angle_atol=1e-6, norm_atol=0.0):
@@ -66,8 +68,9 @@ def test_low_rank_closed_forms_match_dense_fp64(shape, method, seed):
     m, n, r = shape
     W, A, B, lam, w, A0, B0 = _delora_case(m, n, r, method == "delora-paper", torch.float64)
     if method in ("lora", "rslora"):
-        update = g.lora_update(A, B, g.lora_scaling(16, r, rslora=method == "rslora"))
-        dense = g.lora_scaling(16, r, rslora=method == "rslora") * B @ A
+        s = 16 / math.sqrt(r) if method == "rslora" else 16 / r  # alpha / sqrt(r) (rsLoRA), alpha / r (LoRA)
+        update = g.lora_update(A, B, s)
+        dense = s * B @ A
     else:
         update = g.delora_update(A, B, lam, w, A0, B0)
         dense = D.dense_delora_delta(A, B, lam, w, A0, B0)
@@ -75,7 +78,7 @@ def test_low_rank_closed_forms_match_dense_fp64(shape, method, seed):
     # A Gram-based norm is exact to ~sqrt(eps) ||U|| ||V|| in absolute terms: it only shows when large
     # terms cancel to a tiny dW (which hypothesis finds in 1 x 1 layers with flipped signs).
     norm_atol = 1e-7 * (update.U.norm() * update.V.norm()).item()
-    _assert_geometry_close(g.update_geometry(W, update), reference(W, dense), rtol=1e-10, norm_atol=norm_atol)
+    _assert_geometry_close(E.update_geometry(W, update), reference(W, dense), rtol=1e-10, norm_atol=norm_atol)
     sv = g.singular_values(update)
     dense_sv = D.dense_singular_values(dense)[: sv.numel()]
     torch.testing.assert_close(sv, dense_sv, rtol=1e-8, atol=1e-10 * max(1.0, dense_sv.max().item()))
@@ -85,7 +88,7 @@ def test_low_rank_closed_forms_match_dense_fp64(shape, method, seed):
 def test_closed_forms_fp32(m, n, r):
     W, A, B, lam, w, _, _ = _delora_case(m, n, r, False, torch.float32)
     update = g.delora_update(A, B, lam, w)
-    closed = g.update_geometry(W, update)
+    closed = E.update_geometry(W, update)
     dense = reference(W.double(), D.dense_delora_delta(*(t.double() for t in (A, B, lam, w))))
     for field in ("delta_fro", "w_fro", "rel_delta", "angle_delta_w", "angle_w_prime"):
         torch.testing.assert_close(getattr(closed, field).double(), getattr(dense, field), rtol=1e-4, atol=1e-6)
@@ -100,7 +103,7 @@ def test_dora_per_row_form_matches_dense(shape, seed, mag_scale):
     dora = g.DoraUpdate(
         A, B, scaling=0.5, magnitude=W.norm(dim=1) * mag_scale * (0.5 + torch.rand(m, dtype=torch.float64))
     )
-    closed, row_scale, row_norms = g.dora_update_stats(W, dora)
+    closed, row_scale, row_norms = E.dora_update_stats(W, dora)
     dense = D.dense_dora_delta(W, dora)
     # angle atol: sqrt(eps) ||dW|| / ||W'|| with ||dW|| / ||W'|| up to ~300 here
     _assert_geometry_close(closed, reference(W, dense), rtol=1e-8, angle_atol=1e-5)
@@ -111,7 +114,7 @@ def test_dora_per_row_form_matches_dense(shape, seed, mag_scale):
 def test_dora_at_init_is_zero_update():
     W, A = _rand(10, 7), _rand(3, 7)
     B = torch.zeros(10, 3, dtype=torch.float64)
-    geo, _, _ = g.dora_update_stats(W, g.DoraUpdate(A, B, 2.0, W.norm(dim=1)))
+    geo, _, _ = E.dora_update_stats(W, g.DoraUpdate(A, B, 2.0, W.norm(dim=1)))
     assert geo.delta_fro.item() < 1e-7
     assert geo.angle_w_prime.item() < 1e-7
 
@@ -132,7 +135,7 @@ def test_angles_equal_arccos_of_float64_inner_products_at_moderate_angles(seed, 
     expected = reference(W, dW)
     assert expected.angle_delta_w.item() == pytest.approx(theta, rel=1e-9)
     for dtype, rel in ((torch.float64, 1e-9), (torch.float32, 2e-4)):
-        closed = g.update_geometry(W.to(dtype), g.LowRankUpdate((U * S).to(dtype), Vh.T.to(dtype)))
+        closed = E.update_geometry(W.to(dtype), g.LowRankUpdate((U * S).to(dtype), Vh.T.to(dtype)))
         assert closed.angle_delta_w.item() == pytest.approx(expected.angle_delta_w.item(), rel=rel)
         assert closed.angle_w_prime.item() == pytest.approx(expected.angle_w_prime.item(), rel=rel)
 
@@ -146,7 +149,7 @@ def test_tiny_angles_are_accurate_where_arccos_fails(eps):
     D = D - (D * W).sum() / (W * W).sum() * W  # orthogonal to W
     U, S, Vh = torch.linalg.svd(D)  # write D as an exact low-rank-ish factorisation (full rank here)
     update = g.LowRankUpdate(eps * U * S, Vh.T)
-    closed = g.update_geometry(W, update)
+    closed = E.update_geometry(W, update)
     expected = math.atan(eps * D.double().norm().item() / W.double().norm().item())
     assert closed.angle_w_prime.item() == pytest.approx(expected, rel=1e-3)
     assert closed.angle_delta_w.item() == pytest.approx(math.pi / 2, abs=1e-3)
@@ -158,7 +161,7 @@ def test_tiny_angles_are_accurate_where_arccos_fails(eps):
 
 def test_zero_update_has_no_direction():
     update = g.LowRankUpdate(torch.zeros(4, 2), torch.randn(3, 2))
-    geo = g.update_geometry(torch.randn(4, 3), update)
+    geo = E.update_geometry(torch.randn(4, 3), update)
     assert geo.delta_fro.item() == 0 and torch.isnan(geo.angle_delta_w) and geo.angle_w_prime.item() == 0
 
 
@@ -216,13 +219,11 @@ def test_mismatched_shapes_say_what_to_change():
     with pytest.raises(ValueError, match="w_norm must have shape"):
         g.delora_update(torch.randn(2, 5), torch.randn(4, 2), torch.ones(1), torch.ones(4))
     with pytest.raises(ValueError, match="W has shape"):
-        g.update_geometry(torch.randn(5, 5), g.lora_update(torch.randn(2, 5), torch.randn(4, 2), 1.0))
+        E.update_geometry(torch.randn(5, 5), g.lora_update(torch.randn(2, 5), torch.randn(4, 2), 1.0))
     with pytest.raises(ValueError, match="same k"):
         g.LowRankUpdate(torch.randn(3, 2), torch.randn(3, 4))
     with pytest.raises(ValueError, match="DoRA shapes"):
-        g.dora_update_stats(torch.randn(4, 5), g.DoraUpdate(torch.randn(2, 5), torch.randn(4, 2), 1.0, torch.ones(3)))
-    with pytest.raises(ValueError, match="positive integer"):
-        g.lora_scaling(8, 0)
+        E.dora_update_stats(torch.randn(4, 5), g.DoraUpdate(torch.randn(2, 5), torch.randn(4, 2), 1.0, torch.ones(3)))
 
 
 def test_paper_init_norm_is_accurate_near_the_start_in_fp32():

@@ -5,6 +5,7 @@ import torch
 from peft import DeloraConfig, get_peft_model
 from torch import nn
 
+from delora_viz import DeloraVizError
 from delora_viz.delora.geometry import fro_norm
 from delora_viz.delora.layer import (
     DeLoRALinear,
@@ -198,8 +199,9 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_non_linear_targets_and_no_match_list_what_exists():
-    with pytest.raises(TypeError, match="'act' is a GELU.*down, up"):
+    with pytest.raises(DeloraVizError, match="'act' is a GELU.*down, up") as err:
         add_delora(TwoLayer(), ["act"], r=2, delora_lambda=1.0)
+    assert err.value.field == "target_modules"
     with pytest.raises(ValueError, match="matches no module.*down, up"):
         add_delora(TwoLayer(), ["q_proj"], r=2, delora_lambda=1.0)
     with pytest.raises(TypeError, match="nn.Linear"):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from builders import build_tiny_bert_classifier, build_tiny_gpt2, build_tiny_llama
 
+from delora_viz import DeloraVizError
 from delora_viz.training import models
 from delora_viz.training.models import (
     LoadedModel,
@@ -137,12 +138,13 @@ def test_seq_cls_checkpoint_keeps_or_resizes_its_head(tiny_dir):
 
 
 def test_gpt2_without_nn_linear_is_refused(tiny_dir):
-    with pytest.raises(TypeError, match="supports only nn.Linear.*Llama/Qwen/BERT"):
+    with pytest.raises(DeloraVizError, match="supports only nn.Linear.*Llama/Qwen/BERT") as err:
         load_model(tiny_dir["gpt2"])
+    assert err.value.field == "model"
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=8, n_layer=1, n_head=2, n_positions=16))
-    with pytest.raises(TypeError, match="Conv1D"):
+    with pytest.raises(DeloraVizError, match="Conv1D"):
         default_target_modules(model)
 
 
@@ -158,7 +160,7 @@ def test_default_targets_fall_back_to_the_most_common_linear_names():
         }
     )
     assert sorted(default_target_modules(model)) == ["down", "up"]
-    with pytest.raises(TypeError):
+    with pytest.raises(DeloraVizError):
         default_target_modules(torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1)))
 
 

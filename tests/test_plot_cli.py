@@ -69,6 +69,7 @@ def lora_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # trains: its history comes from a Trainer run
 def test_plot_callback_history_and_loop_csv_into_pngs(callback_history, lora_csv, tmp_path, capsys):
     out = tmp_path / "figs"
     assert main(["plot", str(callback_history), str(lora_csv), "-o", str(out)]) == 0
@@ -89,6 +90,7 @@ def test_plot_callback_history_and_loop_csv_into_pngs(callback_history, lora_csv
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".figs")]  # the temporary folder is gone
 
 
+@pytest.mark.slow  # trains: its history comes from a Trainer run
 def test_runs_are_overlaid_and_labelled_by_file(callback_history, lora_csv):
     tracker_df, loss_df = load_runs([callback_history, lora_csv])
     assert list(pd.unique(tracker_df["run"])) == ["delora-run", "lora-loop"]
@@ -137,6 +139,7 @@ def test_an_app_download_pair_matches_loss_to_runs(tmp_path):
     assert "loss" in run_figures(tracker_df, loss_df)
 
 
+@pytest.mark.slow  # trains: its history comes from a Trainer run
 def test_bad_files_one_line_each_and_nothing_written(callback_history, tmp_path, capsys):
     partial = tmp_path / "partial.csv"
     pd.DataFrame({"step": [0], "layer": ["q"], "delta_fro": [0.1]}).to_csv(partial, index=False)

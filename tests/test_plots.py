@@ -129,7 +129,7 @@ def test_update_norm_bound_above_norm():
     ax = fig.axes[0]
     (bound,) = lines_by_gid(fig, "bound-mean:delora")
     (norm,) = lines_by_gid(fig, "norm:delora")
-    assert bound.get_label().startswith("bound")
+    assert bound.get_label() == "DeLoRA bound"  # plain words
     assert np.array_equal(bound.get_xdata(), norm.get_xdata())
     assert np.all(np.asarray(bound.get_ydata()) >= np.asarray(norm.get_ydata()))
     (worst_b,) = lines_by_gid(fig, "bound-worst:delora")
@@ -354,3 +354,86 @@ def test_live_loss_frame():
     frame = live_loss_frame(h, max_points=50)
     assert set(frame.series) == {"lora", "dora", "delora"}
     assert all(len(r) <= 50 and r.step.max() == 499 for _, r in frame.groupby("series"))
+
+
+def turn_history():
+    """Two layers of LoRA and DeLoRA over steps 0..3 with known turns, norms and ceilings."""
+    rows = []
+    turns = {0: [np.nan, np.nan, 10.0, 5.0], 1: [np.nan, np.nan, 30.0, 1.0]}
+    for method in ("lora", "delora"):
+        for li in (0, 1):
+            for step in range(4):
+                delta = 0.0 if step == 0 else 1.0 + step * (li + 1) * (method == "lora")
+                ceiling = 8.0 - step if method == "delora" else np.nan
+                rows.append(
+                    dict(step=step, layer=f"l{li}", method=method, delta_fro=delta, w_fro=10.0 * (li + 1),
+                         turn_deg=turns[li][step], bound_loose=ceiling, angle_delta_w_deg=90.0 + li - step / 10)
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_direction_strength_table_by_hand():
+    from delora_viz.plots.figures import direction_strength_table
+
+    table = direction_strength_table(turn_history()).set_index(["method", "step"])
+    # turned: running sum per layer (NaN counts 0), then the mean over the two layers
+    assert table.loc[("lora", 3), "turned_deg"] == pytest.approx(((10 + 5) + (30 + 1)) / 2)
+    assert table.loc[("lora", 2), "turned_deg"] == pytest.approx((10 + 30) / 2)
+    assert table.loc[("lora", 1), "turned_deg"] == 0
+    # strength over ||W||: layer 0 has ||W|| 10, layer 1 has 20
+    assert table.loc[("lora", 2), "rel_delta"] == pytest.approx(((1 + 2) / 10 + (1 + 4) / 20) / 2)
+    assert table.loc[("delora", 3), "to_ceiling"] == pytest.approx(1 / 5)
+    assert table.loc[("delora", 3), "ceiling_rel"] == pytest.approx((5 / 10 + 5 / 20) / 2)
+    assert table.loc["lora", "ceiling_rel"].isna().all() and table.loc["lora", "to_ceiling"].isna().all()
+    with pytest.raises(ValueError, match="turn_deg"):
+        direction_strength_table(turn_history().drop(columns="turn_deg"))
+    # a turn away from a rounding-size update (DoRA's start: ||dW|| / ||W|| ~ 1e-8) is no turn
+    noisy = turn_history()
+    noisy.loc[noisy["step"] == 0, "delta_fro"] = 1e-7  # ||W|| is 10 or 20: 1e-8 relative
+    noisy.loc[noisy["step"] == 1, "turn_deg"] = 90.0
+    again = direction_strength_table(noisy).set_index(["method", "step"])
+    assert again.loc[("lora", 3), "turned_deg"] == pytest.approx(table.loc[("lora", 3), "turned_deg"])
+    noisy.loc[noisy["step"] == 0, "delta_fro"] = 1e-3  # a real (small) update: its turn counts
+    again = direction_strength_table(noisy).set_index(["method", "step"])
+    assert again.loc[("lora", 3), "turned_deg"] == pytest.approx(table.loc[("lora", 3), "turned_deg"] + 90)
+
+
+def test_direction_and_strength_draws_the_table_with_distinct_styles():
+    from delora_viz.plots.figures import direction_strength_table, plot_direction_and_strength
+
+    df = turn_history()
+    fig = render(plot_direction_and_strength(df, title="what to notice"))
+    table = direction_strength_table(df)
+    for method in ("lora", "delora"):
+        rows = table[table["method"] == method]
+        (turned,) = lines_by_gid(fig, f"turned:{method}")
+        (strength,) = lines_by_gid(fig, f"strength:{method}")
+        np.testing.assert_allclose(turned.get_ydata(), rows["turned_deg"])
+        np.testing.assert_allclose(strength.get_ydata(), rows["rel_delta"])
+    (ceiling,) = lines_by_gid(fig, "ceiling:delora")
+    np.testing.assert_allclose(ceiling.get_ydata(), table[table["method"] == "delora"]["ceiling_rel"])
+    assert not lines_by_gid(fig, "ceiling:lora")
+    lora, delora = lines_by_gid(fig, "turned:lora")[0], lines_by_gid(fig, "turned:delora")[0]
+    assert lora.get_marker() != delora.get_marker()  # a line on top of another stays visible
+    assert lora.get_label() == "LoRA" and delora.get_label() == "DeLoRA"  # plain words
+    # DeLoRA reaches its final strength at step 1: the jump is marked
+    assert any("jump at step 1" in t.get_text() for ax in fig.axes for t in ax.texts)
+    assert fig._suptitle.get_text() == "what to notice"
+
+
+def test_angle_to_w_wide_range_and_band():
+    from delora_viz.plots.figures import plot_angle_to_w
+
+    df = turn_history()
+    fig = render(plot_angle_to_w(df, random_band=(89.5, 90.5)))
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (45.0, 135.0)  # sub-degree noise is not magnified
+    (line,) = lines_by_gid(fig, "angle:delora")
+    expected = df[df.method == "delora"].groupby("step")["angle_delta_w_deg"].mean()
+    np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
+    assert any("random directions" in t.get_text() for t in ax.get_legend().get_texts())
+    noisy = df.copy()
+    noisy.loc[noisy["step"] == 0, ["delta_fro", "angle_delta_w_deg"]] = (1e-7, 150.0)  # rounding, no direction
+    noisy["rel_delta"] = noisy["delta_fro"] / noisy["w_fro"]
+    (line,) = lines_by_gid(plot_angle_to_w(noisy), "angle:delora")
+    np.testing.assert_allclose(line.get_ydata(), expected.loc[1:].to_numpy())  # step 0 skipped

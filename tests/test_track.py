@@ -8,24 +8,18 @@ import sys
 
 import pytest
 import torch
+from builders import ToyBlock
 from peft import DeloraConfig, LoraConfig, get_peft_model
 from torch import nn
 
-from delora_viz.delora import geometry as g
 from delora_viz.delora.layer import add_delora, delora_layers
 from delora_viz.instruments.history import COLUMNS, load_history
+from delora_viz.instruments.measure import UpdateGeometry
 from delora_viz.instruments.track import Tracker
 
 
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.q_proj = nn.Linear(48, 40)
-        self.v_proj = nn.Linear(48, 40)
-        self.out = nn.Linear(40, 6)
-
-    def forward(self, x):
-        return self.out(torch.tanh(self.q_proj(x)) * self.v_proj(x))
+def Block():  # noqa: N802 - the toy block (tests/builders.py) at this file's size
+    return ToyBlock(48, 40)
 
 
 def _peft(config):
@@ -83,7 +77,7 @@ def arccos_reference(W, dW):
     def angle(X, Y):
         return torch.arccos(((X * Y).sum() / (X.norm() * Y.norm())).clamp(-1, 1))
 
-    return g.UpdateGeometry(dW.norm(), W.norm(), dW.norm() / W.norm(), angle(dW, W), angle(W + dW, W))
+    return UpdateGeometry(dW.norm(), W.norm(), dW.norm() / W.norm(), angle(dW, W), angle(W + dW, W))
 
 
 @pytest.mark.parametrize("kind", list(BUILDERS))
@@ -99,7 +93,9 @@ def test_rows_match_dense_reference_after_real_steps(kind):
     tracker = _train(model)
     df = tracker.to_dataframe()
     assert list(df.columns) == list(COLUMNS)
-    assert sorted(df["step"].unique()) == list(range(1, 7))
+    assert sorted(df["step"].unique()) == list(range(0, 7))  # watch() records the starting point
+    start = df[df["step"] == 0]
+    assert (start["delta_fro"] <= 1e-6 * start["w_fro"]).all()  # dW = 0 (DoRA's to float32 rounding of g - 1)
     last = df[df["step"] == 6].set_index("layer")
     expected_method = {"ours-delora": "delora", "ours-delora-paper": "delora-paper"}.get(kind, kind)
     assert set(last["method"]) == {expected_method}
@@ -491,3 +487,22 @@ def test_turn_deg_matches_dense_float64_for_small_and_large_turns(kind, degrees)
     expected = _dense_angle_deg(before["q_proj"], dense_deltas()["q_proj"])
     assert expected == pytest.approx(degrees, rel=0.5)  # the dense turn is of the size asked for
     assert rows["q_proj"]["turn_deg"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_dora_at_init_is_rounding_with_no_direction_then_turns():
+    """PEFT stores DoRA's magnitudes m = ||W_k|| rounded to float32, so at init dW = diag(m / c - 1) W is ~1e-8
+    ||W||, not 0, at an arbitrary angle to W. The tracker reports its size but no direction: angle_delta_w and
+    the next turn are NaN (they read ~100 and ~90 degrees before), and turns are measured from there on."""
+    torch.manual_seed(0)
+    model = BUILDERS["dora"]()
+    tracker = Tracker(model)
+    start = tracker.step(0)
+    assert all(0 < r["rel_delta"] < 1e-7 and math.isnan(r["angle_delta_w_deg"]) for r in start)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    for step in (1, 2):
+        opt.zero_grad()
+        model(torch.randn(16, 48)).pow(2).mean().backward()
+        opt.step()
+        rows = tracker.step(step)
+        assert all(r["rel_delta"] > 1e-4 and math.isfinite(r["angle_delta_w_deg"]) for r in rows)
+        assert all(math.isnan(r["turn_deg"]) == (step == 1) for r in rows)

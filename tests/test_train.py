@@ -9,9 +9,19 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from delora_viz.training import models, steps
+from delora_viz.training import (
+    RunResult,
+    StepEvent,
+    compare,
+    iter_compare,
+    iter_train,
+    lr_sweep,
+    models,
+    prepare,
+    steps,
+    train,
+)
 from delora_viz.training.config import TrainConfig
-from delora_viz.training.loop import RunResult, StepEvent, compare, iter_compare, iter_train, lr_sweep, prepare, train
 
 
 def _cfg(model, data, **kw):
@@ -31,6 +41,7 @@ def test_embedded_default_learns_well_above_chance():
     assert result.status == "finished" and result.final["bound_ratio_max"] <= 1.0
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_events_then_result(tiny_bert_dir, text_files):
     events = list(iter_train(_cfg(tiny_bert_dir, text_files["csv"], method="lora")))
     steps, result = events[:-1], events[-1]
@@ -42,6 +53,7 @@ def test_events_then_result(tiny_bert_dir, text_files):
     assert not math.isnan(result.history[0]["eval_metric"])  # step 0 is evaluated too
 
 
+@pytest.mark.slow  # trains: the runner's loop
 @pytest.mark.parametrize("method", ["lora", "dora", "delora", "delora-paper"])
 def test_every_method_trains_and_saves_a_peft_adapter(method, tiny_bert_dir, text_files, tmp_path):
     result = train(_cfg(tiny_bert_dir, text_files["csv"], method=method, output_dir=str(tmp_path)))
@@ -53,6 +65,7 @@ def test_every_method_trains_and_saves_a_peft_adapter(method, tiny_bert_dir, tex
     torch.testing.assert_close(reloaded(**enc).logits, result.model.eval()(**enc).logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_causal_lm_on_a_local_tiny_llama(tiny_llama_dir, text_files, tmp_path):
     result = train(_cfg(tiny_llama_dir, text_files["txt"], task="causal_lm", output_dir=str(tmp_path)))
     assert result.final["eval_name"] == "perplexity" and math.isfinite(result.final["eval_metric"])
@@ -60,6 +73,7 @@ def test_causal_lm_on_a_local_tiny_llama(tiny_llama_dir, text_files, tmp_path):
     assert reloaded.peft_config["default"].peft_type.value == "DELORA"
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_compare_interleaves_on_the_same_data(tiny_bert_dir, text_files):
     config = _cfg(tiny_bert_dir, text_files["csv"])
     events = [e for e in iter_compare(["lora", "dora", "delora"], config) if isinstance(e, StepEvent)]
@@ -75,6 +89,7 @@ def test_compare_interleaves_on_the_same_data(tiny_bert_dir, text_files):
     assert set(results) == {"lora", "delora"}
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_every_method_starts_from_the_unadapted_model(tiny_bert_dir, text_files):
     """dW = 0 at step 0: each method's own step-0 evaluation (its own Prepared, no shared cache) equals the
     evaluation of the base model without any adapter."""
@@ -86,6 +101,7 @@ def test_every_method_starts_from_the_unadapted_model(tiny_bert_dir, text_files)
         assert result.history[0]["eval_metric"] == unadapted, method
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_lr_sweep_and_divergence_leave_other_runs_alone(tiny_bert_dir, text_files):
     config = _cfg(tiny_bert_dir, text_files["csv"], steps=8, eval_every=0)
     sweep = lr_sweep(["lora", "delora"], [1.0, 1000.0], config)  # x1000: LoRA at lr 1, DeLoRA at 30
@@ -110,6 +126,7 @@ def test_lr_sweep_and_divergence_leave_other_runs_alone(tiny_bert_dir, text_file
     assert not delora_absurd["diverged"]  # the bound keeps DeLoRA finite at any rate
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_forced_divergence_is_marked_and_the_run_ends(tiny_bert_dir, text_files, monkeypatch):
     real_loss = steps.loss_of
     calls = {"n": 0}
@@ -128,6 +145,7 @@ def test_forced_divergence_is_marked_and_the_run_ends(tiny_bert_dir, text_files,
     assert result.final["last_eval_step"] == 0 and not math.isnan(result.final["last_eval_metric"])
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_stop_ends_within_one_step(tiny_bert_dir, text_files):
     seen = []
     stop = lambda: len(seen) >= 2  # noqa: E731

@@ -7,9 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from delora_viz.training import models, steps
+from delora_viz.training import RunResult, StepEvent, compare, iter_train, models, prepare, steps, train
 from delora_viz.training.config import TrainConfig
-from delora_viz.training.loop import RunResult, StepEvent, compare, iter_train, prepare, train
 
 
 def _cfg(model, data, **kw):
@@ -24,6 +23,7 @@ def _lambdas(model) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- precision
+@pytest.mark.slow  # trains: the runner's loop
 @pytest.mark.parametrize("method", ["delora", "delora-paper"])
 def test_bf16_trains_float32_parameters_under_autocast(method, tiny_bert_dir, text_files):
     # at 0.1x the default rate: lambda moves by <= 4 x 3e-3, under half of bf16's spacing of 1/32 at lambda = 5
@@ -43,6 +43,7 @@ def test_bf16_trains_float32_parameters_under_autocast(method, tiny_bert_dir, te
     assert 1e-4 < moved < 1 / 64
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_float16_uses_a_grad_scaler_over_float32_parameters(tiny_bert_dir, text_files, monkeypatch):
     """fp16 is a GPU dtype; CPU autocast runs it too, so the GradScaler path is tested here with the
     CPU refusal lifted (before: AdamW on fp16 parameters turned them NaN at the first step)."""
@@ -64,6 +65,7 @@ def test_float16_on_cpu_is_refused_with_the_fix():
 
 
 # ----------------------------------------------------------------------------- reproducible comparisons
+@pytest.mark.slow  # trains: the runner's loop
 def test_a_run_in_a_comparison_equals_the_run_alone(tiny_bert_dir, text_files):
     """Dropout draws from each run's own stream: interleaving runs, or drawing between them, changes nothing."""
     config = _cfg(tiny_bert_dir, text_files["csv"], module_dropout=0.3, eval_every=2)
@@ -92,6 +94,7 @@ def test_the_callers_rng_is_left_alone():
 
 
 # ----------------------------------------------------------------------------- honest final metrics
+@pytest.mark.slow  # trains: the runner's loop
 def test_a_stopped_run_is_evaluated_where_it_stopped(tiny_llama_dir, text_files):
     """Stop at step 3 of 20 with eval_every=10: the final metric is the step-3 model's, never step 0's."""
     config = _cfg(tiny_llama_dir, text_files["txt"], task="causal_lm", method="lora", steps=20, eval_every=10)
@@ -130,6 +133,7 @@ def test_optimizer_steps_for_epochs(epochs, bs, accum, expected):
     assert steps.optimizer_steps(replace(config, epochs=None), 34) == 99
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_one_epoch_with_accumulation_sees_every_example_once(tiny_bert_dir, text_files, monkeypatch):
     seen = []
     real = steps.loss_of
@@ -153,6 +157,7 @@ def test_one_epoch_with_accumulation_sees_every_example_once(tiny_bert_dir, text
     assert result.final["eval_step"] == 5 and result.config.steps == 5 and result.config.epochs == 1
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_accumulated_micro_batches_equal_one_big_batch(tiny_bert_dir, text_files, tmp_path):
     """2 micro-batches of 2, loss scaled by 1/2 each, make the same optimizer step as one batch of 4
     (on a copy of the tiny BERT without dropout, whose masks depend on the batch's shape)."""
@@ -172,6 +177,7 @@ def test_accumulated_micro_batches_equal_one_big_batch(tiny_bert_dir, text_files
             torch.testing.assert_close(p, big_params[name], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # trains: the runner's loop
 def test_warmup_scales_the_applied_learning_rate(tiny_bert_dir, text_files):
     assert [steps.lr_factor(t, 4) for t in range(1, 7)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert steps.lr_factor(1, 0) == 1.0

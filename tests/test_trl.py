@@ -25,6 +25,7 @@ def _tokenizer(tiny_llama_dir):
     return AutoTokenizer.from_pretrained(tiny_llama_dir)  # saved with [SEP] as eos (training/tiny.py)
 
 
+@pytest.mark.slow  # trains: TRL's SFTTrainer / a Trainer / the CLI
 def test_callback_in_trl_sft_trainer(tmp_path, tiny_llama_dir):
     import trl  # installed by the [test] extra (through [notebooks]): a missing TRL fails here, never skips
     from datasets import Dataset
@@ -78,6 +79,7 @@ def _trackio_logs(project):
     return SQLiteStorage.get_logs(project, run)
 
 
+@pytest.mark.slow  # trains: TRL's SFTTrainer / a Trainer / the CLI
 def test_trainer_report_to_trackio_receives_the_delora_scalars(tmp_path, tiny_llama_dir, trackio_dir):
     from datasets import Dataset
 
@@ -104,7 +106,9 @@ def test_trainer_report_to_trackio_receives_the_delora_scalars(tmp_path, tiny_ll
         use_cpu=True,
         disable_tqdm=True,
     )
-    Trainer(model=model, args=args, train_dataset=data, callbacks=[TrackerCallback()]).train()
+    trainer = Trainer(model=model, args=args, train_dataset=data)
+    TrackerCallback.attach(trainer)  # ahead of Trackio's callback
+    trainer.train()
     logs = [entry for entry in _trackio_logs("delora-viz-test") if "train/loss" in entry]
     assert [entry["train/global_step"] for entry in logs] == [2, 4]
     history = load_history(tmp_path / "out" / "delora_history.jsonl")
@@ -115,6 +119,7 @@ def test_trainer_report_to_trackio_receives_the_delora_scalars(tmp_path, tiny_ll
         assert entry["train/delora/bound_ratio_max"] == pytest.approx(rows["bound_ratio"].max(), rel=1e-6)
 
 
+@pytest.mark.slow  # trains: TRL's SFTTrainer / a Trainer / the CLI
 def test_cli_report_to_trackio(tmp_path, tiny_llama_dir, trackio_dir):
     from delora_viz.cli import main
     from delora_viz.training.reporting import TRACKIO_PROJECT

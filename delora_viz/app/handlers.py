@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +19,8 @@ import gradio as gr
 import torch
 
 from ..plots import plot_lr_sweep
+from ..training import RunResult, StepEvent, sweep_frame
 from ..training.data import describe
-from ..training.loop import RunResult, StepEvent, sweep_frame
 from . import runner
 from .columns import check_upload, file_columns, with_columns
 from .live import BOUNDED, LiveView, legend_html
@@ -86,9 +88,17 @@ def user_message(err: BaseException) -> str | None:
     label = FIELD_LABELS.get(field) if field else None
     if label is None:
         return message
-    if message.startswith(f"{field} "):
-        return label + message[len(field) :]
+    lead = re.match(rf"{re.escape(field)}( \([^)]*\))? ", message)  # "r (the rank) must be ..."
+    if lead:
+        return f"{label} {message[lead.end() :]}"
     return f"{label}: {message}"
+
+
+def without_temp_folders(message: str) -> str:
+    """Uploads and the session's files live under the temporary folder: a message names them by file name
+    only (a library message may quote the path it read; the server's folders are nobody's business)."""
+    tmp = re.escape(tempfile.gettempdir().rstrip("/"))
+    return re.sub(rf"{tmp}/(?:[^\s'\"/]+/)*", "", message)
 
 
 def _error(err: BaseException) -> str:
@@ -103,6 +113,7 @@ def _error(err: BaseException) -> str:
     if message is None:
         log.exception("unexpected error in the app")
         message = INTERNAL
+    message = without_temp_folders(message)
     gr.Warning(message)
     return f"⚠️ {_text(message)}"
 

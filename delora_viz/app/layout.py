@@ -50,7 +50,7 @@ def tutorial(number: str) -> str:
     """'Tutorial 02 (the geometry of an update)', a link when the docs site's address is known."""
     title, stem = TUTORIALS[number]
     text = f"tutorial {number}, *{title}*"
-    return f"[{text}]({DOCS_URL}/notebooks/{stem}.html)" if DOCS_URL else f"{text} (`notebooks/{stem}.ipynb`)"
+    return f"[{text}]({DOCS_URL}/tutorials/{stem}.html)" if DOCS_URL else f"{text} (`notebooks/{stem}.ipynb`)"
 
 
 EXPLAIN = {
@@ -80,12 +80,13 @@ EXPLAIN = {
 # hides the other; every evaluation a visible marker (a lone step-0 point draws), one shape per method.
 _PLOT = '[id^="plot-"]'
 DASHED = ", ".join(f'{_PLOT} path[stroke="{bound_color(c)}"]' for c in METHOD_COLORS.values())
-MARKERS = {  # method -> SVG path of its marker (circle, square, diamond, triangle, cross), ~8 px
-    "lora": "M-4,0A4,4 0 1,1 4,0A4,4 0 1,1 -4,0Z",
-    "dora": "M-3.5,-3.5H3.5V3.5H-3.5Z",
-    "delora": "M0,-5L5,0L0,5L-5,0Z",
-    "delora-paper": "M0,-5L4.5,4L-4.5,4Z",
-    "rslora": "M-4,-1H-1V-4H1V-1H4V1H1V4H-1V1H-4Z",
+MARKERS = {  # method -> SVG path of its marker, ~11 px (as plots.frames.METHOD_STYLES: o s D ^ v P)
+    "lora": "M-5.5,0A5.5,5.5 0 1,1 5.5,0A5.5,5.5 0 1,1 -5.5,0Z",
+    "dora": "M-4,-4H4V4H-4Z",
+    "delora": "M0,-6L6,0L0,6L-6,0Z",
+    "delora-paper": "M0,-6L5.5,4.5L-5.5,4.5Z",
+    "delora-fixed-lambda": "M0,6L5.5,-4.5L-5.5,-4.5Z",
+    "rslora": "M-5,-1.5H-1.5V-5H1.5V-1.5H5V1.5H1.5V5H-1.5V1.5H-5Z",
 }
 _MARKER_CSS = "\n".join(
     f'#plot-eval g.mark-symbol path[stroke="{METHOD_COLORS[m]}"] {{d: path("{d}")}}'
@@ -99,15 +100,17 @@ CSS = f"""
 {DASHED} {{stroke-dasharray: 7 4}}
 {_PLOT} path[stroke="{METHOD_COLORS["lora"]}"] {{stroke-width: 4.5px}}
 {_PLOT} path[stroke="{METHOD_COLORS["dora"]}"] {{stroke-dasharray: 1.5 3.5; stroke-linecap: round}}
-#plot-eval g.mark-symbol path {{opacity: 1 !important; stroke-width: 2px}}
+#plot-eval g.mark-symbol path {{opacity: 1 !important; stroke-width: 2.5px; fill: white}}
 {_MARKER_CSS}
 .live-legend {{display: flex; flex-wrap: wrap; gap: 0.4em 1.4em; font-size: 0.9em; padding: 0.2em 0}}
 .legend-item {{display: inline-flex; align-items: center; gap: 0.45em}}
 .legend-item .swatch {{display: inline-block; width: 2.2em; height: 0}}
 #results table {{table-layout: auto; width: 100%}}
 #results th, #results th * {{white-space: normal; word-break: keep-all; overflow-wrap: normal; hyphens: none}}
-#results th, #results td {{padding-left: 0.35em; padding-right: 0.35em; font-size: 0.9em}}
-#upload .wrap {{padding-top: 1.8em}}
+#results td, #results td * {{white-space: nowrap; word-break: keep-all}}
+#results th, #results td {{padding: 0.3em 0.25em; font-size: 0.8em}}
+#results .table-wrap, #results table {{min-width: 0 !important}}
+#upload .upload-container {{padding-top: 1.9em}}
 [id^="plot-"] .vega-embed {{padding-top: 0.2em}}
 #lessons button {{white-space: normal}}
 #lesson {{font-size: 0.92em}}
@@ -136,7 +139,7 @@ def _settings() -> dict:
             label="…or upload a csv / json / jsonl / txt",
             file_types=[".csv", ".json", ".jsonl", ".txt"],
             type="filepath",
-            height=120,
+            height=140,
             elem_id="upload",
         )
         with gr.Row():
@@ -150,7 +153,7 @@ def _settings() -> dict:
             c["delora_lambda"] = gr.Number(d["delora_lambda"], label="DeLoRA λ")
         gr.Markdown("Learning rates (each method's recommended default):", elem_classes="explain")
         names = list(METHODS)
-        for pair in (names[:2], names[2:]):
+        for pair in (names[i : i + 2] for i in range(0, len(names), 2)):
             with gr.Row():
                 for m in pair:
                     c[f"lr_{m}"] = gr.Number(d[f"lr_{m}"], label=f"lr · {METHODS[m].label}", min_width=110)
@@ -222,7 +225,11 @@ def _compare_tab() -> dict:
     with gr.Row():
         c["plots"] += [_live_plot("eval", "held-out accuracy")]
     c["table"] = gr.Dataframe(
-        display_table(), label="Final metrics per method", interactive=False, wrap=True, elem_id="results"
+        display_table(),
+        label="Final metrics per run (means over layers; ‖ΔW‖/bound: the largest layer's)",
+        interactive=False,
+        wrap=True,
+        elem_id="results",
     )
     c["files"] = gr.File(
         label="Downloads: tracker history CSV, loss/eval CSV, figures (PNG zip), adapters (zip of PEFT dirs)",
@@ -264,7 +271,7 @@ def _inspect_tab() -> dict:
         "effective rank (LoRA/DeLoRA ≤ r, DoRA's rescaled rows are not low rank); the heatmap shows, per layer and "
         "step, ‖ΔW‖/bound for DeLoRA runs and ‖ΔW‖/‖W‖ for runs without a bound (its title says which); the turn "
         "view plots how far the update's direction has turned against its strength: DeLoRA keeps turning "
-        "while its strength stays capped.",
+        f"while its strength stays under its ceiling. More: {tutorial('02')}.",
         elem_classes="explain",
     )
     with gr.Row(equal_height=False):

@@ -147,7 +147,8 @@ def open_tab(allow_local_paths: bool = False) -> dict:
         c["base"] = gr.Textbox(label="base model (default: from adapter_config.json)", scale=2)
         c["inspect"] = gr.Button("Inspect adapter", scale=1, variant="primary", elem_id="open-inspect")
     c["status"] = gr.Markdown("", elem_id="open-status")
-    c["plots"] = [gr.Plot(visible=False, elem_id=f"open-plot-{i}") for i in range(SLOTS)]
+    # no label badge: it sat on the figure's own title ("D" of "Direction") and ticks; each figure has its title
+    c["plots"] = [gr.Plot(visible=False, show_label=False, elem_id=f"open-plot-{i}") for i in range(SLOTS)]
     c["table"] = gr.Dataframe(
         label="each layer at its last step", interactive=False, visible=False, elem_id="open-table"
     )

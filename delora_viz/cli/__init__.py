@@ -8,11 +8,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import DeloraVizError
 from . import app, inspect, plot, space, train
 
 SUBCOMMANDS = (train, inspect, plot, app, space)
-# The exceptions we raise for bad input; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NotImplementedError)
+# Bad input: our DeloraVizError, and FileNotFoundError for a path the user typed. Anything else is a bug
+# (ours or the environment's) and keeps its traceback.
+USER_ERRORS = (DeloraVizError, FileNotFoundError)
+
+
+def flag_for(field: str) -> str:
+    """The CLI flag of a library knob (a TrainConfig field or an argument name): `lr` -> `--learning_rate`."""
+    return train.FLAG_FOR.get(field, f"--{field}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except USER_ERRORS as err:
-        print(f"delora-viz: error: {err}", file=sys.stderr)
+        field = getattr(err, "field", None)
+        where = f"{flag_for(field)}: " if field and flag_for(field) not in str(err) else ""
+        print(f"delora-viz: error: {where}{err}", file=sys.stderr)
         return 2
 
 

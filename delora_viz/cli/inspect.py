@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import DeloraVizError
 from .plot import check_output_dir, figure_writers, report, write_atomically
 
 TABLE_NAME = "adapters.csv"
@@ -57,7 +58,7 @@ def run(args) -> int:
     for spec in args.adapters:
         try:
             inspected.append(inspect_adapter(spec, args.base_model, args.device, args.top_k))
-        except (ValueError, FileNotFoundError, TypeError) as err:
+        except (DeloraVizError, FileNotFoundError) as err:
             errors.append(str(err) if str(err).startswith(str(spec)) else f"{spec}: {err}")
     if errors:
         return report(errors)

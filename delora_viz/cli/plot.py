@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import DeloraVizError
+
 DPI = 150
 
 
@@ -39,7 +41,9 @@ def run(args) -> int:
 
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
     if labels is not None and len(labels) != len(args.histories):
-        raise ValueError(f"--labels has {len(labels)} names for {len(args.histories)} files; give one per file")
+        raise DeloraVizError(
+            f"--labels has {len(labels)} names for {len(args.histories)} files; give one per file", field="labels"
+        )
     check_output_dir(args.output_dir)
     try:
         tracker_df, loss_df = load_runs(args.histories, labels)
@@ -62,7 +66,7 @@ def report(lines: list[str]) -> int:
 def check_output_dir(directory) -> None:
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise ValueError(f"-o {directory} is a file; choose a folder")
+        raise DeloraVizError(f"-o {directory} is a file; choose a folder", field="output_dir")
 
 
 def figure_writers(figs: dict) -> dict[str, Callable[[Path], None]]:

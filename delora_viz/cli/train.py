@@ -29,6 +29,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import DeloraVizError
 from ..training.config import TASKS, TrainConfig, config_defaults
 from ..training.methods import METHODS, get_method
 
@@ -52,6 +53,8 @@ PEFT_FLAGS = {
 }
 OWN_FLAGS = ("method", "task", "gradient_accumulation_steps", "warmup_steps", "track_every", "max_examples", "seed")
 OWN_FLAGS += ("dtype",)
+# field -> the flag that sets it (what an error about that field names)
+FLAG_FOR = {name: f"--{flag}" for flag, name in PEFT_FLAGS.items()} | {"steps": "--max_steps"}
 # The script's defaults where ours differ (printed once at start for the flags not given).
 SCRIPT_DEFAULTS = {
     "batch_size": 1,
@@ -129,7 +132,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def build_config(args) -> TrainConfig:
     """TrainConfig from the flags given (the rest: its defaults), with the task inferred from the model."""
-    from ..training.tasks import infer_task
+    from ..training.models import infer_task
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     settings = {k: v for k, v in vars(args).items() if k in fields}
@@ -166,9 +169,10 @@ def prepare_cli(config: TrainConfig, args):
 
     from ..training.data import load_data
     from ..training.loop import Prepared
-    from ..training.models import load_model
+    from ..training.models import load_model, resolve_model
 
     torch.manual_seed(config.seed)  # as loop.prepare: the same seed, the same fresh head
+    source = resolve_model(config.model)  # once, for the loader (build_config only read its config.json)
     data = load_data(
         config.data,
         config.task,
@@ -179,7 +183,7 @@ def prepare_cli(config: TrainConfig, args):
         label_column=args.label_column,
         eval_size=config.eval_examples,
     )
-    loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
+    loaded = load_model(source, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
     return Prepared(loaded, data)
 
 
@@ -249,13 +253,16 @@ def run(args) -> int:
 def _check_hub(args) -> None:
     """Fail before training, not after: pushing needs a repository, a token and the network."""
     if not args.hub_model_id:
-        raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/delora-adapter)")
+        raise DeloraVizError("--push_to_hub needs --hub_model_id (e.g. your-name/delora-adapter)", field="hub_model_id")
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        raise ValueError(
-            "--push_to_hub needs network access, but HF_HUB_OFFLINE is set; unset it or drop --push_to_hub"
+        raise DeloraVizError(
+            "--push_to_hub needs network access, but HF_HUB_OFFLINE is set; unset it or drop --push_to_hub",
+            field="push_to_hub",
         )
     if not os.environ.get("HF_TOKEN"):
         from huggingface_hub import get_token
 
         if not get_token():
-            raise ValueError("--push_to_hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`")
+            raise DeloraVizError(
+                "--push_to_hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`", field="push_to_hub"
+            )

@@ -1,6 +1,6 @@
-"""The method: DeLoRA's layer and its surgery (`layer.py`), the update written once with its bounds and
-closed-form geometry (`geometry.py`), and PEFT adapter folders (`peft_io.py`). Needs only torch, peft and
-safetensors; read it with the paper (arXiv 2503.18225, Eq. 5-9) beside it."""
+"""The method: DeLoRA's layer and its surgery (`layer.py`); the update written once, with its bounds, its
+norm and its singular values in closed form (`geometry.py`); PEFT adapter folders (`peft_io.py`). Needs only
+torch, peft and safetensors; read it with the paper (arXiv 2503.18225, Eq. 5-9) beside it."""
 
 from .geometry import (
     DoraUpdate,
@@ -8,10 +8,8 @@ from .geometry import (
     delora_bound,
     delora_bound_loose,
     delora_update,
-    dora_update_stats,
     lora_update,
     singular_values,
-    update_geometry,
 )
 from .layer import DeLoRALinear, add_delora, delora_layers, delora_parameters, merge_delora, remove_delora
 from .peft_io import load_peft_delora, save_peft_delora, save_peft_lora
@@ -26,7 +24,6 @@ __all__ = [
     "delora_layers",
     "delora_parameters",
     "delora_update",
-    "dora_update_stats",
     "load_peft_delora",
     "lora_update",
     "merge_delora",
@@ -34,5 +31,4 @@ __all__ = [
     "save_peft_delora",
     "save_peft_lora",
     "singular_values",
-    "update_geometry",
 ]

@@ -1,22 +1,16 @@
-"""The geometry of a low-rank weight update, computed without building the out x in matrix.
+"""The update of each method as thin factors, DeLoRA's bounds, and the closed forms that never build the
+out x in matrix.
 
-Every adapter we measure changes a frozen weight W into W' = W + dW. For LoRA and DeLoRA the update
-is low rank, so we keep it as two thin factors, dW = U @ V.T, and compute every number from them:
+Every adapter changes a frozen weight W into W' = W + dW. For LoRA and DeLoRA dW is low rank, so it is
+kept as two thin factors, dW = U @ V.T (`LowRankUpdate`), and its numbers come from them:
 
-    ||dW||_F^2      = sum((U^T U) * (V^T V))           O((m + n) k^2)
-    <dW, W>_F       = sum(U * (W V))                   O(m n k) time, O((m + n) k) memory
-    p = <dW, W> / ||W||,  q = sqrt(max(||dW||^2 - p^2, 0))
-    angle(dW, W)    = atan2(q, p)                      (stable for tiny angles, unlike arccos)
-    angle(W+dW, W)  = atan2(q, ||W|| + p)
+    ||dW||_F^2 = sum((U^T U) * (V^T V))      O((m + n) k^2)     (`fro_norm`; exact to ~sqrt(eps) ||U|| ||V||,
+                                                                  so delora_update stacks the paper init)
+    singular values: of the k x k core R_U R_V^T of two thin QRs  (`singular_values`)
 
-Accuracy: ||dW|| from the Gram sums is exact to ~sqrt(eps) ||U|| ||V|| in absolute terms, which only
-shows when large terms cancel to a tiny dW (delora_update stacks the paper init to avoid exactly that).
-q comes from a subtraction, so when dW is nearly parallel to W it is exact only to about
-sqrt(eps) ||dW|| (angles to ~1e-8 rad in fp64, ~3e-4 rad in fp32); elsewhere to full precision.
-
-DoRA rescales whole output rows, so its update is not low rank; it has a per-row closed form instead
-(`dora_update_stats`). Dense float64 references of every closed form live apart, in
-`delora_viz/instruments/dense.py`: the tests, the bench and the app's Inspect check against them.
+DoRA rescales whole output rows, so its update is not low rank (`DoraUpdate` holds its parameters). Its
+angles to W, its per-row closed form and every other metric are the instruments' (instruments/measure.py,
+one formula each; instruments/one_layer.py for one layer); dense float64 references in instruments/dense.py.
 
 Shape legend:
     m  out_features        n  in_features        r  rank        k  columns of U and V (r, or 2r)
@@ -26,11 +20,12 @@ Shape legend:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from ..errors import DeloraVizError
 
 # PEFT clamps the row norms of A and column norms of B at this value before dividing by them.
 NORM_EPS = 1e-4
@@ -46,7 +41,7 @@ class LowRankUpdate:
 
     def __post_init__(self):
         if self.U.ndim < 2 or self.U.ndim != self.V.ndim or self.U.shape[-1] != self.V.shape[-1]:
-            raise ValueError(
+            raise DeloraVizError(
                 f"a low-rank update needs U (m, k) and V (n, k) with the same k; got U {tuple(self.U.shape)} "
                 f"and V {tuple(self.V.shape)}"
             )
@@ -66,13 +61,6 @@ class LowRankUpdate:
         return LowRankUpdate(self.U.to(dtype), self.V.to(dtype))
 
 
-def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
-    """s = alpha / r for LoRA, alpha / sqrt(r) for rsLoRA."""
-    if r <= 0:
-        raise ValueError(f"rank r must be a positive integer, got {r}")
-    return alpha / math.sqrt(r) if rslora else alpha / r
-
-
 def lora_update(A: Tensor, B: Tensor, scaling: float) -> LowRankUpdate:
     """LoRA: dW = s B A, i.e. U = s B (m, r), V = A^T (n, r). Batched: A (L, r, n), B (L, m, r), s (L, 1, 1)."""
     _check_factors(A, B)
@@ -82,8 +70,12 @@ def lora_update(A: Tensor, B: Tensor, scaling: float) -> LowRankUpdate:
 def delora_scales(A: Tensor, B: Tensor, delora_lambda: Tensor) -> Tensor:
     """d_i = lambda / (r * max(||a_i||, eps) * max(||b_i||, eps)), the DeLoRA inner scaling, shape (r,).
 
-    a_i is row i of A, b_i column i of B. Dividing by both norms removes the factors' own scale, so the
-    update's strength comes from lambda alone: the normalisation that bounds ||dW||_F.
+    a_i is row i of A, b_i column i of B. Dividing by both norms removes the factors' own scale: each
+    normalised rank-one term b_i a_i^T / (||b_i|| ||a_i||) has norm 1, so rescaling A or B changes nothing.
+    That bounds ||dW||_F, but lambda alone does not set it: lambda (with W's column norms w) sets the scale
+    and the ceiling |lambda| max_j w_j (2 |lambda| max_j w_j for the paper init; the ceiling moves when
+    lambda learns), while A and B set the direction AND where the norm sits below the ceiling: the r unit
+    terms, weighted by w, add up to anything between ~0 and r depending on how aligned they are.
     """
     r = A.shape[-2]
     a_norm = A.norm(dim=-1).clamp(min=NORM_EPS)  # (r,)
@@ -117,7 +109,7 @@ def delora_update(
     """
     _check_factors(A, B)
     if w_norm.shape[-1:] != A.shape[-1:] or w_norm.ndim != A.ndim - 1:
-        raise ValueError(
+        raise DeloraVizError(
             f"w_norm must have shape ({A.shape[-1]},) (one norm per input column), got {tuple(w_norm.shape)}"
         )
     w = w_norm.unsqueeze(-2)  # (1, n)
@@ -155,63 +147,11 @@ def delora_bound_loose(delora_lambda: Tensor, w_norm: Tensor, paper_init: bool =
     return (2.0 if paper_init else 1.0) * delora_lambda.abs().squeeze(-1) * w_norm.amax(dim=-1)
 
 
-# ----------------------------------------------------------------------------- closed-form metrics
+# ----------------------------------------------------------------------------- closed forms
 def fro_norm(update: LowRankUpdate) -> Tensor:
     """||U V^T||_F = sqrt(sum((U^T U) * (V^T V))), never forming the m x n product."""
     gram = (update.U.mT @ update.U) * (update.V.mT @ update.V)  # (k, k)
     return gram.sum(dim=(-2, -1)).clamp(min=0).sqrt()
-
-
-def row_blocks(W: Tensor, dtype: torch.dtype, max_elements: int = 1 << 22):
-    """Yield (rows, W[rows] in dtype) in blocks of at most ~max_elements, so that measuring a bf16
-    model in float32 never copies the whole m x n weight (16 MiB of float32 at a time)."""
-    step = max(1, max_elements // max(1, W.shape[1]))
-    for start in range(0, W.shape[0], step):
-        rows = slice(start, start + step)
-        yield rows, W[rows].to(dtype)
-
-
-def inner_with(W: Tensor, update: LowRankUpdate) -> Tensor:
-    """<U V^T, W>_F = sum(U * (W V)): thin matmuls over row blocks, O((m + n) k) extra memory."""
-    _check_weight(W, update)
-    return sum((update.U[rows] * (block @ update.V)).sum() for rows, block in row_blocks(W, update.U.dtype))
-
-
-def weight_fro_sq(W: Tensor, dtype: torch.dtype) -> Tensor:
-    """||W||_F^2 in `dtype`, block by block: row norms, then their squares summed (one float32 vector_norm
-    over millions of entries is off by ~1e-4 relative at 4096 x 4096; row norms by ~1e-8, same speed)."""
-    return sum(torch.linalg.vector_norm(block, dim=1).square().sum() for _, block in row_blocks(W, dtype))
-
-
-@dataclass(frozen=True)
-class UpdateGeometry:
-    """Scalars describing one update dW of one weight W (0-d tensors; angles in radians)."""
-
-    delta_fro: Tensor  # ||dW||_F
-    w_fro: Tensor  # ||W||_F
-    rel_delta: Tensor  # ||dW||_F / ||W||_F
-    angle_delta_w: Tensor  # angle(dW, W); NaN when dW = 0 (no direction yet)
-    angle_w_prime: Tensor  # angle(W + dW, W)
-
-
-def geometry_from_inner_products(delta_sq: Tensor, inner: Tensor, w_sq: Tensor) -> UpdateGeometry:
-    """Norms and angles from ||dW||^2, <dW, W> and ||W||^2 (shared by the low-rank and DoRA forms)."""
-    w_fro = w_sq.clamp(min=0).sqrt()
-    delta_fro = delta_sq.clamp(min=0).sqrt()
-    p = inner / w_fro  # component of dW along W
-    q = (delta_sq - p * p).clamp(min=0).sqrt()  # component orthogonal to W
-    angle_delta_w = torch.where(delta_fro > 0, torch.atan2(q, p), torch.full_like(p, float("nan")))
-    return UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, torch.atan2(q, w_fro + p))
-
-
-def update_geometry(W: Tensor, update: LowRankUpdate, w_fro_sq: Tensor | None = None) -> UpdateGeometry:
-    """All norms and angles of a low-rank update against W, in the dtype of the inputs.
-
-    w_fro_sq: ||W||_F^2 if the caller has it (W is frozen, so a tracker computes it once)."""
-    delta_fro = fro_norm(update)
-    if w_fro_sq is None:
-        w_fro_sq = weight_fro_sq(W, update.U.dtype)
-    return geometry_from_inner_products(delta_fro * delta_fro, inner_with(W, update), w_fro_sq)
 
 
 def singular_values(update: LowRankUpdate) -> Tensor:
@@ -232,44 +172,12 @@ class DoraUpdate:
     magnitude: Tensor  # (m,)
 
 
-def dora_update_stats(W: Tensor, dora: DoraUpdate) -> tuple[UpdateGeometry, Tensor, Tensor]:
-    """DoRA's geometry from per-row sums, never forming W' (m x n).
-
-    Returns (geometry, row scale g (m,), row norms ||W_k|| (m,)).
-
-        P_k = ||W_k||^2,  Q_k = <B_k, (W A^T)_k>,  T_k = <(B A A^T)_k, B_k>,  c_k^2 = P + 2sQ + s^2 T
-        g = m / c;  ||dW||^2 = sum[(g-1)^2 P + 2 s g (g-1) Q + s^2 g^2 T];  <dW, W> = sum[(g-1) P + s g Q]
-    """
-    A, B, s = dora.A, dora.B, dora.scaling
-    _check_factors(A, B)
-    if W.shape != (B.shape[0], A.shape[1]) or dora.magnitude.shape != (W.shape[0],):
-        raise ValueError(
-            f"DoRA shapes do not fit: W {tuple(W.shape)}, A {tuple(A.shape)}, B {tuple(B.shape)}, "
-            f"magnitude {tuple(dora.magnitude.shape)}; need W (m, n), A (r, n), B (m, r), magnitude (m,)"
-        )
-    P, Q = torch.empty_like(B[:, 0]), torch.empty_like(B[:, 0])  # (m,) each
-    for rows, block in row_blocks(W, A.dtype):
-        P[rows] = torch.linalg.vector_norm(block, dim=1) ** 2  # ||W_k||^2
-        Q[rows] = (B[rows] * (block @ A.T)).sum(dim=1)  # <B_k, (W A^T)_k>
-    T = ((B @ (A @ A.T)) * B).sum(dim=1)  # (m,)
-    c = (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()  # (m,) row norms of W + sBA
-    g = dora.magnitude / c  # (m,)
-    delta_sq = ((g - 1) ** 2 * P + 2 * s * g * (g - 1) * Q + s * s * g * g * T).sum()
-    inner = ((g - 1) * P + s * g * Q).sum()
-    return geometry_from_inner_products(delta_sq, inner, P.sum()), g, P.sqrt()
-
-
 # ----------------------------------------------------------------------------- input checks
 def _check_factors(A: Tensor | None, B: Tensor | None) -> None:
     if A is None or B is None:
-        raise ValueError("both factors A (r, n) and B (m, r) are needed")
+        raise DeloraVizError("both factors A (r, n) and B (m, r) are needed")
     if A.ndim < 2 or B.ndim != A.ndim or A.shape[-2] != B.shape[-1]:
-        raise ValueError(
+        raise DeloraVizError(
             f"factor shapes do not fit: A {tuple(A.shape)} must be (r, in_features) and B {tuple(B.shape)} "
             f"must be (out_features, r) with the same r"
         )
-
-
-def _check_weight(W: Tensor, update: LowRankUpdate) -> None:
-    if W.shape != update.shape:
-        raise ValueError(f"W has shape {tuple(W.shape)} but the update is {update.shape} (out_features, in_features)")

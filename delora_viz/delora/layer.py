@@ -20,28 +20,30 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from ..errors import check_int
+from ..errors import DeloraVizError, check_int
 from .geometry import LowRankUpdate, delora_bound, delora_bound_loose, delora_update
 
 INITS = ("peft", "paper")
+# PEFT's DeloraConfig defaults, so that add_delora and get_peft_model(DeloraConfig()) build the same update.
+# ||dW||_F ~ lambda rms(w) / sqrt(r) (||dW|| / ||W|| ~ lambda / sqrt(r n) for n inputs): 15 suits 2-4k-wide
+# layers; for narrow ones pass a smaller lambda (the runner's default for its small models is 5).
 DEFAULT_RANK = 8
-# ||dW|| / ||W|| is about lambda / sqrt(r n) for a layer with n inputs: 5 suits 384-wide layers (the
-# embedded MiniLM, where PEFT's 15 moves W by a third and hurts accuracy); use 10-15 for 2-4k-wide LLMs.
-DEFAULT_LAMBDA = 5.0
+DEFAULT_LAMBDA = 15.0
 
 
 def validate_delora_args(r: int, delora_lambda: float, init: str = "peft", module_dropout: float = 0.0) -> None:
     """Raise a ValueError that says what to change, for every argument DeLoRA cannot use."""
-    check_int("r (the rank)", r)
+    check_int("r", r, label="r (the rank)")
     if not isinstance(delora_lambda, (int, float)) or not math.isfinite(delora_lambda) or delora_lambda <= 0:
-        raise ValueError(
-            f"delora_lambda must be a finite number > 0 (it bounds ||dW||_F; {DEFAULT_LAMBDA:g} suits 384-wide layers, "
-            f"10-15 suits 2-4k-wide LLM layers), got {delora_lambda!r}"
+        raise DeloraVizError(
+            "delora_lambda must be a finite number > 0 (it scales and bounds ||dW||_F ~ lambda rms(w) / sqrt(r): "
+            f"PEFT's {DEFAULT_LAMBDA:g} suits 2-4k-wide layers, ~5 suits 384-wide ones), got {delora_lambda!r}",
+            field="delora_lambda",
         )
     if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        raise DeloraVizError(f"init must be one of {INITS}, got {init!r}", field="init")
     if not 0.0 <= module_dropout < 1.0:
-        raise ValueError(f"module_dropout must be in [0, 1), got {module_dropout!r}")
+        raise DeloraVizError(f"module_dropout must be in [0, 1), got {module_dropout!r}", field="module_dropout")
 
 
 class DeLoRALinear(nn.Module):
@@ -83,6 +85,12 @@ class DeLoRALinear(nn.Module):
             self.register_buffer("delora_B0", self.delora_B.detach().clone())
         self.register_buffer("delora_w_norm", W.detach().to(factory["dtype"]).norm(dim=0))  # (in,) frozen
         self.dropout = nn.Dropout(module_dropout) if module_dropout > 0 else nn.Identity()
+
+    @property
+    def method(self) -> str:
+        """The method's name everywhere else (the runner, the Tracker's rows, the history): init="peft" is
+        "delora", init="paper" is "delora-paper"."""
+        return "delora-paper" if self.init == "paper" else "delora"
 
     @property
     def in_features(self) -> int:
@@ -153,7 +161,9 @@ def match_module_names(model: nn.Module, target_modules: str | list[str]) -> lis
     if isinstance(target_modules, str):
         return [name for name, _ in model.named_modules() if name and re.fullmatch(target_modules, name)]
     if not target_modules:
-        raise ValueError("target_modules is empty: name at least one module, e.g. ['q_proj', 'v_proj']")
+        raise DeloraVizError(
+            "target_modules is empty: name at least one module, e.g. ['q_proj', 'v_proj']", field="target_modules"
+        )
     targets = list(target_modules)
     return [
         name for name, _ in model.named_modules() if name and any(name == t or name.endswith("." + t) for t in targets)
@@ -163,6 +173,30 @@ def match_module_names(model: nn.Module, target_modules: str | list[str]) -> lis
 def linear_leaf_names(model: nn.Module) -> list[str]:
     """The distinct last components of every nn.Linear in the model, for error messages."""
     return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, nn.Linear)})
+
+
+def linear_targets(model: nn.Module, target_modules: str | list[str]) -> list[str]:
+    """The names of the nn.Linear layers `target_modules` selects (not yet adapted by us), or a
+    DeloraVizError that lists the layers there are. The runner checks every method's targets with it."""
+    names = [
+        n for n in match_module_names(model, target_modules) if not isinstance(model.get_submodule(n), DeLoRALinear)
+    ]
+    names = [n for n in names if not n.endswith(".base_layer")]
+    if not names:
+        raise DeloraVizError(
+            f"target_modules={target_modules!r} matches no module of {type(model).__name__}; "
+            f"its nn.Linear layers are named: {', '.join(linear_leaf_names(model)) or '(none)'}",
+            field="target_modules",
+        )
+    for name in names:
+        module = model.get_submodule(name)
+        if not isinstance(module, nn.Linear):
+            raise DeloraVizError(
+                f"module '{name}' is a {type(module).__name__}, but DeLoRA adapts only nn.Linear layers; "
+                f"choose among: {', '.join(linear_leaf_names(model)) or '(none)'}",
+                field="target_modules",
+            )
+    return names
 
 
 def add_delora(
@@ -176,22 +210,7 @@ def add_delora(
 ) -> nn.Module:
     """Wrap every matching nn.Linear in a DeLoRALinear, in place; freeze everything else. Returns model."""
     validate_delora_args(r, delora_lambda, init, module_dropout)
-    names = [
-        n for n in match_module_names(model, target_modules) if not isinstance(model.get_submodule(n), DeLoRALinear)
-    ]
-    names = [n for n in names if not n.endswith(".base_layer")]
-    if not names:
-        raise ValueError(
-            f"target_modules={target_modules!r} matches no module of {type(model).__name__}; "
-            f"its nn.Linear layers are named: {', '.join(linear_leaf_names(model)) or '(none)'}"
-        )
-    for name in names:
-        module = model.get_submodule(name)
-        if not isinstance(module, nn.Linear):
-            raise TypeError(
-                f"module '{name}' is a {type(module).__name__}, but DeLoRA adapts only nn.Linear layers; "
-                f"choose among: {', '.join(linear_leaf_names(model)) or '(none)'}"
-            )
+    names = linear_targets(model, target_modules)
     if freeze_base:
         model.requires_grad_(False)
     for name in names:

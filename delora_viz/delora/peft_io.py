@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..errors import DeloraVizError
 from .layer import DeLoRALinear, add_delora, delora_layers
 
 PREFIX = "base_model.model."  # PEFT's key prefix in adapter_model.safetensors
@@ -40,7 +41,7 @@ def save_peft_delora(
     layers = _require_layers(model)
     paper = [n for n, layer in layers.items() if layer.init == "paper"]
     if paper:
-        raise ValueError(
+        raise DeloraVizError(
             f"{len(paper)} layer(s) use init='paper' (e.g. '{paper[0]}'): PEFT's DeLoRA format cannot hold the "
             "frozen (A0, B0) term. Use save_peft_lora(model, path), which writes the same update as an exact "
             "rank-2r LoRA adapter, or train with init='peft'."
@@ -69,10 +70,10 @@ def load_peft_delora(model: nn.Module, path: str | Path) -> nn.Module:
     """Adapt `model` (the base model) with the DeLoRA adapter at `path`, as our DeLoRALinear layers."""
     config, tensors = _read(path)
     if config.get("peft_type") != "DELORA":
-        raise ValueError(f"{path} holds a {config.get('peft_type')} adapter, not a DeLoRA one")
+        raise DeloraVizError(f"{path} holds a {config.get('peft_type')} adapter, not a DeLoRA one")
     names = sorted(k[len(PREFIX) : -len(".delora_A")] for k in tensors if k.endswith(".delora_A"))
     if not names:
-        raise ValueError(f"{path}/{WEIGHTS_NAME} has no delora_A tensors")
+        raise DeloraVizError(f"{path}/{WEIGHTS_NAME} has no delora_A tensors")
     for name in names:
         A = tensors[f"{PREFIX}{name}.delora_A"]
         add_delora(model, [name], r=A.shape[0], delora_lambda=1.0, module_dropout=config.get("module_dropout", 0.0))
@@ -128,7 +129,7 @@ def export_metadata(layers: dict[str, DeLoRALinear]) -> dict:
     with torch.no_grad():
         per_layer = {
             name: {
-                "method": "delora-paper" if layer.init == "paper" else "delora",
+                "method": layer.method,
                 "rank": layer.r,
                 "lambda": layer.delora_lambda.detach().float().item(),
                 "bound": layer.bound().detach().float().item(),
@@ -153,9 +154,9 @@ def read_metadata(path: str | Path) -> dict | None:
     try:
         meta = json.loads(file.read_text())
         if not isinstance(meta.get("layers"), dict):
-            raise ValueError("no 'layers' mapping")
+            raise DeloraVizError("no 'layers' mapping")
     except (ValueError, AttributeError) as err:
-        raise ValueError(f"{file} is not delora-viz adapter metadata ({err}); delete it or re-export") from None
+        raise DeloraVizError(f"{file} is not delora-viz adapter metadata ({err}); delete it or re-export") from None
     return meta
 
 
@@ -163,7 +164,9 @@ def read_metadata(path: str | Path) -> dict | None:
 def _require_layers(model: nn.Module) -> dict[str, DeLoRALinear]:
     layers = delora_layers(model)
     if not layers:
-        raise ValueError("the model has no DeLoRALinear layers: add them with add_delora(model, target_modules, ...)")
+        raise DeloraVizError(
+            "the model has no DeLoRALinear layers: add them with add_delora(model, target_modules, ...)"
+        )
     return layers
 
 
@@ -181,7 +184,7 @@ def _module_tensors(model: nn.Module, modules_to_save: list[str] | None) -> dict
         try:
             module = model.get_submodule(module_name)
         except AttributeError:
-            raise ValueError(
+            raise DeloraVizError(
                 f"modules_to_save names '{module_name}', which {type(model).__name__} does not have"
             ) from None
         for key, value in module.state_dict().items():

@@ -122,7 +122,7 @@ def _ours(name: str, layer: DeLoRALinear) -> AdapterView:
             B0=layer.delora_B0 if paper else None,
         )
 
-    method = "delora-paper" if layer.init == "paper" else "delora"
+    method = layer.method
     return AdapterView(name=name, method=method, rank=layer.r, weight=weight, params=params)
 
 

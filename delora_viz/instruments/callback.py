@@ -1,24 +1,28 @@
 """TrackerCallback: the Tracker inside transformers' Trainer (and so TRL's SFTTrainer).
 
-    trainer = Trainer(model=peft_model, args=TrainingArguments(..., report_to=["tensorboard"]),
-                      callbacks=[TrackerCallback(every=10)])
+    trainer = Trainer(model=peft_model, args=TrainingArguments(..., report_to=["tensorboard"]))
+    TrackerCallback.attach(trainer, every=10)          # first in line, ahead of the report_to loggers
+    trainer.train()
 
 Records every `every` optimizer steps into <output_dir>/delora_history.jsonl (appended as it goes, and
 copied into each checkpoint-N/ folder; a fresh run moves an old file aside, a run resumed from checkpoint-N
 keeps the rows up to step N and continues them), and adds a summary (delora/delta_fro_mean, delora/bound_ratio_max,
 delora/lambda_mean, ...) to the Trainer's logs, so TensorBoard, W&B or any report_to integration shows it.
+
+Why attach: a logger such as TensorBoardCallback writes `logs` in its own on_log, so our additions reach it
+only if we run first, and Trainer puts its default callbacks (the report_to loggers among them) before the
+user's. `callbacks=[TrackerCallback()]` still records the history and trainer_state.json's log_history;
+it warns when report_to loggers would miss the scalars.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
-from transformers.trainer_callback import CallbackHandler
 
 from ..errors import check_int
 from .history import check_suffix
@@ -34,33 +38,27 @@ class TrackerCallback(TrainerCallback):
         self.every, self.filename, self.prefix, self.dtype = every, filename, prefix, dtype
         self.tracker: Tracker | None = None
         self.latest: dict[str, float] = {}  # summary of the last record, added to the next training log
-        self._warned_order = False
+        self._first = False  # put ahead of the loggers by attach()
 
-    # Integrations such as TensorBoardCallback write `logs` in their own on_log; our additions reach them
-    # only if we run first. Trainer puts its default callbacks before the user's, so we move ourselves to
-    # the front of the handler that is calling us (found one frame up), on the first event we see.
-    def _run_first(self) -> None:
-        frame = sys._getframe(2)
-        while frame is not None and not isinstance(frame.f_locals.get("self"), CallbackHandler):
-            frame = frame.f_back
-        if frame is not None:
-            handler = frame.f_locals["self"]
-            # a new list: the handler may be iterating the old one right now
-            handler.callbacks = [self] + [c for c in handler.callbacks if c is not self]
-        elif not self._warned_order:
-            self._warned_order = True
-            warnings.warn(
-                "TrackerCallback could not move itself ahead of the reporting callbacks (no CallbackHandler "
-                "called it): its delora/* scalars may miss TensorBoard and other report_to loggers. Put it first "
-                "yourself: trainer.callback_handler.callbacks.insert(0, ...)",
-                stacklevel=3,
-            )
-
-    def on_init_end(self, args, state, control, **kwargs):
-        self._run_first()
+    @classmethod
+    def attach(cls, trainer, **kwargs) -> TrackerCallback:
+        """A TrackerCallback(**kwargs) put first in `trainer`'s callbacks, ahead of the report_to loggers
+        (TensorBoard, Trackio, W&B), so that their on_log sees its delora/* scalars. Returns it."""
+        callback = cls(**kwargs)
+        callbacks = trainer.callback_handler.callbacks
+        callbacks[:] = [callback] + [c for c in callbacks if c is not callback]
+        callback._first = True
+        return callback
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self._run_first()
+        loggers = [name for name in (args.report_to or []) if name != "none"]
+        if loggers and not self._first:
+            warnings.warn(
+                f"TrackerCallback runs after the report_to loggers ({', '.join(loggers)}), so they miss its delora/* "
+                "scalars (the history file and trainer_state.json keep them): add it with "
+                "TrackerCallback.attach(trainer, every=...) instead of callbacks=[...]",
+                stacklevel=2,
+            )
         path = Path(args.output_dir) / self.filename
         # a fresh run moves an old history aside; a resumed one keeps the rows up to its checkpoint's step
         resume = state.global_step if state.global_step > 0 else None
@@ -74,17 +72,17 @@ class TrackerCallback(TrainerCallback):
         if not tracker.active:
             return
         self.tracker = tracker
-        if resume is None:
-            self._record(0)  # the starting point, so plots begin at dW = 0
+        self._record(None)  # the starting point (not when resuming), so plots begin at dW = 0
 
     def on_step_end(self, args, state, control, **kwargs):
         self._record(state.global_step)
 
-    def _record(self, step: int) -> None:
+    def _record(self, step: int | None) -> None:
+        """Record `step` (None: the tracker's starting point), keep its summary for the next log."""
         if self.tracker is None:
             return
         try:
-            rows = self.tracker.step(step)
+            rows = self.tracker.start() if step is None else self.tracker.step(step)
         except (ValueError, NotImplementedError) as err:  # e.g. set_adapter to an adapter we cannot read
             self._disable(err)
             return

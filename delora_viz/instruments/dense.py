@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..delora.geometry import NORM_EPS, DoraUpdate, UpdateGeometry
+from ..delora.geometry import NORM_EPS, DoraUpdate
+from .measure import UpdateGeometry
 
 
 def dense_geometry(W: Tensor, dW: Tensor) -> UpdateGeometry:

@@ -37,10 +37,6 @@ def get_rank() -> int:
     return torch.distributed.get_rank() if is_distributed() else 0
 
 
-def get_world_size() -> int:
-    return torch.distributed.get_world_size() if is_distributed() else 1
-
-
 def is_main_process() -> bool:
     """False on every rank but 0 of an initialised torch.distributed group (DDP, FSDP, torchrun, accelerate)."""
     return get_rank() == 0
@@ -53,12 +49,6 @@ def is_dtensor(t) -> bool:
     except ImportError:  # pragma: no cover - torch built without distributed
         return False
     return isinstance(t, DTensor)
-
-
-def whole(t: Tensor) -> Tensor:
-    """The full value of a small parameter (A, B, lambda, magnitudes): gathered when sharded, else as is.
-    A collective for a DTensor: every rank must call it, in the same order."""
-    return t.full_tensor() if is_dtensor(t) else t
 
 
 def local_rows(W: Tensor, reduced: bool = False) -> tuple[Tensor, slice]:
@@ -116,12 +106,6 @@ def all_reduce_sum(parts: Sequence[Sequence[Tensor]], group=None) -> list[list[T
             offset += t.numel()
         out.append(summed)
     return out
-
-
-def whole_params(raw):
-    """A RawParams (measure.py) with every sharded tensor gathered whole: A, B, lambda, magnitudes are
-    O((m + n) r), never W. Collective: every rank calls it for the same layers in the same order."""
-    return gather_params([[raw]])[0][0]
 
 
 def gather_params(raws: list[list]) -> list[list]:

@@ -17,6 +17,8 @@ import time
 import warnings
 from pathlib import Path
 
+from ..errors import DeloraVizError
+
 COLUMNS = (
     "step",
     "layer",
@@ -89,7 +91,7 @@ def _complete_lines(path: Path) -> tuple[list[str], int]:
     elif lines and lines[0].startswith('{"delora_viz_history"'):
         version = json.loads(lines.pop(0))["delora_viz_history"]
     if version > FORMAT_VERSION:
-        raise ValueError(
+        raise DeloraVizError(
             f"{path} was written by a newer delora-viz (history format {version}, this one reads up to "
             f"{FORMAT_VERSION}): upgrade delora-viz to read it"
         )
@@ -111,12 +113,12 @@ def load_history(path):
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         if "newer delora-viz" in str(err):
             raise
-        raise ValueError(
+        raise DeloraVizError(
             f"{path} is not a tracker history (it does not parse as {path.suffix[1:].upper()}): {err}"
         ) from None
     missing = [c for c in COLUMNS if c not in df.columns and c not in OPTIONAL]
     if missing:
-        raise ValueError(f"{path} is not a tracker history: it lacks the columns {missing}")
+        raise DeloraVizError(f"{path} is not a tracker history: it lacks the columns {missing}")
     for column in OPTIONAL:
         if column not in df.columns:
             df[column] = float("nan")
@@ -145,7 +147,9 @@ def _json_value(v):
 def check_suffix(path) -> Path:
     path = Path(path)
     if path.suffix not in SUFFIXES:
-        raise ValueError(f"tracker files end in {' or '.join(SUFFIXES)}; got '{path.name}'. Choose e.g. history.jsonl")
+        raise DeloraVizError(
+            f"tracker files end in {' or '.join(SUFFIXES)}; got '{path.name}'. Choose e.g. history.jsonl"
+        )
     return path
 
 

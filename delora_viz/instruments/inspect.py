@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..delora.geometry import DoraUpdate, singular_values
+from ..errors import DeloraVizError
 from .track import Tracker
 
 TOP_K = 8  # singular values kept per layer: >= 2 r for the usual r <= 4, enough to see the fall-off
@@ -40,7 +41,7 @@ def inspect_model(
 ) -> list[dict]:
     """One row per adapted layer of `model`: the Tracker's columns (at `step`) and sv_1 .. sv_top_k."""
     if int(top_k) < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise DeloraVizError(f"top_k must be >= 1, got {top_k}")
     tracker = Tracker(model, dtype=dtype)
     rows = tracker.step(step)
     with torch.no_grad():

@@ -6,10 +6,10 @@
     values = metrics_from_sums(group, sums)            the MEASURED columns, (L, len(MEASURED))
 
 Why three stages. Casting first: building dW or a bound from bf16 parameters and casting after gives
-2-3e-3 relative error in ||dW|| and bound ratios above 1 (DESIGN.md). Batching: one op covers every layer
-of a shape, so a record costs a few dozen ops instead of ~100 per layer. Sharding: `partial_sums` is the
-only stage that touches W, and each entry it returns is a sum over the rows of W (and of U, B, DoRA's
-magnitudes, which live with those rows):
+2-3e-3 relative error in ||dW|| and bound ratios above 1 (bench/RESULTS.md section 6, tests/test_bf16.py).
+Batching: one op covers every layer of a shape, so a record costs a few dozen ops instead of ~100 per
+layer. Sharding: `partial_sums` is the only stage that touches W, and each entry it returns is a sum
+over the rows of W (and of U, B, DoRA's magnitudes, which live with those rows):
 
     gram_left = U^T U (L, k, k), or with a previous record X^T X (L, 2k, 2k), X = [U - U_prev, U_prev]
                 (float64, so X's blocks add up to U exactly and U^T U is the sum of X^T X's four blocks)
@@ -19,7 +19,7 @@ magnitudes, which live with those rows):
 so a row-sharded model (FSDP2, Shard(0)) passes its local rows of W with `rows=` (the slice of the full
 factors U, B, magnitudes they match), all-reduces `sums` (SUM; `pack` makes it one buffer) and calls
 `metrics_from_sums` with the full (gathered, small) factors. DoRA's per-row state kept for turn_deg (g, c, Q, m in
-`Group.extra` and `previous`) is that of the local rows. tests/test_track.py checks two shards by hand.
+`Group.dora_rows` and `previous`) is that of the local rows. tests/test_track.py checks two shards by hand.
 
 turn_deg, the angle between dW at this record and dW at the previous record of the same layer, uses the
 stacked difference dW - dW_prev = (U - U_prev) V^T + U_prev (V - V_prev)^T, whose Gram products stay at the
@@ -35,7 +35,7 @@ so its small turns are resolved like LoRA's (tests/test_track.py: 1e-4 to 30 deg
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
@@ -46,14 +46,45 @@ from ..delora.geometry import (
     delora_bound,
     delora_bound_loose,
     delora_update,
-    geometry_from_inner_products,
     lora_update,
-    row_blocks,
 )
-from .history import MEASURED
 
 DEGREES = 180.0 / math.pi
-METRICS = MEASURED  # the measured columns, in the history's order
+
+
+# Norms and angles from three inner products (every method, low rank or DoRA's per-row sums):
+#     p = <dW, W> / ||W||,  q = sqrt(max(||dW||^2 - p^2, 0))
+#     angle(dW, W) = atan2(q, p)   (stable for tiny angles, unlike arccos),   angle(W + dW, W) = atan2(q, ||W|| + p)
+# q comes from a subtraction, so when dW is nearly parallel to W it is exact only to about sqrt(eps) ||dW||
+# (angles to ~1e-8 rad in float64, ~3e-4 rad in float32); elsewhere to full precision.
+@dataclass(frozen=True)
+class UpdateGeometry:
+    """Scalars describing one update dW of one weight W (0-d tensors; angles in radians)."""
+
+    delta_fro: Tensor  # ||dW||_F
+    w_fro: Tensor  # ||W||_F
+    rel_delta: Tensor  # ||dW||_F / ||W||_F
+    angle_delta_w: Tensor  # angle(dW, W); NaN when dW = 0 (no direction yet)
+    angle_w_prime: Tensor  # angle(W + dW, W)
+
+
+def geometry_from_inner_products(delta_sq: Tensor, inner: Tensor, w_sq: Tensor) -> UpdateGeometry:
+    """Norms and angles from ||dW||^2, <dW, W> and ||W||^2 (shared by the low-rank and DoRA forms)."""
+    w_fro = w_sq.clamp(min=0).sqrt()
+    delta_fro = delta_sq.clamp(min=0).sqrt()
+    p = inner / w_fro  # component of dW along W
+    q = (delta_sq - p * p).clamp(min=0).sqrt()  # component orthogonal to W
+    angle_delta_w = torch.where(delta_fro > 0, torch.atan2(q, p), torch.full_like(p, float("nan")))
+    return UpdateGeometry(delta_fro, w_fro, delta_fro / w_fro, angle_delta_w, torch.atan2(q, w_fro + p))
+
+
+def row_blocks(W: Tensor, dtype: torch.dtype, max_elements: int = 1 << 22):
+    """Yield (rows, W[rows] in dtype) in blocks of at most ~max_elements, so that measuring a bf16
+    model in float32 never copies the whole m x n weight (16 MiB of float32 at a time)."""
+    step = max(1, max_elements // max(1, W.shape[1]))
+    for start in range(0, W.shape[0], step):
+        rows = slice(start, start + step)
+        yield rows, W[rows].to(dtype)
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,16 @@ class RawParams:
 
 
 @dataclass
+class DoraRows:
+    """DoRA's per-row terms of this record (the rows of W held here), kept for the next record's turn_deg."""
+
+    g: Tensor  # (L, m') row scale m / c, float64
+    c: Tensor  # (L, m') row norms ||(W + sBA)_k||
+    Q: Tensor  # (L, m') <B_k, (W A^T)_k>
+    magnitude: Tensor  # (L, m')
+
+
+@dataclass
 class Group:
     """L same-shaped layers of one kind, stacked and cast: the factors, scales and bounds of a record."""
 
@@ -101,7 +142,10 @@ class Group:
     bound: Tensor | None = None  # (L,)
     bound_loose: Tensor | None = None  # (L,)
     previous: dict | None = None  # what the last record kept for turn_deg (see `keep`)
-    extra: dict = field(default_factory=dict)  # per-row state from partial_sums (DoRA's g, c, Q, m)
+    magnitude_eps: float = 0.0  # DoRA: eps of the magnitudes' stored dtype (their rounding, see metrics_from_sums)
+    # set while measuring, read by `keep` for the next record:
+    dora_rows: DoraRows | None = None  # DoRA's per-row terms (partial_sums)
+    delta_fro: Tensor | None = None  # (L,) float64 ||dW|| (metrics_from_sums)
 
 
 @torch.no_grad()
@@ -116,7 +160,9 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
     if first.kind in ("lora", "dora"):
         s = torch.tensor([float(p.scaling) for p in params], dtype=dtype, device=A.device)  # (L,)
         if first.kind == "dora":
-            return Group("dora", dora=DoraUpdate(A, B, s[:, None], stack("magnitude")), previous=previous)
+            mag = stack("magnitude")
+            eps = torch.finfo(first.magnitude.dtype).eps
+            return Group("dora", dora=DoraUpdate(A, B, s[:, None], mag), previous=previous, magnitude_eps=eps)
         return Group("lora", update=lora_update(A, B, s[:, None, None]), previous=previous)
     lam, w = stack("delora_lambda").reshape(L, 1), stack("w_norm")  # (L, 1), (L, n)
     A0, B0 = (stack("A0"), stack("B0")) if first.A0 is not None else (None, None)
@@ -131,12 +177,12 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
 
 
 # ----------------------------------------------------------------------------- partial sums (reads W)
-# Below this many weights, W @ X is computed as (X^T W^T)^T: MKL's sgemm on (m, n) @ (n, k) with k = 8-16
-# takes a slow path at these sizes (384 x 384, k = 8: 0.48 ms vs 0.08 ms, one thread, minimum of 40 rounds);
-# from ~1024^2 on the direct product is as fast or faster (4096^2, k = 16, two threads: 86 vs 215 ms).
+# Two thresholds on the size of W, measured on CPU (the timings: bench/RESULTS.md, "Thresholds of the engine"):
+# below SMALL_GEMM_WEIGHTS, W @ X runs as (X^T W^T)^T, because MKL's sgemm on a thin (n, k) right factor takes a
+# slow path at these sizes; from THREADED_GEMM_WEIGHTS on, W @ X gets the caller's threads (below, waking a
+# second thread costs more than it saves).
 SMALL_GEMM_WEIGHTS = 1 << 19
-# From this many weights on, W @ X gains from the caller's threads (k = 16, two threads against one, this
-# 2-core CPU: 1024^2 x1.3, 2048^2 x1.8, 4096^2 x2.2); below, waking a second thread costs more than it saves.
+DORA_ROUNDING = 4  # DoRA updates under DORA_ROUNDING * eps(m) * ||W|| are the magnitudes' rounding
 THREADED_GEMM_WEIGHTS = 1 << 20
 
 
@@ -226,7 +272,7 @@ def _dora_sums(group: Group, weights, row_sq, rows, gemm_threads) -> dict[str, T
     T = ((B @ (A @ A.mT)) * B).sum(-1)  # (L, m')
     c = (P + 2 * s * Q + s * s * T).clamp(min=0).sqrt()
     g = mag / c
-    group.extra = {"g": g, "c": c, "Q": Q, "magnitude": mag}  # this record's rows, for the next turn
+    group.dora_rows = DoraRows(g, c, Q, mag)  # this record's rows, for the next turn
     sums = {
         "delta_sq": ((g - 1) ** 2 * P + 2 * s * g * (g - 1) * Q + s * s * g * g * T).sum(-1),
         "inner": ((g - 1) * P + s * g * Q).sum(-1),
@@ -282,36 +328,12 @@ def unpack(flat: Tensor, like: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-# ----------------------------------------------------------------------------- metrics (pure)
+# ----------------------------------------------------------- metrics from the sums (sets group.delta_fro for keep)
 @torch.no_grad()
 def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
-    """The METRICS of each layer from the (reduced) sums and the full factors: (L, len(METRICS))."""
-    nan = torch.full_like(sums["w_sq"], float("nan"))
-    if group.kind == "dora":
-        dtype = group.dora.A.dtype
-        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
-        drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
-        sigma = nan.to(dtype)
-        group.extra["delta_fro"] = geo.delta_fro  # float64, for the next turn
-        turn = _turn_from_difference_and_inner(sums, group.previous).to(dtype)
-        geo = replace(geo, **{f.name: getattr(geo, f.name).to(dtype) for f in fields(geo)})
-    else:
-        V, gram_left = group.update.V, sums["gram_left"]
-        k = V.shape[-1]
-        if group.previous is None:
-            gram_u, gram_right = gram_left, _gram(V)
-        else:  # Y = [V, V - V_prev]; U = X's two blocks summed, so U^T U = the sum of X^T X's four blocks
-            V64 = V.to(torch.float64)
-            gram_right = _gram(torch.cat([V64, V64 - group.previous["V"]], dim=-1))  # (L, 2k, 2k)
-            row_blocks_summed = gram_left[..., :k, :] + gram_left[..., k:, :]  # (L, k, 2k)
-            gram_u = row_blocks_summed[..., :k] + row_blocks_summed[..., k:]
-        gram_v = gram_right[..., :k, :k]  # U^T U, V^T V (L, k, k), float64
-        delta_sq = (gram_u * gram_v).sum(dim=(-2, -1))  # float64
-        geo = geometry_from_inner_products(delta_sq.to(V.dtype), sums["inner"], sums["w_sq"])
-        drift = nan
-        sigma = _largest_singular_value(gram_u, gram_v).to(V.dtype)
-        group.extra = {"delta_fro": delta_sq.clamp(min=0).sqrt()}  # float64, for this turn and the next
-        turn = _turn_from_difference(gram_left, gram_right, group.extra["delta_fro"], group.previous).to(V.dtype)
+    """The MEASURED columns of each layer from the (reduced) sums and the full factors: (L, len(MEASURED))."""
+    geo, sigma, drift, turn = measure_group(group, sums)
+    nan = torch.full_like(geo.delta_fro, float("nan"))
     if group.kind == "delora":
         lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
     else:
@@ -333,12 +355,51 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     return torch.stack(columns, dim=1)
 
 
+def measure_group(group: Group, sums: dict[str, Tensor]) -> tuple[UpdateGeometry, Tensor, Tensor, Tensor]:
+    """(geometry, sigma_max, dora_mag_drift, turn_deg) of each layer, (L,) each, in the group's dtype; NaN
+    where a column does not apply. Sets group.delta_fro (float64) for `keep`."""
+    nan = torch.full_like(sums["w_sq"], float("nan"))
+    if group.kind == "dora":
+        dtype = group.dora.A.dtype
+        geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
+        drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
+        sigma = nan.to(dtype)
+        # The magnitudes m are stored rounded (m = ||W_k|| at init, to their dtype's eps), so g - 1 is never
+        # exactly 0 and a DoRA update below ~eps ||W|| is that rounding (measured at init: 1.2e-8 ||W|| in
+        # float32, at a random angle to W): it has no direction yet, like a zero LoRA update.
+        directed = geo.delta_fro > DORA_ROUNDING * group.magnitude_eps * geo.w_fro
+        geo = replace(geo, angle_delta_w=torch.where(directed, geo.angle_delta_w, nan.to(geo.angle_delta_w)))
+        group.delta_fro = torch.where(directed, geo.delta_fro, 0.0)  # float64; 0: no turn from this record
+        turn = torch.where(directed, _turn_from_difference_and_inner(sums, group.previous), nan.to(geo.w_fro))
+        turn = turn.to(dtype)
+        geo = replace(geo, **{f.name: getattr(geo, f.name).to(dtype) for f in fields(geo)})
+    else:
+        V, gram_left = group.update.V, sums["gram_left"]
+        k = V.shape[-1]
+        if group.previous is None:
+            gram_u, gram_right = gram_left, _gram(V)
+        else:  # Y = [V, V - V_prev]; U = X's two blocks summed, so U^T U = the sum of X^T X's four blocks
+            V64 = V.to(torch.float64)
+            gram_right = _gram(torch.cat([V64, V64 - group.previous["V"]], dim=-1))  # (L, 2k, 2k)
+            row_blocks_summed = gram_left[..., :k, :] + gram_left[..., k:, :]  # (L, k, 2k)
+            gram_u = row_blocks_summed[..., :k] + row_blocks_summed[..., k:]
+        gram_v = gram_right[..., :k, :k]  # U^T U, V^T V (L, k, k), float64
+        delta_sq = (gram_u * gram_v).sum(dim=(-2, -1))  # float64
+        geo = geometry_from_inner_products(delta_sq.to(V.dtype), sums["inner"], sums["w_sq"])
+        drift = nan
+        sigma = _largest_singular_value(gram_u, gram_v).to(V.dtype)
+        group.delta_fro = delta_sq.clamp(min=0).sqrt()  # float64, for this turn and the next
+        turn = _turn_from_difference(gram_left, gram_right, group.delta_fro, group.previous).to(V.dtype)
+    return geo, sigma, drift, turn
+
+
 def keep(group: Group) -> dict:
     """What the next record needs for turn_deg: the factors (small) and ||dW|| (float64) of this one."""
     if group.kind == "dora":  # float64 A, B: the next record's differences A - A_prev, B - B_prev are exact
-        return {"A": group.dora.A.to(torch.float64), "B": group.dora.B.to(torch.float64), **group.extra}
+        f64, rows = torch.float64, group.dora_rows
+        return {"A": group.dora.A.to(f64), "B": group.dora.B.to(f64), **vars(rows), "delta_fro": group.delta_fro}
     f64 = torch.float64  # the next record's differences U - U_prev, V - V_prev are exact in float64
-    return {"U": group.update.U.to(f64), "V": group.update.V.to(f64), "delta_fro": group.extra["delta_fro"]}
+    return {"U": group.update.U.to(f64), "V": group.update.V.to(f64), "delta_fro": group.delta_fro}
 
 
 def _largest_singular_value(gram_u: Tensor, gram_v: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
 """Tracker: per adapted layer, per step, how far the update moved, which way, and against what bound.
 
-    with Tracker(model, path="history.jsonl").watch(optimizer) as tracker:
+    with Tracker(model, path="history.jsonl").watch(optimizer) as tracker:   # records step 0 (dW = 0)
         for batch in loader:
             loss = model(**batch).loss; loss.backward(); optimizer.step(); optimizer.zero_grad()
     tracker.to_dataframe()
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import check_int
+from ..errors import DeloraVizError, check_int
 from .adapters import AdapterView, adapter_modules, adapter_state, find_adapters, no_adapters_message
 from .distributed import (
     all_reduce_sum,
@@ -65,7 +65,7 @@ class Tracker:
     ):
         check_int("every", every, hint=" (record every N steps)")
         if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+            raise DeloraVizError(f"dtype must be torch.float32 or torch.float64, got {dtype}", field="dtype")
         self.every, self.dtype, self.keep_rows = every, dtype, keep_rows
         self.writer = is_main_process()  # rank 0 (or no torch.distributed): keeps, writes, returns rows
         self.sharded = check_shardable(model)  # FSDP2 Shard(0) weights; other layouts raise, naming a workaround
@@ -74,6 +74,7 @@ class Tracker:
         self.path = check_suffix(path) if path is not None else None
         self._hooks: list = []
         self._optimizer_steps = self._last_step = 0
+        self._started = resume_step is not None  # a resumed run's file already holds its starting point
         self._w_rows: dict[tuple, tuple] = {}  # group -> ((data_ptr, version) of each W, (L, m) row norms^2)
         self._previous: dict[tuple, dict] = {}  # group -> factors and ||dW|| of its last record (turn_deg)
         self._groups: dict[tuple, list[int]] = {}
@@ -112,10 +113,11 @@ class Tracker:
         step = self._last_step = int(step)
         if not self.active or step % self.every:
             return []
+        self._started = True
         self._refresh_views()
-        # On CPU the record runs on one thread: its small ops gain nothing from threads, and each parallel
-        # region costs ~0.1 ms to wake a sleeping OpenMP thread (tens of ms when other processes keep the
-        # cores busy and threads spin). Only the W @ V products of large layers get the caller's threads.
+        # On CPU the record runs on one thread: its small ops gain nothing from threads, and waking a sleeping
+        # OpenMP thread for each parallel region costs more than they take (bench/RESULTS.md, "Thresholds of the
+        # engine"). Only the W @ V products of large layers get the caller's threads.
         threads = torch.get_num_threads() if self.views[0].weight().device.type == "cpu" else None
         with torch.no_grad(), num_threads(1 if threads else None):
             values = self._measure_all(threads).cpu().tolist()  # (layers, metrics): the one device->host copy
@@ -132,7 +134,7 @@ class Tracker:
         return rows
 
     def _measure_all(self, gemm_threads: int | None = None) -> torch.Tensor:
-        """Every layer's METRICS, (layers, metrics), in view order: same-shaped layers in one batch each.
+        """Every layer's MEASURED columns, (layers, metrics), in view order: same-shaped layers in one batch each.
 
         Sharded (FSDP2): the small parameters are gathered whole, each rank sums over its own rows of W,
         and one all-reduce of every group's packed sums completes them all before the metrics are formed."""
@@ -170,7 +172,7 @@ class Tracker:
         self._state = state
         self.views = find_adapters(self._model, self._modules)
         if not self.views:
-            raise ValueError(no_adapters_message(self._model))
+            raise DeloraVizError(no_adapters_message(self._model))
         self._groups = {}  # (names of the layers, their shapes) -> indices into views
         by_key: dict[tuple, list[int]] = {}
         for i, view in enumerate(self.views):
@@ -192,10 +194,19 @@ class Tracker:
             cached = self._w_rows[key] = (stamp, torch.stack([row_squares(W, self.dtype) for W in weights]))
         return cached[1]
 
+    def start(self) -> list[dict]:
+        """Record the starting point (step 0: dW = 0 for a fresh adapter) unless this tracker has recorded
+        already or resumes a run. watch() calls it; the runner and TrackerCallback too."""
+        if self._started:
+            return []
+        return self.step(self._last_step)
+
     # ------------------------------------------------------------------ optimizer hook
     def watch(self, optimizer) -> Tracker:
-        """Record after every optimizer.step() (every `every` steps). Use as a context manager to detach."""
+        """Record the starting point (start()), then after every optimizer.step() (every `every` steps).
+        Use as a context manager to detach."""
         if self.active:
+            self.start()
 
             def after_step(opt, args, kwargs):
                 self._optimizer_steps += 1

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from .. import DeLoRALinear, delora_update, lora_update
+from ..delora import DeLoRALinear, delora_update, lora_update
 from .frames import method_color, require_rows
 from .style import NORM, legend, styled
 
@@ -295,14 +295,14 @@ def plot_lora_shapes(m: int = 48, n: int = 64, r: int = 4, alpha: float = 8.0) -
 @styled
 def plot_lr_collapse(sweep: pd.DataFrame) -> Figure:
     """The learning-rate sweep as the hook: the final eval metric against the lr multiplier, one line per method
-    (columns of ``training.sweep_frame``); a diverged run is drawn at the bottom with an 'x'."""
+    (columns of ``training.sweep_frame``); a diverged run is an 'x' near the bottom, one height per method."""
     require_rows(sweep, ["method", "lr_multiplier", "eval_metric"], "plot_lr_collapse")
     names = sweep["eval_name"].dropna().unique() if "eval_name" in sweep else []
     metric = str(names[0]) if len(names) == 1 else "eval metric"
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     markers = {"lora": "o", "dora": "s", "delora": "D", "delora-paper": "v"}
-    for method, rows in sweep.groupby("method", sort=False):
+    for i, (method, rows) in enumerate(sweep.groupby("method", sort=False)):
         rows = rows.sort_values("lr_multiplier")
         diverged = rows["diverged"].eq(True) if "diverged" in rows else pd.Series(False, index=rows.index)
         name = FAMILY_NAMES.get(method, "DeLoRA (paper init)" if method == "delora-paper" else method)
@@ -313,12 +313,13 @@ def plot_lr_collapse(sweep: pd.DataFrame) -> Figure:
         )  # fmt: skip
         if diverged.any():
             ax.plot(
-                rows[diverged]["lr_multiplier"], np.zeros(int(diverged.sum())), "x", ms=9, mew=2,
+                rows[diverged]["lr_multiplier"], np.full(int(diverged.sum()), 0.03 + 0.05 * i), "x", ms=9, mew=2,
                 color=family_color(method), transform=ax.get_xaxis_transform(), clip_on=False,
                 gid=f"diverged:{method}", label=f"{name}: diverged",
             )  # fmt: skip
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.annotate("each method's usual rate", (1.0, 1.0), xycoords=("data", "axes fraction"), fontsize=8, va="top")
+    ax.annotate("each method's usual rate", (1.0, 0.5), xycoords=("data", "axes fraction"), fontsize=8, va="center",
+                ha="right", rotation=90, color="0.4")  # fmt: skip
     ax.set(xscale="log", xlabel="learning rate, as a multiple of each method's usual rate", ylabel=metric)
     ax.set_title("Raise the learning rate: which method still learns?")
     legend(ax)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..errors import DeloraVizError
 from ..instruments.history import COLUMNS, OPTIONAL, load_history
 from .figures import plot_angles, plot_lambda, plot_loss, plot_update_norm
 from .frames import has_values, iter_runs, mean_by_step, method_style
@@ -52,13 +53,13 @@ def read_file(path: Path) -> tuple[str, pd.DataFrame]:
     path = Path(path)
     if path.is_dir():
         hint = "; for an adapter folder use `delora-viz inspect`" if (path / "adapter_config.json").is_file() else ""
-        raise ValueError(f"{path}: a folder, not a history file (delora_history.jsonl, a tracker .csv){hint}")
+        raise DeloraVizError(f"{path}: a folder, not a history file (delora_history.jsonl, a tracker .csv){hint}")
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise DeloraVizError(f"{path}: no such file")
     if path.name == "trainer_state.json":
         return "loss", trainer_state_loss(path)
     if path.suffix not in (".csv", ".jsonl"):
-        raise ValueError(f"{path}: not a history (.jsonl or .csv) nor a trainer_state.json")
+        raise DeloraVizError(f"{path}: not a history (.jsonl or .csv) nor a trainer_state.json")
     try:  # a tracker history (any format version; the reader knows their header lines)
         return "history", load_history(path)
     except ValueError as err:
@@ -69,18 +70,22 @@ def read_file(path: Path) -> tuple[str, pd.DataFrame]:
         else:
             df = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise ValueError(f"{path}: does not parse as {path.suffix[1:].upper()} ({str(err).splitlines()[0]})") from None
+        raise DeloraVizError(
+            f"{path}: does not parse as {path.suffix[1:].upper()} ({str(err).splitlines()[0]})"
+        ) from None
     if df.empty:
-        raise ValueError(f"{path}: has no rows")
+        raise DeloraVizError(f"{path}: has no rows")
     if all(c in df.columns for c in LOSS_COLUMNS):
         df = df.copy()
         df["method"] = df["method"].astype(str) if "method" in df else file_label(path)
         return "loss", df
     if "lacks the columns" in history_error:  # the reader parsed it as a history: its message is the precise one
         missing = history_error.split("lacks the columns ", 1)[1]
-        raise ValueError(f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)")
+        raise DeloraVizError(
+            f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)"
+        )
     missing = [c for c in REQUIRED if c not in df.columns]
-    raise ValueError(f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)")
+    raise DeloraVizError(f"{path}: not a tracker history (it lacks the columns {missing}) nor a loss log (step, loss)")
 
 
 def trainer_state_loss(path: Path) -> pd.DataFrame:
@@ -88,14 +93,14 @@ def trainer_state_loss(path: Path) -> pd.DataFrame:
     try:
         logs = json.loads(Path(path).read_text())["log_history"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a Trainer state file (no log_history: {err})") from None
+        raise DeloraVizError(f"{path}: not a Trainer state file (no log_history: {err})") from None
     rows = [
         {"step": e["step"], "loss": e.get("loss", float("nan")), "eval_metric": e.get("eval_loss", float("nan"))}
         for e in logs
         if "step" in e and ("loss" in e or "eval_loss" in e)
     ]
     if not rows:
-        raise ValueError(f"{path}: its log_history has no loss")
+        raise DeloraVizError(f"{path}: its log_history has no loss")
     df = pd.DataFrame(rows).groupby("step", as_index=False).first()
     df["eval_name"] = "eval loss"
     df["method"] = file_label(path)

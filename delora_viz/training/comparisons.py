@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+from ..errors import DeloraVizError
 from .config import TrainConfig
 from .loop import Prepared, RunResult, Stop, iter_train, prepare
 from .methods import get_method
@@ -30,7 +31,7 @@ def iter_compare(
     lrs: optional {method: learning rate}; otherwise each method's default (times config.lr_multiplier).
     Yields every run's StepEvents interleaved, and each run's RunResult when it ends."""
     if not methods:
-        raise ValueError("choose at least one method to compare, e.g. ['lora', 'dora', 'delora']")
+        raise DeloraVizError("choose at least one method to compare, e.g. ['lora', 'dora', 'delora']", field="methods")
     for m in methods:
         get_method(m)
     prepared = prepared or prepare(config)
@@ -54,7 +55,9 @@ def iter_lr_sweep(methods, multipliers, config: TrainConfig, prepared: Prepared 
     """For each multiplier, train every method at multiplier x its default rate. Yields events and RunResults
     whose run names read "method x10"; sweep_frame(results) turns the results into the sweep table."""
     if not multipliers or any(not (isinstance(m, (int, float)) and m > 0 and math.isfinite(m)) for m in multipliers):
-        raise ValueError(f"learning-rate multipliers must be positive numbers, got {multipliers!r}")
+        raise DeloraVizError(
+            f"learning-rate multipliers must be positive numbers, got {multipliers!r}", field="multipliers"
+        )
     prepared = prepared or prepare(config)
     for mult in multipliers:
         for method in methods:

@@ -1,6 +1,6 @@
 """TrainConfig: every knob of a training run, its default and its help, validated on construction.
 
-This is the one home of the defaults: the CLI's flags (cli.py) and the app's widgets (app/settings.py)
+This is the one home of the defaults: the CLI's flags (cli/train.py) and the app's widgets (app/settings.py)
 are built from these fields, so a default is written once, here.
 """
 
@@ -10,7 +10,7 @@ import math
 from dataclasses import MISSING, dataclass, field, fields
 
 from ..delora.layer import validate_delora_args
-from ..errors import check_int
+from ..errors import DeloraVizError, check_int
 from .methods import DEFAULT_LAMBDA, DEFAULT_RANK, get_method
 
 TASKS = ("classification", "causal_lm")
@@ -23,7 +23,7 @@ def knob(default, help: str):
 
 @dataclass
 class TrainConfig:
-    method: str = knob("delora", "lora | dora | delora | delora-paper")
+    method: str = knob("delora", "lora | rslora | dora | delora | delora-paper")
     model: str | None = knob(None, "Hugging Face id or local directory; None: the embedded MiniLM; 'smollm2'")
     data: str | None = knob(None, "HF dataset name or csv/json/jsonl/txt path; None: the task's embedded data")
     task: str | None = knob(None, "classification | causal_lm; None: inferred from the model")
@@ -38,7 +38,9 @@ class TrainConfig:
     head_lr: float = knob(5e-3, "learning rate of the task head, the same for every method")
     weight_decay: float = knob(0.0, "AdamW weight decay")
     r: int = knob(DEFAULT_RANK, "rank of the update")
-    delora_lambda: float = knob(DEFAULT_LAMBDA, "DeLoRA's lambda: ||dW||_F <= |lambda| max_j ||W[:, j]|| (PEFT: 15)")
+    delora_lambda: float = knob(
+        DEFAULT_LAMBDA, "DeLoRA's lambda: ||dW||_F ~ lambda rms(w)/sqrt(r) <= |lambda| max_j ||W[:, j]|| (PEFT: 15)"
+    )
     lora_alpha: float | None = knob(None, "LoRA's alpha; None: 2r")
     module_dropout: float = knob(0.0, "dropout on the adapter's input")
     target_modules: list[str] | None = knob(None, "modules to adapt; None: the model's query/value projections")
@@ -72,21 +74,23 @@ class TrainConfig:
         for name in ("eval_every", "save_every", "seed", "warmup_steps"):
             check_int(name, getattr(self, name), minimum=0)
         if self.max_length < 8:
-            raise ValueError(f"max_length must be at least 8 tokens, got {self.max_length}")
+            raise DeloraVizError(f"max_length must be at least 8 tokens, got {self.max_length}", field="max_length")
         if self.max_examples is not None:
             check_int("max_examples", self.max_examples)
         for name in ("lr", "head_lr", "lr_multiplier"):
             value = getattr(self, name)
             finite = isinstance(value, (int, float)) and math.isfinite(value)
             if value is not None and not (finite and 0 < value <= 1e4):
-                raise ValueError(f"{name} must be a number in (0, 1e4], got {value!r}")
+                raise DeloraVizError(f"{name} must be a number in (0, 1e4], got {value!r}", field=name)
         if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and 0 < self.epochs <= 1e4):
-            raise ValueError(f"epochs must be a number in (0, 1e4], got {self.epochs!r}")
+            raise DeloraVizError(f"epochs must be a number in (0, 1e4], got {self.epochs!r}", field="epochs")
         if not 0 < self.eval_fraction <= 0.9:
-            raise ValueError(f"eval_fraction must be in (0, 0.9], got {self.eval_fraction!r}")
+            raise DeloraVizError(
+                f"eval_fraction must be in (0, 0.9], got {self.eval_fraction!r}", field="eval_fraction"
+            )
         validate_delora_args(self.r, self.delora_lambda, "peft", self.module_dropout)
         if self.save_every and not self.output_dir:
-            raise ValueError("save_every needs output_dir: where should the adapters go?")
+            raise DeloraVizError("save_every needs output_dir: where should the adapters go?", field="save_every")
         if isinstance(self.target_modules, str):
             self.target_modules = [t.strip() for t in self.target_modules.split(",") if t.strip()]
 

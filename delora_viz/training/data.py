@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import check_int
+from ..errors import DeloraVizError, check_int
 from .config import TASKS
 from .packages import require_package_dir
 from .readers import EVAL_SPLITS, MIN_EXAMPLES, columns_of, encode_labels, load_splits, read_text, text_and_raw_labels
@@ -115,9 +115,10 @@ def split(texts, labels, eval_fraction, seed, eval_size=None):
     if eval_size is not None:
         n_eval = max(1, min(n_eval, eval_size))
     if n_eval >= n:
-        raise ValueError(
+        raise DeloraVizError(
             f"eval_fraction={eval_fraction} leaves no training examples out of {n}; "
-            "use a smaller eval_fraction or more data"
+            "use a smaller eval_fraction or more data",
+            field="eval_fraction",
         )
     order = list(range(n))
     rng.shuffle(order)
@@ -139,9 +140,9 @@ def split(texts, labels, eval_fraction, seed, eval_size=None):
 
 def _check_args(task, eval_fraction, max_examples):
     if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        raise DeloraVizError(f"task must be one of {TASKS}, got {task!r}", field="task")
     if not isinstance(eval_fraction, (int, float)) or not 0 < eval_fraction <= 0.9:
-        raise ValueError(f"eval_fraction must be in (0, 0.9], got {eval_fraction!r}")
+        raise DeloraVizError(f"eval_fraction must be in (0, 0.9], got {eval_fraction!r}", field="eval_fraction")
     if max_examples is not None:
         check_int("max_examples", max_examples, minimum=MIN_EXAMPLES, hint=" or None")
 
@@ -156,9 +157,10 @@ def _read_source(spec: str, task: str, text_column, label_column, max_examples, 
         return "BBC News topics (embedded)", texts, labels, names if labels else None, None, len(texts)
     if key in ("chatterbot-qa", "chatterbot"):
         if task == "classification":
-            raise ValueError(
+            raise DeloraVizError(
                 "'chatterbot-qa' has no labels: use task='causal_lm', or 'bbc-news' "
-                "(or a labeled .csv/.json/.jsonl file) for classification"
+                "(or a labeled .csv/.json/.jsonl file) for classification",
+                field="task",
             )
         pairs = load_chatterbot_pairs()
         texts = [f"Question: {q}\nAnswer: {a}" for q, a in pairs]
@@ -226,18 +228,18 @@ def load_data(
         n_dropped += len(texts) - n_train - len(keep)
         ev_x, ev_y = [ev_x[i] for i in keep], None if ev_y is None else [ev_y[i] for i in keep]
         if not ev_x:
-            raise ValueError(f"{name}: its '{eval_split}' split holds only texts that are also in train")
+            raise DeloraVizError(f"{name}: its '{eval_split}' split holds only texts that are also in train")
     return TextData(name, task, tr_x, ev_x, tr_y, ev_y, names, n_duplicates_dropped=n_dropped, eval_split=eval_split)
 
 
 def _check_usable(name, texts, labels):
     if len(texts) < MIN_EXAMPLES:
-        raise ValueError(
+        raise DeloraVizError(
             f"{name}: found {len(texts)} usable example(s); need at least {MIN_EXAMPLES} "
             "(non-empty texts, with a label for classification)"
         )
     if labels is not None and len(set(labels)) < 2:
-        raise ValueError(
+        raise DeloraVizError(
             f"{name}: found {len(set(labels))} distinct label(s) in {len(texts)} examples; "
             "classification needs at least 2"
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..delora.peft_io import CONFIG_NAME, read_metadata
+from ..errors import DeloraVizError
 from ..instruments.inspect import TOP_K, inspect_model
 from .models import _HUB_ID, _quiet_transformers, pick_device, resolve_model_source
 
@@ -42,15 +43,15 @@ def adapter_folder(spec: str | os.PathLike) -> Path:
     if path.is_dir():
         if not (path / CONFIG_NAME).is_file():
             hint = " (it holds a full model: pass it as --base_model)" if (path / "config.json").is_file() else ""
-            raise ValueError(
+            raise DeloraVizError(
                 f"{path} is not a PEFT adapter folder: it has no {CONFIG_NAME}{hint}; pass the folder that "
                 "PeftModel.save_pretrained wrote"
             )
         if not any((path / name).is_file() for name in WEIGHT_FILES):
-            raise ValueError(f"{path} is not a complete PEFT adapter folder: it has no {' or '.join(WEIGHT_FILES)}")
+            raise DeloraVizError(f"{path} is not a complete PEFT adapter folder: it has no {' or '.join(WEIGHT_FILES)}")
         return path
     if path.exists():
-        raise ValueError(f"{path} is a file; pass the adapter's folder (with {CONFIG_NAME})")
+        raise DeloraVizError(f"{path} is a file; pass the adapter's folder (with {CONFIG_NAME})")
     if str(spec).startswith((".", "/", "~")) or not _HUB_ID.match(str(spec)) or "/" not in str(spec):
         raise FileNotFoundError(f"adapter folder not found: {spec}")
     from huggingface_hub import snapshot_download
@@ -62,7 +63,7 @@ def adapter_folder(spec: str | os.PathLike) -> Path:
     except (OSError, ValueError) as err:
         if isinstance(err, ValueError) and "adapter" in str(err):
             raise
-        raise ValueError(
+        raise DeloraVizError(
             f"adapter '{spec}' is neither a local folder nor available offline: download it once with network "
             "access, or pass its local folder"
         ) from None
@@ -72,9 +73,9 @@ def read_adapter_config(path: Path) -> dict:
     try:
         config = json.loads((path / CONFIG_NAME).read_text())
     except ValueError as err:
-        raise ValueError(f"{path / CONFIG_NAME} is not valid JSON ({err})") from None
+        raise DeloraVizError(f"{path / CONFIG_NAME} is not valid JSON ({err})") from None
     if not isinstance(config, dict) or "peft_type" not in config:
-        raise ValueError(f"{path / CONFIG_NAME} is not a PEFT adapter config: it has no peft_type")
+        raise DeloraVizError(f"{path / CONFIG_NAME} is not a PEFT adapter config: it has no peft_type")
     return config
 
 
@@ -84,7 +85,7 @@ def load_adapter(spec, base_model: str | None = None, device: str = "cpu"):
     config = read_adapter_config(path)
     base = base_model or config.get("base_model_name_or_path")
     if not base:
-        raise ValueError(f"{path / CONFIG_NAME} names no base model (base_model_name_or_path): pass --base_model")
+        raise DeloraVizError(f"{path / CONFIG_NAME} names no base model (base_model_name_or_path): pass --base_model")
     saved = _saved_tensors(path)
     task_type, dev = config.get("task_type"), pick_device(device)
     model = _attach(_load_base(base, task_type, _num_labels(saved), dev), path, base)
@@ -92,7 +93,7 @@ def load_adapter(spec, base_model: str | None = None, device: str = "cpu"):
         model = _attach(_load_base(base, task_type, None, dev, bare=True), path, base)
     stray = _stray(model, saved)
     if stray:  # PEFT only warns: a wrong base would measure untrained layers
-        raise ValueError(
+        raise DeloraVizError(
             f"the adapter at {path} does not fit the base model '{base}': {len(stray)} of its tensors have no "
             f"place in it (e.g. '{stray[0]}'); pass the model it was trained on with --base_model"
         )
@@ -118,7 +119,9 @@ def _load_base(spec: str, task_type: str | None, num_labels: int | None, device:
     try:
         source = resolve_model_source(spec)
     except FileNotFoundError:
-        raise ValueError(f"the base model '{spec}' is not there: pass --base_model with its folder or Hub id") from None
+        raise DeloraVizError(
+            f"the base model '{spec}' is not there: pass --base_model with its folder or Hub id"
+        ) from None
     try:
         with _quiet_transformers():
             config = AutoConfig.from_pretrained(source, trust_remote_code=False)
@@ -137,7 +140,7 @@ def _load_base(spec: str, task_type: str | None, num_labels: int | None, device:
     except OSError:
         if Path(source).exists():
             raise
-        raise ValueError(
+        raise DeloraVizError(
             f"the base model '{spec}' is not available offline: download it once with network access, "
             "or pass its local folder with --base_model"
         ) from None
@@ -166,7 +169,7 @@ def _attach(model, path: Path, base: str):
             return PeftModel.from_pretrained(model, str(path), is_trainable=False)
     except (ValueError, RuntimeError) as err:  # target modules not found, tensors of another shape
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
+        raise DeloraVizError(
             f"the adapter at {path} does not fit the base model '{base}' ({first[:200]}); "
             "pass the model it was trained on with --base_model"
         ) from None

@@ -5,7 +5,7 @@
 
 The pieces of a step (batches, epochs, accumulation, warm-up, precision, the run's RNG) are in
 steps.py; `compare` / `lr_sweep` (several runs interleaved, each on its own RNG stream) in comparisons.py,
-also importable from here. A run whose loss turns NaN/inf stops there, marked diverged.
+on top of this module. A run whose loss turns NaN/inf stops there, marked diverged.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from .config import TrainConfig
 from .data import TextData, load_data
 from .hub import public_model_id
 from .methods import build_adapted_model, save_adapter
-from .models import LoadedModel, load_model
+from .models import LoadedModel, infer_task, load_model, resolve_model
 from .steps import RunRNG, grad_scaler, lr_factor, optimizer_steps, param_groups, step_indices, trainable_to_float32
-from .tasks import infer_task
 
 TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM"}
 HISTORY_NAME = "delora_history.jsonl"  # the same name TrackerCallback writes
@@ -91,15 +90,18 @@ class Prepared:
 
 
 def prepare(config: TrainConfig) -> Prepared:
+    """Load the config's model and data once (a comparison's runs share them). The model's source is
+    resolved once, into one value the task inference and the loader both read."""
     torch.manual_seed(config.seed)  # a fresh task head is drawn at load: the same seed, the same head everywhere
+    source = resolve_model(config.model)
     data = load_data(
         config.data,
-        infer_task(config.model, config.task),
+        infer_task(source, config.task),
         eval_fraction=config.eval_fraction,
         max_examples=config.max_examples,
         seed=config.seed,
     )
-    loaded = load_model(config.model, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
+    loaded = load_model(source, data.task, num_labels=data.num_labels, device=config.device, dtype=config.dtype)
     return Prepared(loaded, data)
 
 
@@ -146,7 +148,7 @@ def iter_train(
         config = replace(config, steps=total_steps)
     schedule = step_indices(len(data.train_texts), config.batch_size, config.gradient_accumulation_steps, config.seed)
     eval_name = "accuracy" if data.task == "classification" else "perplexity"
-    rows = [dict(r, run=run) for r in tracker.step(0)]
+    rows = [dict(r, run=run) for r in tracker.start()]  # step 0: dW = 0
     evaluate = lambda: steps.evaluate(model, data, config, loaded)  # noqa: E731
     if config.eval_every and prepared.baseline is None:  # every method starts from the same model: evaluate once
         prepared.baseline = evaluate()
@@ -204,21 +206,6 @@ def iter_train(
 def train(config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None) -> RunResult:
     """Run iter_train to the end and return its RunResult."""
     return deque(iter_train(config, prepared, stop), maxlen=1)[0]  # the last event: the RunResult
-
-
-_COMPARE_NAMES = ("compare", "iter_compare", "iter_lr_sweep", "lr_sweep", "sweep_frame")
-_OLD_NAMES = {"_batches": "batches", "_loss": "loss_of", "_param_groups": "param_groups", "_encode": "encode"}
-
-
-def __getattr__(name: str):
-    """compare / lr_sweep live in training/comparisons.py (they import this module); old private names in steps."""
-    if name in _COMPARE_NAMES:
-        from . import comparisons
-
-        return getattr(comparisons, name)
-    if name in _OLD_NAMES:
-        return getattr(steps, _OLD_NAMES[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------- pieces of the loop

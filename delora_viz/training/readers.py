@@ -11,6 +11,8 @@ from __future__ import annotations
 from itertools import repeat
 from pathlib import Path
 
+from ..errors import DeloraVizError
+
 MIN_EXAMPLES = 4
 TEXT_COLUMNS = ("text", "sentence", "content", "document", "review", "body")
 PAIR_COLUMNS = (
@@ -73,14 +75,16 @@ def _file_builder(path: Path, task: str) -> tuple[str]:
         raise FileNotFoundError(f"data file or folder not found: {path}")
     builder = BUILDERS.get(path.suffix.lower())
     if builder is None:
-        raise ValueError(
+        raise DeloraVizError(
             f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(FILE_SUFFIXES)}, "
-            "or a folder that datasets.load_dataset reads (e.g. train.jsonl + test.jsonl)"
+            "or a folder that datasets.load_dataset reads (e.g. train.jsonl + test.jsonl)",
+            field="data",
         )
     if builder == "text" and task == "classification":
-        raise ValueError(
+        raise DeloraVizError(
             f"{path}: a .txt file has no labels; for classification use a .csv, .json or .jsonl file "
-            "with a text column and a label column, or train a causal LM (task='causal_lm', --task causal_lm)"
+            "with a text column and a label column, or train a causal LM (task='causal_lm', --task causal_lm)",
+            field="data",
         )
     return (builder,)
 
@@ -100,18 +104,21 @@ def _load(spec: str, args: tuple, kwargs: dict):
     except DatasetGenerationError as err:
         kind = "JSON Lines (one object per line) or a JSON list" if args[0] == "json" else args[0]
         why = str(err.__cause__ or err).strip().splitlines()[0]  # one line: the parser's first words say it
-        raise ValueError(f"{spec}: datasets could not read it as {kind}: {why}") from err
+        raise DeloraVizError(f"{spec}: datasets could not read it as {kind}: {why}", field="data") from err
     except (ConnectionError, FileNotFoundError) as err:  # offline, not found, a folder without data files
         if Path(spec).expanduser().exists():
-            raise ValueError(f"{spec}: datasets.load_dataset found no data in it ({err})") from err
-        raise ValueError(
+            raise DeloraVizError(f"{spec}: datasets.load_dataset found no data in it ({err})", field="data") from err
+        raise DeloraVizError(
             f"dataset '{spec}' is not available offline (or does not exist): pass a local .csv/.json/.jsonl/.txt "
-            "file or a dataset folder, or run once with network access"
+            "file or a dataset folder, or run once with network access",
+            field="data",
         ) from err
     except ValueError as err:  # an empty file, a wrong config or split name
         if "corresponds to no data" in str(err):
-            raise ValueError(f"{spec}: found 0 examples (empty data); need at least {MIN_EXAMPLES}") from err
-        raise ValueError(f"could not load dataset '{spec}': {err}") from err
+            raise DeloraVizError(
+                f"{spec}: found 0 examples (empty data); need at least {MIN_EXAMPLES}", field="data"
+            ) from err
+        raise DeloraVizError(f"could not load dataset '{spec}': {err}", field="data") from err
 
 
 def _one_json_object(ds, kwargs):
@@ -184,15 +191,16 @@ def pick_columns(
     lower = {c.lower(): c for c in columns}
     for given in (text_column, label_column):
         if given is not None and given not in columns:
-            raise ValueError(f"column '{given}' not found; the columns are: {found}")
+            raise DeloraVizError(f"column '{given}' not found; the columns are: {found}", field="text_column")
     label = label_column
     if task == "classification" and label is None:
         label = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
         if label is None:
-            raise ValueError(
+            raise DeloraVizError(
                 f"no label column found for classification (looked for {', '.join(LABEL_COLUMNS)}); "
                 f"name one with {LABEL_FLAGS}, one of: {found}; or train a causal LM on the text "
-                "(task='causal_lm', --task causal_lm)"
+                "(task='causal_lm', --task causal_lm)",
+                field="label_column",
             )
     if text_column is not None:
         return [text_column], label
@@ -205,9 +213,10 @@ def pick_columns(
     textual = [c for c in columns if c != label and _is_textual(columns[c])]
     if len(textual) == 1:
         return textual, label
-    raise ValueError(
+    raise DeloraVizError(
         f"no text column found (looked for {', '.join(TEXT_COLUMNS)} or pairs like "
-        f"question+answer); name it with {TEXT_FLAGS}, one of: {found}"
+        f"question+answer); name it with {TEXT_FLAGS}, one of: {found}",
+        field="text_column",
     )
 
 
@@ -225,8 +234,9 @@ def encode_labels(values: list, class_names: list[str] | None = None) -> tuple[l
     if class_names is not None:  # a datasets ClassLabel: ids already index its names
         return [int(v) for v in values], list(class_names)
     if any(isinstance(v, (list, dict)) for v in values):
-        raise ValueError(
-            f"the label column holds lists (multi-label?); name a column with one class per row with {LABEL_FLAGS}"
+        raise DeloraVizError(
+            f"the label column holds lists (multi-label?); name a column with one class per row with {LABEL_FLAGS}",
+            field="label_column",
         )
     ints = [_as_int(v) for v in values]
     if all(i is not None for i in ints):
@@ -234,9 +244,10 @@ def encode_labels(values: list, class_names: list[str] | None = None) -> tuple[l
         index = {v: i for i, v in enumerate(uniq)}
         return [index[v] for v in ints], [str(v) for v in uniq]
     if all(_is_float(v) for v in values):
-        raise ValueError(
+        raise DeloraVizError(
             "the label column holds non-integer numbers (a regression target?); "
-            "classification needs class labels (strings or integers)"
+            "classification needs class labels (strings or integers)",
+            field="label_column",
         )
     names = sorted({str(v).strip() for v in values})
     index = {n: i for i, n in enumerate(names)}
@@ -246,7 +257,7 @@ def encode_labels(values: list, class_names: list[str] | None = None) -> tuple[l
 def text_and_raw_labels(columns, task, text_column=None, label_column=None, class_names=None):
     """Columns -> (texts, raw labels or Nones, the label column's class names); drops rows with empty cells."""
     if not any(len(v) for v in columns.values()):
-        raise ValueError(f"found 0 examples (empty data); need at least {MIN_EXAMPLES}")
+        raise DeloraVizError(f"found 0 examples (empty data); need at least {MIN_EXAMPLES}", field="data")
     text_cols, label_col = pick_columns(columns, task, text_column, label_column)
     class_names = (class_names or {}).get(label_col)
     rows = zip(*(columns[c] for c in text_cols), columns[label_col] if label_col else repeat(None))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DeloraVizError
 from ..instruments.history import summarize
 
 REPORTERS = ("tensorboard", "trackio", "none")
@@ -34,7 +35,9 @@ class TensorBoardWriter:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:  # torch's writer needs the tensorboard package
-            raise ValueError("--report_to tensorboard needs TensorBoard: pip install tensorboard") from err
+            raise DeloraVizError(
+                "--report_to tensorboard needs TensorBoard: pip install tensorboard", field="report_to"
+            ) from err
         self.writer = SummaryWriter(log_dir=str(Path(output_dir) / "runs" / run_name))
         self.writer.add_text("config", "\n".join(f"{k}: {v}" for k, v in config.items()), 0)
 
@@ -53,7 +56,7 @@ class TrackioWriter:
         try:
             import trackio
         except ImportError as err:
-            raise ValueError("--report_to trackio needs Trackio: pip install trackio") from err
+            raise DeloraVizError("--report_to trackio needs Trackio: pip install trackio", field="report_to") from err
         self.trackio = trackio
         trackio.init(project=TRACKIO_PROJECT, name=run_name, config=config, embed=False, auto_log_cpu=False)
 
@@ -71,5 +74,8 @@ def open_writers(report_to: list[str], output_dir, run_name: str, config: dict) 
     """One writer per name in report_to ("none" alone: no writer)."""
     unknown = [name for name in report_to if name not in REPORTERS]
     if unknown or ("none" in report_to and len(report_to) > 1):
-        raise ValueError(f"--report_to takes {', '.join(REPORTERS)} (or several, comma-separated), got {report_to}")
+        raise DeloraVizError(
+            f"--report_to takes {', '.join(REPORTERS)} (or several, comma-separated), got {report_to}",
+            field="report_to",
+        )
     return [WRITERS[name](output_dir, run_name, config) for name in dict.fromkeys(report_to) if name != "none"]

@@ -1,10 +1,9 @@
 """The task a model is for, read from its config: a `...ForCausalLM` checkpoint or a decoder-only
 config (Llama, Qwen, Mistral, ...) means causal LM; anything else (BERT, a sequence classifier) means
-classification. An explicit task always wins (the CLI's --task, TrainConfig.task)."""
+classification. An explicit task always wins (the CLI's --task, TrainConfig.task). models.infer_task reads
+a model's config from its source and asks here."""
 
 from __future__ import annotations
-
-from .config import TASKS
 
 
 def task_from_config(config, task: str | None = None, num_labels: int | None = None) -> str:
@@ -30,29 +29,3 @@ def is_decoder_only(config) -> bool:
     if getattr(config, "is_encoder_decoder", False):
         return False
     return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-
-def infer_task(spec: str | None, task: str | None = None) -> str:
-    """The task for model `spec` (a preset, a local directory or a Hub id), reading only its config."""
-    from .hub import preset_key
-    from .models import EMBEDDED_MODEL, _quiet_transformers, resolve_model_source
-
-    if task is not None:
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        return task
-    key = preset_key(spec)
-    if key is not None:
-        return "classification" if key == EMBEDDED_MODEL else "causal_lm"
-    from transformers import AutoConfig
-
-    source = resolve_model_source(spec)
-    try:
-        with _quiet_transformers():
-            config = AutoConfig.from_pretrained(source, trust_remote_code=False)
-    except OSError as err:  # a Hub id not in the local cache, offline
-        raise ValueError(
-            f"model '{spec}' is not available offline: download it once with network access, "
-            "or pass a local directory (with config.json)"
-        ) from err
-    return task_from_config(config)
