@@ -1,4 +1,4 @@
-"""The app as a shared service: sessions freed, the app's own queue, Stop per tab, limits, OOM recovery.
+"""The app as a shared service: sessions freed, the app's own queue, one Stop per session, limits, OOM recovery.
 
 The session churn probe lives in service_probe.py (it also runs on an older checkout, for a before/after).
 """
@@ -108,9 +108,8 @@ def test_a_queued_run_says_it_waits_and_stop_cancels_it(tiny_bert_dir, text_file
     gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"]))
     first = next(gen)[0]
     assert first.startswith("waiting: 1 run ahead"), first
-    handlers.stop(session, "sweep")  # the Sweep tab's Stop is not this tab's
     assert next(gen)[0].startswith("waiting: 1 run ahead")
-    handlers.stop(session)  # this tab's Stop: the run leaves the queue before it starts
+    handlers.stop(session)  # Stop: the run leaves the queue before it starts
     rest = [out[0] for out in gen]
     assert rest[-1] == "cancelled while waiting: nothing ran" and session.prepared is None
     assert len(handlers.QUEUE) == 1 and running.admitted()
