@@ -74,6 +74,11 @@ class Baseline:
     value: float | None
 
 
+class RunEnded(RuntimeError):
+    """The process training a run ended without finishing it (a crash, the kernel's out-of-memory killer):
+    not the user's mistake nor the app's bug; the handler shows the message and the server serves on."""
+
+
 @dataclass
 class Failed:
     """An exception raised in the training process (re-raised in the server with its type)."""

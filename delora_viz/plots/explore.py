@@ -399,7 +399,7 @@ def plot_angle_small_multiples(
             axes[0, k].set_ylabel("")
             axes[1, k].set_ylabel("")
     legend(axes[0, 0])
-    fig.suptitle("Growing the factors (σ) grows LoRA; only λ moves DeLoRA (r = %d)" % r)
+    fig.suptitle(f"Growing the factors (σ) grows LoRA, not DeLoRA; λ moves DeLoRA's bar and ceiling (r = {r})")
     return fig
 
 
