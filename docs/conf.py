@@ -17,7 +17,6 @@ import io
 import os
 import pkgutil
 import re
-import shutil
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -69,16 +68,23 @@ copybutton_prompt_is_regexp = True
 # generated at build time: the tutorials (copied), the CLI's help, the module map
 
 
-def copy_if_changed(src: Path, dst: Path) -> None:
-    """Copy src to dst unless dst already holds the same bytes (keeps incremental builds incremental)."""
-    if dst.exists() and dst.read_bytes() == src.read_bytes():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
+def run_note(nb) -> str:
+    """What the reader should know about the outputs on a tutorial page: which run made them, or none did."""
+    stamp = nb.metadata.get("delora_viz", {}).get("execution")
+    if not stamp:
+        return "This notebook has not been executed yet: the page shows its code without outputs."
+    when = f"{stamp.get('date', '?')[:10]} with delora-viz {stamp.get('delora_viz_version', '?')}"
+    took = f"{stamp.get('seconds', 0) / 60:.1f} min on {stamp.get('machine', 'an unnamed machine')}"
+    if stamp.get("mode") != "full":
+        return f"These outputs come from a **fast-mode** run ({when}): its numbers are only a smoke test."
+    return f"The outputs below come from a full run of the notebook on {when} ({took})."
 
 
 def copy_tutorials() -> list[Path]:
-    """notebooks/NN_name.ipynb -> docs/tutorials/NN_name.ipynb (and their data files, images)."""
+    """notebooks/NN_name.ipynb -> docs/tutorials/NN_name.ipynb, with a note after the title saying which run
+    made the outputs shown (from the stamp that notebooks/execute.py writes)."""
+    import nbformat
+
     target = DOCS / "tutorials"
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     wanted = {p.name for p in notebooks}
@@ -86,7 +92,16 @@ def copy_tutorials() -> list[Path]:
         if stale.name not in wanted:
             stale.unlink()
     for path in notebooks:
-        copy_if_changed(path, target / path.name)
+        nb = nbformat.read(path, as_version=4)
+        source = f"notebooks/{path.with_suffix('.py').name}"
+        note = f":::{{note}}\n{run_note(nb)} Source: `{source}`; to run it yourself: `jupyter lab notebooks/`.\n:::"
+        nb.cells.insert(
+            1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, nbformat.v4.new_markdown_cell(note)
+        )
+        for cell in nb.cells:
+            cell.pop("id", None)  # the inserted cell needs none; ids mean nothing on a page
+        nb.nbformat_minor = min(nb.nbformat_minor, 4)
+        write_if_changed(target / path.name, nbformat.writes(nb))
     return notebooks
 
 

@@ -123,7 +123,8 @@ explore.show_interactive(
 # same axes. Read it left to right: growing $\sigma$ a hundredfold grows LoRA's update a hundredfold and
 # turns $W$ by 45° at $\sigma = 1$; DoRA's follows until its rows, which keep their length, can only rotate;
 # DeLoRA's bar does not move with $\sigma$ at all. Only the last panel, where $\lambda$ goes from 5 to 20,
-# moves DeLoRA's bar and its ceiling, by the same factor of 4.
+# moves DeLoRA's bar and its ceiling, by the same factor of 4. (Here the directions of $A$ and $B$ stay
+# fixed; turning them moves DeLoRA's norm below the ceiling too, as exercise 2 at the end shows.)
 
 # %% tags=["figure"]
 explore.plot_angle_small_multiples(W, settings=((0.01, 5.0), (0.1, 5.0), (1.0, 5.0), (1.0, 20.0)), r=8)

@@ -61,6 +61,7 @@ def run(tiny_bert_dir, text_files):
     b.close()
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_compare_streams_status_and_live_frames(run):
     _, _, outputs = run
     statuses = [out[0] for out in outputs]
@@ -85,6 +86,7 @@ def test_compare_streams_status_and_live_frames(run):
     assert evals.dropna()["value"].between(0, 1).all()
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_compare_results_table_downloads_and_adapters(run):
     session, _, outputs = run
     table = next(out[7] for out in outputs if isinstance(out[7], pd.DataFrame))
@@ -106,6 +108,7 @@ def test_compare_results_table_downloads_and_adapters(run):
     assert set(session.results) == set(METHODS)
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_two_sessions_do_not_share_state(run):
     a, b, _ = run
     assert all(r.status == "finished" for r in a.results.values())  # b's stop flag never reached a's run
@@ -117,6 +120,7 @@ def test_two_sessions_do_not_share_state(run):
     assert copy.deepcopy(a) is not a and copy.deepcopy(a).results == {}  # what gr.State does per session
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_inspect_a_layer(run):
     session, _, outputs = run
     layer = outputs[-1][10]["value"]
@@ -131,6 +135,7 @@ def test_inspect_a_layer(run):
     assert handlers.inspect(session, "nope", layer)[0].startswith("⚠️")
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
     session = UiSession()
     gen = handlers.compare(session, METHODS, *_values(tiny_bert_dir, text_files, steps=50, eval_every=0))
@@ -188,6 +193,7 @@ def test_bad_uploads_show_a_message(tiny_bert_dir, text_files, tmp_path, monkeyp
     assert "the limit is 0.0001 MB" in out[-1][0]
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_unexpected_errors_are_a_message_not_a_traceback(tiny_bert_dir, text_files, monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError("the GPU caught fire")
@@ -207,6 +213,7 @@ def test_unexpected_errors_are_a_message_not_a_traceback(tiny_bert_dir, text_fil
     assert outputs[-1][0] == "⚠️ internal error, see the server log" and "KeyError: 'rows'" in caplog.text
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_lr_sweep_tab(tiny_bert_dir, text_files):
     session = UiSession()
     outputs = list(handlers.sweep(session, ["lora", "delora"], "1, 100", 2, *_values(tiny_bert_dir, text_files)))
@@ -405,6 +412,7 @@ def test_the_accuracy_plot_shows_every_evaluation_and_a_lone_baseline():
     assert view.status().startswith("stopped at step 18 (lora), 17 (delora) of 40")
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_one_stop_per_session_stops_a_sweep_too(tiny_bert_dir, text_files):
     session, other = UiSession(), UiSession()
     gen = handlers.sweep(session, ["lora", "delora"], "1, 10", 30, *_values(tiny_bert_dir, text_files))
@@ -443,6 +451,7 @@ def test_known_library_warnings_stay_out_of_the_log():
     assert [str(w.message) for w in seen] == ["something new"]
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_the_fixed_lambda_run_keeps_lambda_and_still_moves_its_norm(tiny_bert_dir, text_files):
     from delora_viz.training.comparisons import compare
     from delora_viz.training.config import TrainConfig

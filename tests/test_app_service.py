@@ -1,4 +1,4 @@
-"""The app as a shared service: sessions freed, the app's own queue, Stop per tab, limits, OOM recovery.
+"""The app as a shared service: sessions freed, the app's own queue, one Stop per session, limits, OOM recovery.
 
 The session churn probe lives in service_probe.py (it also runs on an older checkout, for a before/after).
 """
@@ -33,6 +33,7 @@ class _Request:
 
 
 # ----------------------------------------------------------------------------- session lifecycle
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_registry_frees_a_closed_or_idle_session(tiny_bert_dir, text_files):
     sessions = Sessions(ttl_s=60)
     a, b = sessions.get(_Request("a")), sessions.get(_Request("b"))
@@ -49,6 +50,7 @@ def test_registry_frees_a_closed_or_idle_session(tiny_bert_dir, text_files):
     assert sessions.reap(now=time.monotonic() + 3600) == 1 and len(sessions) == 0 and b.closed
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_a_session_closed_mid_run_frees_when_its_run_ends(tiny_bert_dir, text_files):
     session = UiSession()
     gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"], steps=50, eval_every=0))
@@ -62,6 +64,7 @@ def test_a_session_closed_mid_run_frees_when_its_run_ends(tiny_bert_dir, text_fi
     assert session.prepared is None and session.results == {} and session.directory is None
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_the_sweep_keeps_metrics_not_models(tiny_bert_dir, text_files, monkeypatch):
     kept = []
     real = handlers.sweep_frame
@@ -105,9 +108,8 @@ def test_a_queued_run_says_it_waits_and_stop_cancels_it(tiny_bert_dir, text_file
     gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"]))
     first = next(gen)[0]
     assert first.startswith("waiting: 1 run ahead"), first
-    handlers.stop(session, "sweep")  # the Sweep tab's Stop is not this tab's
     assert next(gen)[0].startswith("waiting: 1 run ahead")
-    handlers.stop(session)  # this tab's Stop: the run leaves the queue before it starts
+    handlers.stop(session)  # Stop: the run leaves the queue before it starts
     rest = [out[0] for out in gen]
     assert rest[-1] == "cancelled while waiting: nothing ran" and session.prepared is None
     assert len(handlers.QUEUE) == 1 and running.admitted()
@@ -139,6 +141,7 @@ def test_caps_on_steps_batch_and_length(tiny_bert_dir, text_files, monkeypatch):
     assert "batch size is 5; this server allows at most 4" in out[-1][0]
 
 
+@pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_out_of_memory_ends_the_run_keeps_the_record_and_the_app_usable(tiny_bert_dir, text_files, monkeypatch):
     real = runner.iter_compare
 
@@ -175,4 +178,5 @@ def test_garbage_upload_is_one_line_without_a_traceback(tiny_bert_dir, text_file
 def test_ambiguous_columns_are_named_in_the_ui_s_words(tiny_bert_dir, text_files):
     out = list(handlers.compare(UiSession(), ["lora"], *_values(tiny_bert_dir, None, upload=text_files["no_text_csv"])))
     message = out[-1][0]
-    assert "text_column=" not in message and "label_column=" not in message and "'text column'" in message, message
+    assert "text_column" not in message and "label_column" not in message, message
+    assert message.startswith("⚠️ text column: "), message  # DeloraVizError.field -> the widget's label

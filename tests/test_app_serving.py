@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -97,6 +98,14 @@ def test_zerogpu_duration_grows_with_the_run_and_never_exceeds_the_cap():
     zerogpu.check_fits(_job())  # the default comparison fits one call
     with pytest.raises(ValueError, match="at most .* s per run: lower the steps"):
         zerogpu.check_fits(_job(steps=2000))
+
+
+def test_on_zerogpu_a_run_too_long_for_one_call_is_refused_before_it_starts(tiny_bert_dir, text_files, monkeypatch):
+    monkeypatch.setattr(runner, "BACKEND", zerogpu.ZeroGpuBackend())
+    values = _values(tiny_bert_dir, text_files["csv"], steps=2000, eval_every=0)
+    out = list(handlers.compare(UiSession(), ["lora", "dora", "delora"], *values))
+    assert "GPU time; this Space grants at most 300 s per run: lower the steps" in out[-1][0], out[-1][0]
+    assert not list(Path(tempfile.gettempdir()).glob("delora-viz-stop-*/stop"))  # nothing left behind
 
 
 def test_off_zerogpu_the_gpu_function_is_the_plain_generator():
@@ -272,7 +281,10 @@ def test_the_space_folder_s_app_trains_a_tiny_run(tmp_path):
         assert status.startswith("finished 1/1 steps"), status
         client.close()
         where = subprocess.run(
-            [sys.executable, "-c", "import delora_viz; print(delora_viz.__file__)"], env=env, capture_output=True
+            [sys.executable, "-c", "import delora_viz; print(delora_viz.__file__)"],
+            cwd=folder,  # as app.py runs: its folder first on sys.path, then the wheel
+            env=env,
+            capture_output=True,
         )
         assert str(wheel) in where.stdout.decode()  # the app ran the wheel's code, not this checkout
     finally:

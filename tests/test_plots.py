@@ -255,7 +255,7 @@ def test_lr_sweep_panels_and_diverged_markers():
     diverged = lines_by_gid(fig, "diverged")
     assert len(diverged) == 4 and all(ln.get_marker() == "x" for ln in diverged)  # lora+dora, 2 panels
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert "diverged" in labels and {"lora", "dora", "delora"} <= set(labels)
+    assert "diverged (loss NaN)" in labels and {"LoRA", "DoRA", "DeLoRA"} <= set(labels)  # plain names
     with pytest.raises(ValueError, match="lr_multiplier"):
         plot_lr_sweep(sweep_frame().assign(lr_multiplier=0.0))
 

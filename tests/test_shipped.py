@@ -113,3 +113,18 @@ def test_bad_input_says_what_is_wrong(tmp_path):
         load_or_compute("sweep", {"f": object()}, Counter(), tmp_path)
     with pytest.raises(ValueError, match=r"must return \{name: DataFrame\}"):
         load_or_compute_many(["a", "b"], CONFIG, lambda: {"a": frame()}, tmp_path)
+
+
+def test_the_shipped_lr_sweep_is_small_and_matches_its_spec():
+    """The files under notebooks/data that notebooks 00 and 03 read: present, stamped with LR_SWEEP, < 1 MB."""
+    folder = shipped.default_directory()
+    for name in ("lr_sweep", "lr_sweep_steps"):
+        assert shipped.shipped_matches(name, shipped.LR_SWEEP, folder), f"{name} is stale: recompute it"
+        assert (folder / f"{name}.csv").stat().st_size < 1_000_000
+    sweep = load_shipped("lr_sweep", folder)
+    spec = shipped.LR_SWEEP
+    assert len(sweep) == len(spec["methods"]) * len(spec["multipliers"])
+    assert set(sweep["method"]) == set(spec["methods"])
+    steps = load_shipped("lr_sweep_steps", folder)
+    delora = steps[steps["method"].str.startswith("delora")]
+    assert (delora["delta_fro_mean"] <= delora["bound_mean"] * (1 + 1e-5)).all()  # the bound held in every run

@@ -108,6 +108,9 @@ def _error(err: BaseException) -> str:
             "out of GPU memory: the run ended and its memory was freed; what was recorded is kept. "
             "Try fewer methods, a smaller batch size, max length or rank"
         )
+    elif isinstance(err, runner.RunEnded):  # app-serve: its worker process died; the server serves on
+        log.error("a run's training process ended: %s", err)
+        message = str(err)
     else:
         message = user_message(err)
     if message is None:

@@ -10,7 +10,8 @@ over many arenas that each keep their own free memory.
     memory.tune_allocator()   # once, at launch
     ...run...; memory.trim()  # after a run's models are dropped
 
-Both are no-ops where the C library is not glibc (macOS, Windows, musl).
+Both are no-ops where the C library is not glibc (macOS, Windows, musl), and with
+DELORA_VIZ_MALLOC_TRIM=0 (to measure the server without them: tests/service_probe.py --rss).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _glibc():
         return None
 
 
-LIBC = _glibc()
+LIBC = _glibc() if os.environ.get("DELORA_VIZ_MALLOC_TRIM", "1") != "0" else None
 
 
 def tune_allocator(arena_max: int | None = None) -> bool:

@@ -74,6 +74,11 @@ class Baseline:
     value: float | None
 
 
+class RunEnded(RuntimeError):
+    """The process training a run ended without finishing it (a crash, the kernel's out-of-memory killer):
+    not the user's mistake nor the app's bug; the handler shows the message and the server serves on."""
+
+
 @dataclass
 class Failed:
     """An exception raised in the training process (re-raised in the server with its type)."""
@@ -85,8 +90,10 @@ class Failed:
 _CACHE = None  # a UiSession of the training process: its last model + data, reused when the next run matches
 
 
-def job_events(job: Job) -> Iterator[Loaded | Baseline | Failed | object]:
-    """Train `job` here; yield Loaded, then the training events (and Baseline when it changes). Picklable."""
+def job_events(job: Job, keep_cache: bool = True) -> Iterator[Loaded | Baseline | Failed | object]:
+    """Train `job` here; yield Loaded, then the training events (and Baseline when it changes). Picklable.
+    keep_cache: keep the loaded model for the next run in this process (a device's worker); ZeroGPU's
+    worker lets it go, so nothing stays on a GPU once the call has ended."""
     global _CACHE
     import tqdm
 
@@ -130,6 +137,8 @@ def job_events(job: Job) -> Iterator[Loaded | Baseline | Failed | object]:
     except Exception as err:  # noqa: BLE001 - every error goes back to the server, which words it
         yield Failed(err)
     finally:
+        if not keep_cache and _CACHE is not None:
+            _CACHE.free_models()  # collects, empties the CUDA cache and trims
         memory.trim()
 
 
@@ -165,8 +174,9 @@ def start(session, config: TrainConfig, policy: Policy, public: str | None, job:
         return prepared
     stop_path = os.path.join(tempfile.mkdtemp(prefix="delora-viz-stop-"), "stop")
     job = replace(job, config=config, policy=policy, public=public, stop_path=stop_path)
-    items = BACKEND.start(job)
+    items = None
     try:
+        items = BACKEND.start(job)  # ZeroGPU refuses here a run too long for one call
         loaded, data = _next(items, poll=False), _next(items, poll=False)
     except BaseException:
         _close(items, stop_path)
@@ -213,7 +223,7 @@ def _remote_events(prepared: RemotePrepared, stop) -> Iterator:
         _close(prepared.items, prepared.stop_path)
 
 
-def _close(items: Iterator, stop_path: str) -> None:
+def _close(items: Iterator | None, stop_path: str) -> None:
     """Stop the run in the other process (if it still goes) and wait until it has let go of its device."""
     Path(stop_path).touch()
     close = getattr(items, "close", None)

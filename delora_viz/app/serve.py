@@ -41,17 +41,7 @@ def launch(
     else in this process, one at a time."""
     app_settings.MAX_UPLOAD_MB = max_upload_mb
     memory.tune_allocator()
-    devices = workers.default_devices() if devices is None else devices
-    if zerogpu.ACTIVE:
-        runner.use(zerogpu.ZeroGpuBackend())
-        handlers.QUEUE.slots = zerogpu.CONCURRENCY
-    elif devices:
-        pool = workers.DevicePool(devices)
-        runner.use(pool)
-        handlers.QUEUE.slots = len(devices)
-    else:
-        runner.use(None)
-        handlers.QUEUE.slots = 1
+    place_runs(devices)
     handlers.POLICY = policy or Policy.for_launch(host, share)
     if handlers.POLICY.served and not auth:
         print(WARNING.format(where="with --share" if share else f"on {host}"), file=sys.stderr, flush=True)
@@ -67,6 +57,17 @@ def launch(
         footer_links=["api", "gradio"],
         **kwargs,
     )
+
+
+def place_runs(devices: list[str] | None = None) -> None:
+    """Where runs train, and how many at once (the app's queue admits that many)."""
+    if zerogpu.ACTIVE:  # first: the Space's own process has no GPU to ask torch about
+        runner.use(zerogpu.ZeroGpuBackend())
+        handlers.QUEUE.slots = zerogpu.CONCURRENCY
+        return
+    devices = workers.default_devices() if devices is None else devices
+    runner.use(workers.DevicePool(devices) if devices else None)
+    handlers.QUEUE.slots = len(devices) if devices else 1
 
 
 WARNING = """

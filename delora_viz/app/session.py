@@ -1,4 +1,4 @@
-"""One browser session's state (stop flags, loaded model + data, last results, files) and the registry
+"""One browser session's state (its stop flag, loaded model + data, last results, files) and the registry
 that frees it when the tab closes or the session sits idle.
 
 Why a registry and not gr.State's delete_callback: in Gradio 6 that callback fires only for a State that
@@ -30,12 +30,11 @@ LIVE: weakref.WeakSet = weakref.WeakSet()  # every UiSession not yet garbage-col
 
 
 class UiSession:
-    """One browser session: stop flags (Compare and Sweep each have their own), a cached model + data,
+    """One browser session: a stop flag (either tab's Stop ends whatever it runs), a cached model + data,
     the last comparison's results and a folder for its downloads."""
 
     def __init__(self, prepare_fn=None):
-        self.stop = threading.Event()  # the Compare tab's Stop
-        self.sweep_stop = threading.Event()  # the Sweep tab's Stop
+        self.stop = threading.Event()  # Stop (on either tab): ends this session's comparison or sweep
         self.results: dict[str, RunResult] = {}
         self.prepared: Prepared | None = None
         self.busy = 0  # runs of this session admitted or waiting (a closed session frees when it reaches 0)
@@ -94,7 +93,6 @@ class UiSession:
         """Stop its runs; free models and files now, or when its running handler ends (it calls release())."""
         self.closed = True
         self.stop.set()
-        self.sweep_stop.set()
         if self.busy == 0:
             self._free()
 

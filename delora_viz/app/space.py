@@ -144,8 +144,11 @@ def _build_from_source(root: Path, directory: Path) -> Path:
             if (root / name).is_file():
                 shutil.copy2(root / name, src / name)
         shutil.copytree(root / "delora_viz", src / "delora_viz", ignore=shutil.ignore_patterns("__pycache__"))
-        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        out = subprocess.run([*command, "-w", str(directory), str(src)], capture_output=True, text=True)
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(directory), str(src)]
+        # offline with the setuptools already here; else pip fetches the build backend pyproject.toml names
+        out = subprocess.run([*command, "--no-build-isolation"], capture_output=True, text=True)
+        if out.returncode != 0:
+            out = subprocess.run(command, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"building the wheel failed:\n{out.stderr[-2000:]}")
     return _the_wheel(directory)

@@ -23,12 +23,10 @@ import queue
 import threading
 from dataclasses import replace
 
+from .runner import RunEnded as WorkerDied  # the run's training process ended
+
 POLL_S = 0.5  # how often a waiting run looks at Stop and at its worker's health
 END = b"end"
-
-
-class WorkerDied(RuntimeError):
-    """The training process of a run ended without finishing it."""
 
 
 def default_devices() -> list[str] | None:

@@ -62,7 +62,7 @@ def check_fits(job: runner.Job) -> None:
 
 def _train_on_gpu(job: runner.Job):
     """The @spaces.GPU function: a run, start to end, in ZeroGPU's worker."""
-    yield from runner.job_events(job)
+    yield from runner.job_events(job, keep_cache=False)  # nothing stays on the GPU after the call
 
 
 train_on_gpu = spaces.GPU(duration=duration)(_train_on_gpu) if spaces is not None else _train_on_gpu

@@ -35,6 +35,7 @@ so its small turns are resolved like LoRA's (tests/test_track.py: 1e-4 to 30 deg
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -186,20 +187,18 @@ DORA_ROUNDING = 4  # DoRA updates under DORA_ROUNDING * eps(m) * ||W|| are the m
 THREADED_GEMM_WEIGHTS = 1 << 20
 
 
-class num_threads:
+@contextmanager
+def num_threads(n: int | None):
     """torch.set_num_threads(n) inside the block (nothing when n is None or already the count)."""
-
-    def __init__(self, n: int | None):
-        self.n, self.previous = n, None
-
-    def __enter__(self):
-        if self.n is not None and torch.get_num_threads() != self.n:
-            self.previous = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            torch.set_num_threads(self.previous)
+    previous = torch.get_num_threads()
+    if n is None or n == previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def weight_products(weights: list[Tensor], X: Tensor, threads: int | None = None) -> Tensor:

@@ -3,7 +3,7 @@ the app's live plots read (frames.py)."""
 
 from .figures import plot_angles, plot_lambda, plot_loss, plot_update_norm, save_figures
 from .layers import plot_angle_strength, plot_bound_heatmap, plot_singular_values, plot_turn_strength
-from .sweep import plot_lr_sweep
+from .sweep import plot_lr_sweep, plot_sweep_norms
 
 __all__ = [
     "plot_angle_strength",
@@ -13,6 +13,7 @@ __all__ = [
     "plot_loss",
     "plot_lr_sweep",
     "plot_singular_values",
+    "plot_sweep_norms",
     "plot_turn_strength",
     "plot_update_norm",
     "save_figures",

@@ -226,7 +226,8 @@ def plot_direction_and_strength(tracker_df: pd.DataFrame, title: str | None = No
 
     Left: direction turned so far, the running sum of turn_deg (angle between dW at consecutive records),
     mean over layers (gid "turned:<run>"). Right: strength ||dW||_F / ||W||_F (gid "strength:<run>"), with
-    DeLoRA's ceiling |lambda| max_j w_j / ||W||_F dashed (gid "ceiling:<run>"; it moves as lambda learns).
+    DeLoRA's ceiling |lambda| max_j w_j / ||W||_F dashed (2 |lambda| max_j w_j with the paper init; gid
+    "ceiling:<run>"; it moves as lambda learns).
     Both panels share one style per method. When a bounded run reaches more than half of its last
     strength at step 1, an arrow marks "the jump at step 1" (PEFT's zero-init B). Look for: DeLoRA keeps
     turning at a flat strength under its ceiling (direction and strength learned apart); LoRA's and
@@ -244,7 +245,7 @@ def plot_direction_and_strength(tracker_df: pd.DataFrame, title: str | None = No
         if rows["ceiling_rel"].notna().any():
             size_ax.plot(
                 rows["step"], rows["ceiling_rel"], color=color, ls=(0, (5, 3)), lw=1.2,
-                label=f"{name} ceiling |λ| max_j w_j", gid=f"ceiling:{run}",
+                label=f"{name} ceiling {'2' if method == 'delora-paper' else ''}|λ| max_j w_j", gid=f"ceiling:{run}",
             )  # fmt: skip
             first = rows[rows["step"] == 1]
             if len(first) and first["rel_delta"].iloc[0] > 0.5 * rows["rel_delta"].iloc[-1]:

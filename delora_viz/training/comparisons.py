@@ -120,6 +120,9 @@ def sweep_steps_frame(results: list[RunResult]):
 
 
 def lr_sweep_frames(methods, multipliers, config: TrainConfig, prepared: Prepared | None = None, stop: Stop = None):
-    """{"lr_sweep": sweep_frame (one row per run), "lr_sweep_steps": sweep_steps_frame (one row per run and step)}."""
+    """{"lr_sweep": sweep_frame (one row per run) with a "baseline" column (the eval metric before training,
+    dW = 0), "lr_sweep_steps": sweep_steps_frame (one row per run and step)}."""
+    prepared = prepared or prepare(config)
     results = [e for e in iter_lr_sweep(methods, multipliers, config, prepared, stop) if isinstance(e, RunResult)]
-    return {"lr_sweep": sweep_frame(results), "lr_sweep_steps": sweep_steps_frame(results)}
+    baseline = math.nan if prepared.baseline is None else prepared.baseline
+    return {"lr_sweep": sweep_frame(results).assign(baseline=baseline), "lr_sweep_steps": sweep_steps_frame(results)}

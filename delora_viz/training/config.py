@@ -50,7 +50,7 @@ class TrainConfig:
     eval_examples: int = knob(96, "held-out examples per evaluation")
     eval_fraction: float = knob(0.2, "share of the data held out when the dataset has no test split")
     max_examples: int | None = knob(None, "cap on the dataset size")
-    track_every: int = knob(1, "record the update's geometry every N steps")
+    track_every: int = knob(1, "record the update's geometry every N steps (Tracker's and TrackerCallback's every=)")
     save_every: int = knob(0, "save the adapter every N steps (0: only at the end); needs output_dir")
     seed: int = knob(0, "seed of the data order, the head and the adapters")
     device: str = knob("auto", "auto (cuda > mps > cpu), cuda, cuda:1, mps or cpu")

@@ -29,8 +29,6 @@ BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".txt": "text"}  #
 FILE_SUFFIXES = tuple(BUILDERS)
 EVAL_SPLITS = ("test", "validation", "valid", "dev", "eval")  # a dataset's own held-out split, first found
 STREAM_BUFFER = 10_000  # rows shuffled in memory when a capped Hub dataset streams
-TEXT_FLAGS = "text_column=... (CLI: --text_column)"
-LABEL_FLAGS = "label_column=... (CLI: --label_column)"
 
 
 def read_text(path: Path) -> str:
@@ -198,7 +196,7 @@ def pick_columns(
         if label is None:
             raise DeloraVizError(
                 f"no label column found for classification (looked for {', '.join(LABEL_COLUMNS)}); "
-                f"name one with {LABEL_FLAGS}, one of: {found}; or train a causal LM on the text "
+                f"name the label column, one of: {found}; or train a causal LM on the text "
                 "(task='causal_lm', --task causal_lm)",
                 field="label_column",
             )
@@ -215,7 +213,7 @@ def pick_columns(
         return textual, label
     raise DeloraVizError(
         f"no text column found (looked for {', '.join(TEXT_COLUMNS)} or pairs like "
-        f"question+answer); name it with {TEXT_FLAGS}, one of: {found}",
+        f"question+answer); name the text column, one of: {found}",
         field="text_column",
     )
 
@@ -235,7 +233,7 @@ def encode_labels(values: list, class_names: list[str] | None = None) -> tuple[l
         return [int(v) for v in values], list(class_names)
     if any(isinstance(v, (list, dict)) for v in values):
         raise DeloraVizError(
-            f"the label column holds lists (multi-label?); name a column with one class per row with {LABEL_FLAGS}",
+            "the label column holds lists (multi-label?); name a column with one class per row",
             field="label_column",
         )
     ints = [_as_int(v) for v in values]
