@@ -118,7 +118,7 @@ CSS = f"""
 """
 # the results table's columns (run, status, steps, lr, final eval, ‖ΔW‖_F, ‖ΔW‖/‖W‖, ∠, ‖ΔW‖/bound, λ, time):
 # shares that hold each value on one line at 1440 px (Gradio otherwise squeezes them and breaks mid-word)
-TABLE_WIDTHS = ["10%", "11%", "7%", "6%", "11%", "8%", "9%", "8%", "11%", "8%", "11%"]
+TABLE_WIDTHS = ["10%", "11%", "7%", "7%", "10%", "8%", "9%", "8%", "11%", "8%", "11%"]
 Y_TITLES = {"norm": "‖ΔW‖_F", "angle": "∠(ΔW, W) degrees", "lambda": "λ", "loss": "loss", "eval": "accuracy"}
 
 
