@@ -118,13 +118,17 @@ assert sweep["eval_metric"].notna().any()
 lessons.plot_lr_collapse(sweep)
 
 # %% [markdown]
-# At the usual rate every method learns. As the rate grows, LoRA's line falls: at the largest multiples its
-# result drops towards what doing nothing gives (on BBC News, chance accuracy for 5 topics is about 0.2; on the
-# toy layer, 0 error removed), while DeLoRA's line stays higher. The cell below prints each method's worst and
-# best result over the sweep, and checks the two things this figure shows.
+# At the usual rate every method learns something. As the rate grows, LoRA's line falls: on MiniLM, already at ten
+# times its usual rate LoRA ends at about 0.23 accuracy, which is chance for 5 topics, and DoRA with it, while
+# DeLoRA stays above 0.5 at every multiple (in this run it even does better at the larger rates, about 0.77 at
+# 100x, in the same 40 steps). On the toy fallback the ordering is the same, with other numbers (0 means no error
+# removed). The cell below prints each method's worst and best result, and checks what the figure shows.
 
 # %%
 print("worst result over the sweep:", worst.round(3).to_dict(), " best:", best.round(3).to_dict())
+if SOURCE.startswith("MiniLM"):  # the shipped run: LoRA at chance (0.2 for 5 topics) from 10x on
+    high = sweep.query("method == 'lora' and lr_multiplier >= 10")["eval_metric"]
+    print("LoRA at 10x and above:", high.round(3).tolist())
 if not FAST:  # empirical: asserted in full mode, on the data the figure shows
     assert worst["lora"] < 0.6 * best["lora"]  # LoRA collapses somewhere in the sweep
     assert worst["delora"] > worst["lora"] + 0.2  # DeLoRA's worst run is far better than LoRA's worst
