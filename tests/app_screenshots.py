@@ -59,10 +59,10 @@ def run_preset(page, url: str, name: str, timeout_s: float = 1800) -> str:
 def round_trip(page, url: str) -> tuple[str, str]:
     page.goto(url + ROUND_TRIP)
     page.wait_for_selector("#sweep-run")
-    page.wait_for_function("() => document.querySelector('#rank input').value === '3'")
+    page.wait_for_function("() => document.querySelector('#rank input')?.value === '3'")
     assert page.get_by_role("tab", name="Learning-rate sweep").get_attribute("aria-selected") == "true"
     page.click("#link-button")
-    page.wait_for_function("() => document.querySelector('#link textarea, #link input').value.startsWith('http')")
+    page.wait_for_function("() => document.querySelector('#link textarea, #link input')?.value.startsWith('http')")
     written = page.locator("#link textarea, #link input").first.input_value()
     save(page, IMG / "app_link_round_trip.png", "#lessons", "#sweep-status")
     return url + ROUND_TRIP, written

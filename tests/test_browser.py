@@ -177,11 +177,11 @@ def test_two_sessions_queue_truthfully_and_stop_cancels_the_waiting_one(page, ap
 def test_a_link_opens_its_setup_and_the_link_button_writes_it_back(page, app_url):
     link = "?methods=lora,delora-paper&max_steps=5&lr_multipliers=0.5,5&rank=3&delora_lambda=8&tab=sweep"
     page.goto(app_url + link)
-    page.wait_for_function("() => document.querySelector('#rank input').value === '3'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#rank input')?.value === '3'", timeout=30_000)
     assert page.get_by_role("tab", name="Learning-rate sweep").get_attribute("aria-selected") == "true"
     page.click("#link-button")
     page.wait_for_function(
-        "() => document.querySelector('#link textarea, #link input').value.startsWith('http')", timeout=30_000
+        "() => document.querySelector('#link textarea, #link input')?.value.startsWith('http')", timeout=30_000
     )
     assert page.locator("#link textarea, #link input").first.input_value() == app_url + link
     assert page.url == app_url + link  # the address bar shows it too
@@ -191,6 +191,6 @@ def test_a_lesson_button_fills_the_fields_and_says_where_to_look(page, app_url):
     page.goto(app_url)
     page.wait_for_selector("#preset-rank-1-tight-bound")
     page.click("#preset-rank-1-tight-bound")
-    page.wait_for_function("() => document.querySelector('#rank input').value === '1'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#rank input')?.value === '1'", timeout=30_000)
     assert "rank 1" in page.locator("#lesson").inner_text()
     page.wait_for_function("() => location.search === '?preset=rank-1-tight-bound'", timeout=30_000)
