@@ -119,9 +119,10 @@ lessons.plot_lr_collapse(sweep)
 
 # %% [markdown]
 # At the usual rate every method learns something. As the rate grows, LoRA's line falls: on MiniLM, already at ten
-# times its usual rate LoRA ends at about 0.23 accuracy, which is chance for 5 topics, and DoRA with it, while
+# times its usual rate LoRA ends at about 0.23 accuracy, no better than guessing (chance is 0.2 for 5 topics), and
+# DoRA with it, while
 # DeLoRA stays above 0.5 at every multiple (in this run it even does better at the larger rates, about 0.77 at
-# 100x, in the same 40 steps). On the toy fallback the ordering is the same, with other numbers (0 means no error
+# 100x, in the same 20 steps). On the toy fallback the ordering is the same, with other numbers (0 means no error
 # removed). The cell below prints each method's worst and best result, and checks what the figure shows.
 
 # %%
@@ -155,7 +156,8 @@ if not FAST:  # empirical: asserted in full mode, on the data the figure shows
 # **ETHER** (Bini et al., 2024, the same first author as DeLoRA) goes to the other extreme: it multiplies the
 # weight by a *reflection* $H = I - 2 u u^\top$ with a unit vector $u$ (here on the output side, $W' = H W$).
 # Whatever $u$ is, $\|H - I\|_F = \|2 u u^\top\|_F = 2$: the transformation always has the same strength. It can
-# never run away, but it can never be gentle either: it cannot make a small update.
+# never run away, but it cannot be made gentle either: its update $-2u\,(u^\top W)$ has size $2\|W^\top u\|$,
+# set by where $u$ points, not by a learned strength.
 #
 # **DeLoRA** (Bini, Girrbach & Akata, 2025) sits between the two. It normalises LoRA's $r$ rank-one terms and
 # gives the update one learned scale $\lambda$ per layer; notebook 01 builds it from scratch. What matters here:

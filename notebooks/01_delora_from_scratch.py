@@ -25,7 +25,8 @@
 #
 # - DeLoRA's update $\Delta W = \frac{\lambda}{r} B\,\Xi\,A\,\mathrm{diag}(w)$, term by term, on a layer you can
 #   poke at, and why it is scaled by the norms of $W$'s columns.
-# - What the normalisation does (each rank-one term has size exactly 1, so rescaling $A$ or $B$ changes nothing)
+# - What the normalisation does (each normalised rank-one term $b_i a_i^\top/(\|b_i\|\,\|a_i\|)$ has norm exactly 1,
+#   so rescaling $A$ or $B$ changes nothing)
 #   and what it does not do ($\lambda$ alone does not set $\|\Delta W\|$).
 # - The ceiling $|\lambda| \max_j \|W_{:,j}\|$, with its two caveats: the paper's initialisation doubles it, and
 #   $\lambda$ is trained, so it moves.
@@ -243,7 +244,7 @@ if not FAST:  # empirical: what this run showed
 lessons.plot_lambda_frozen_vs_learned(runs)
 
 # %% [markdown]
-# With $\lambda$ frozen, $\|\Delta W\|$ grows by about half after the first step, from about 0.4 to about 0.6 of
+# With $\lambda$ frozen, $\|\Delta W\|$ grows by about 40% after the first step, from about 0.4 to about 0.6 of
 # its fixed ceiling: $A$ and $B$ turned *and* aligned their terms. With $\lambda$ learned the share of the ceiling
 # follows almost the same path, but the ceiling itself rises (here about threefold), and the update with it: the
 # toy task asks for a change larger than the first ceiling. On a real model the effect is the same

@@ -23,7 +23,8 @@
 # **What you will learn**
 #
 # - How any update splits into a **strength** $\|\Delta W\|_F$ and a **direction** $\Delta W / \|\Delta W\|_F$
-#   (the paper's "angle"), and how LoRA, DoRA and DeLoRA each write their update in those terms.
+#   (for DeLoRA the paper's "angle" is the direction of the normalised $B\,\Xi A$), and how LoRA, DoRA and DeLoRA each
+#   write their update in those terms.
 # - What making the factors bigger does to each method, and why it does nothing to DeLoRA.
 # - How to *see* the decoupling in training: DeLoRA's direction keeps turning while its strength stays flat
 #   under its ceiling.
@@ -320,10 +321,11 @@ for method in ("delora", "lora"):
 #
 # <details><summary>Answer</summary>
 #
-# Up, by roughly $\sqrt{r} \approx 2.8$. With the terms aligned,
+# Up, by at most $\sqrt{r} \approx 2.8$ (here about 2.3: training had already aligned the terms a little). With the
+# terms aligned,
 # $\Delta W = \lambda\, \hat b_1 (\hat a_1 \odot w)^\top$ (hats: unit vectors): the $r$ unit
 # terms add in phase instead of partly cancelling, so the norm goes from about
-# $|\lambda|\,\mathrm{rms}(w)/\sqrt{r}$ to about $|\lambda|\,\mathrm{rms}(w)$, still under the ceiling
+# somewhat above $|\lambda|\,\mathrm{rms}(w)/\sqrt{r}$ to about $|\lambda|\,\mathrm{rms}(w)$, still under the ceiling
 # $|\lambda| \max_j w_j$. $\lambda$ did not change: $A$ and $B$ decide where the norm sits below the ceiling.
 #
 # </details>
@@ -380,7 +382,8 @@ assert 1.5 < ratio < 5  # about sqrt(8) = 2.8
 # - M. Bini, L. Girrbach, Z. Akata. *Decoupling Angles and Strength in Low-rank Adaptation* (DeLoRA), ICLR 2025.
 #   [arXiv:2503.18225](https://arxiv.org/abs/2503.18225); code: https://github.com/ExplainableML/DeLoRA
 # - PEFT's `DeloraConfig`: https://huggingface.co/docs/peft/package_reference/delora
-# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*. [arXiv:2106.09685](https://arxiv.org/abs/2106.09685)
+# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*.
+#   [arXiv:2106.09685](https://arxiv.org/abs/2106.09685)
 # - S.-Y. Liu et al. *DoRA: Weight-Decomposed Low-Rank Adaptation*. [arXiv:2402.09353](https://arxiv.org/abs/2402.09353)
 # - M. Bini, K. Roth, Z. Akata, A. Khoreva. *ETHER: Efficient Finetuning of Large-Scale Models with Hyperplane
 #   Reflections*, ICML 2024. [arXiv:2405.20271](https://arxiv.org/abs/2405.20271)

@@ -22,7 +22,8 @@
 #   classify BBC News articles into 5 topics, rank 8 on the query and value projections.
 # - What DeLoRA's bound promises, stated with its two caveats: $\lambda$ is trained, so the ceiling
 #   moves; the paper's initialisation has a ceiling twice as high.
-# - The paper's learning-rate robustness experiment (its Fig. 2 and 3) in small: LoRA and DoRA collapse
+# - The paper's learning-rate robustness experiment (the paper's learning-rate robustness figures) in small: LoRA and
+#   DoRA collapse
 #   when the learning rate is 10 times too large, DeLoRA keeps working.
 # - Why: LoRA's $\|\Delta W\|$ grows with the learning rate until it crosses the ceiling that DeLoRA's
 #   update can never cross.
@@ -80,8 +81,8 @@ for name in ("lora", "dora", "delora"):
 #   $\lambda$ and $W$ (section 2).
 #
 # Same data order, same seed, same classification head and head learning rate; each method at its
-# recommended learning rate (LoRA and DoRA 2e-3; DeLoRA 3e-2 with $\lambda = 5$: its factors are
-# normalised away, so it takes larger steps). `compare` trains them side by side and records every
+# recommended learning rate (LoRA and DoRA 2e-3; DeLoRA 3e-2 with $\lambda = 5$: its update does
+# not grow with its factors, so it tolerates larger steps). `compare` trains them side by side and records every
 # adapted layer's update at every step.
 
 # %%
@@ -129,8 +130,8 @@ if not FAST:  # empirical: a few steps in fast mode say nothing
 #    rate, so the ceiling $|\lambda| \max_j w_j$ moves during training. The bound holds at every step
 #    against that step's $\lambda$; it is fixed in advance only if you freeze $\lambda$.
 # 2. **The paper's initialisation doubles it.** The paper starts $A$ and $B$ random and subtracts a
-#    frozen copy, $\Delta W = \frac{\lambda}{r}(B\Xi A - B_0 \Xi_0 A_0)\,\mathrm{diag}(w)$: two normalised
-#    terms, so its ceiling is $2|\lambda| \max_j w_j$.
+#    frozen copy, $\Delta W = \frac{\lambda}{r}(B\Xi A - B_0 \Xi_0 A_0)\,\mathrm{diag}(w)$: two sums of $r$
+#    normalised terms, each at most $|\lambda| \max_j w_j$, so its ceiling is $2|\lambda| \max_j w_j$.
 #
 # Within the ceiling, $\lambda$ does not set $\|\Delta W\|$ alone: $A$ and $B$ decide how aligned the $r$
 # unit terms are, and so where below the ceiling the norm sits (notebook 01).
@@ -177,7 +178,8 @@ print(
 # %% [markdown]
 # ## 3. Learning-rate robustness: the paper's experiment in small
 #
-# The paper's claim (Fig. 2 and 3): because DeLoRA's update is bounded, how far it moves from the
+# The paper's claim (its learning-rate robustness figures): because DeLoRA's update is bounded, how far it moves from
+# the
 # pretrained weights, and so its accuracy, depends much less on the learning rate than LoRA's and
 # DoRA's. We trained LoRA, DoRA and DeLoRA (PEFT init) at 1x, 10x and 100x their recommended rates, for
 # 20 steps of 8 articles cut to 48 tokens each: short runs, so that 9 of them fit on a shared CPU. The
@@ -214,7 +216,7 @@ plots.plot_lr_sweep(sweep)
 # **What the sweep shows** (the next cell prints and checks each of these on the shipped data):
 #
 # - LoRA and DoRA collapse from 10x their rate on: accuracy about 0.23, with distances from $W$ more than
-#   ten times their distance at 1x (LoRA's grows about a thousandfold at 100x).
+#   ten times their distance at 1x (LoRA's grows about 2,400-fold at 100x).
 # - DeLoRA stays above both of them at 10x and 100x, and above its own untrained accuracy; its distance
 #   changes by less than a factor of 10 across a 100-fold range of learning rates.
 # - These runs are short: at 1x none of the three has converged (full runs reach about 0.9, section 1),
@@ -341,8 +343,11 @@ assert ratios["delora-paper"] < 0.3  # paper init: it scales with the rate
 # - M. Bini, L. Girrbach, Z. Akata. *Decoupling Angles and Strength in Low-rank Adaptation* (DeLoRA),
 #   ICLR 2025. [arXiv:2503.18225](https://arxiv.org/abs/2503.18225); code:
 #   [github.com/ExplainableML/DeLoRA](https://github.com/ExplainableML/DeLoRA).
-# - PEFT's `DeloraConfig`: [huggingface.co/docs/peft/package_reference/delora](https://huggingface.co/docs/peft/package_reference/delora).
-# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*. [arXiv:2106.09685](https://arxiv.org/abs/2106.09685).
-# - S.-Y. Liu et al. *DoRA: Weight-Decomposed Low-Rank Adaptation*. [arXiv:2402.09353](https://arxiv.org/abs/2402.09353).
+# - PEFT's `DeloraConfig`:
+#   [huggingface.co/docs/peft/package_reference/delora](https://huggingface.co/docs/peft/package_reference/delora).
+# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*.
+#   [arXiv:2106.09685](https://arxiv.org/abs/2106.09685).
+# - S.-Y. Liu et al. *DoRA: Weight-Decomposed Low-Rank Adaptation*.
+#   [arXiv:2402.09353](https://arxiv.org/abs/2402.09353).
 # - M. Bini et al. *ETHER: Efficient Finetuning of Large-Scale Models with Hyperplane Reflections*.
 #   [arXiv:2405.20271](https://arxiv.org/abs/2405.20271).

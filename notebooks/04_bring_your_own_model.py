@@ -179,8 +179,9 @@ print(
 # The LoRA line it replaces is left as a comment. `print_trainable_parameters` shows how small the adapter
 # is: per adapted layer, $A$ ($r \times n$), $B$ ($m \times r$) and one $\lambda$, the same count as LoRA
 # plus one number per layer. The Trainer below is the standard one; the only addition is
-# `callbacks=[TrackerCallback(every=1)]`. Its numbers also reach the Trainer's logs, so they appear in
-# TensorBoard or Weights & Biases when you report to them.
+# `callbacks=[TrackerCallback(every=1)]`. Its numbers also reach the Trainer's log history; for TensorBoard or
+# Weights & Biases add it with `TrackerCallback.attach(trainer, every=1)` instead, so it runs before the loggers
+# (notebook 99).
 
 # %%
 # config = LoraConfig(r=R, lora_alpha=2 * R, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
@@ -421,8 +422,8 @@ plots.plot_bound_heatmap(history)
 #   `TypeError`. Llama, Qwen, Mistral, SmolLM2 and BERT-style models use `nn.Linear` and work.
 # - **$\lambda$ for the width, not PEFT's default.** $\lambda = 15$ is about 8% of $\|W\|$ for a 4096-wide
 #   layer at $r = 8$ but over 20% for SmolLM2's 576: use the rule of thumb of section 2 (or its slider).
-# - **The learning rate.** DeLoRA's factors are normalised away, so a step on $A$ or $B$ changes the
-#   update less than the same step in LoRA: DeLoRA usually wants a larger rate (on the embedded MiniLM
+# - **The learning rate.** DeLoRA's update does not grow with the size of its factors, so a large rate
+#   cannot inflate it: DeLoRA tolerates, and usually wants, a larger rate (on the embedded MiniLM
 #   task, 3e-2 against LoRA's 2e-3; notebook 03 sweeps it). Too large a rate cannot blow the update past
 #   its ceiling, but $\lambda$ learns at that rate too, and the ceiling moves with it.
 # - **Half precision.** In bfloat16, $\lambda = 5$ can only move in steps of 1/32: a bf16 $\lambda$ cannot
@@ -457,8 +458,11 @@ plots.plot_bound_heatmap(history)
 # - M. Bini, L. Girrbach, Z. Akata. *Decoupling Angles and Strength in Low-rank Adaptation* (DeLoRA),
 #   ICLR 2025. [arXiv:2503.18225](https://arxiv.org/abs/2503.18225); code:
 #   [github.com/ExplainableML/DeLoRA](https://github.com/ExplainableML/DeLoRA).
-# - PEFT's `DeloraConfig`: [huggingface.co/docs/peft/package_reference/delora](https://huggingface.co/docs/peft/package_reference/delora).
-# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*. [arXiv:2106.09685](https://arxiv.org/abs/2106.09685).
-# - S.-Y. Liu et al. *DoRA: Weight-Decomposed Low-Rank Adaptation*. [arXiv:2402.09353](https://arxiv.org/abs/2402.09353).
+# - PEFT's `DeloraConfig`:
+#   [huggingface.co/docs/peft/package_reference/delora](https://huggingface.co/docs/peft/package_reference/delora).
+# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*.
+#   [arXiv:2106.09685](https://arxiv.org/abs/2106.09685).
+# - S.-Y. Liu et al. *DoRA: Weight-Decomposed Low-Rank Adaptation*.
+#   [arXiv:2402.09353](https://arxiv.org/abs/2402.09353).
 # - M. Bini et al. *ETHER: Efficient Finetuning of Large-Scale Models with Hyperplane Reflections*.
 #   [arXiv:2405.20271](https://arxiv.org/abs/2405.20271).

@@ -33,7 +33,8 @@
 # **Time:** ~20 min to read, ~2 min to run (full mode, 2 CPU cores).
 #
 # Notation as in notebook 02: $W$ is $m \times n$ (out × in), $A$ is $r \times n$ with rows $a_i$, $B$ is
-# $m \times r$ with columns $b_i$, $w_j = \|W_{:,j}\|$; LoRA's $\Delta W = sBA$ with $s = \alpha / r$;
+# $m \times r$ with columns $b_i$, $w_j = \|W_{:,j}\|$; LoRA's $\Delta W = sBA$ with $s = \alpha / r$ ($\alpha/\sqrt
+# r$ for rsLoRA);
 # DeLoRA's $\Delta W = B\,\mathrm{diag}(d)\,A\,\mathrm{diag}(w)$ with $d_i = \lambda / (r\,\|a_i\|\,\|b_i\|)$.
 
 # %% [markdown]
@@ -291,7 +292,8 @@ display(heatmap)
 # model for every adapted layer and compares the tracker's last row (its float32 closed form) with the dense
 # float64 norm and angle of PEFT's own update. This is the strongest check in the package: it uses nothing of
 # ours on the reference side, so a wrong formula, a wrong column norm or a misread PEFT parameter would all
-# show up here. The test suite runs the same comparison for LoRA, DoRA and both DeLoRA initialisations.
+# show up here. The test suite runs the same comparison against PEFT's merge for LoRA, DoRA and DeLoRA, and against
+# our layer's own merge for the paper's initialisation (not in PEFT).
 
 # %%
 parity = internals.peft_parity(model, minilm.model, df)
@@ -435,7 +437,8 @@ sorted(p.name for p in OUT.iterdir())
 # - M. Bini, L. Girrbach, Z. Akata. *Decoupling Angles and Strength in Low-rank Adaptation* (DeLoRA), ICLR 2025.
 #   [arXiv:2503.18225](https://arxiv.org/abs/2503.18225); code: https://github.com/ExplainableML/DeLoRA
 # - PEFT's `DeloraConfig`: https://huggingface.co/docs/peft/package_reference/delora
-# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*. [arXiv:2106.09685](https://arxiv.org/abs/2106.09685)
+# - E. Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models*.
+#   [arXiv:2106.09685](https://arxiv.org/abs/2106.09685)
 # - S.-Y. Liu et al. *DoRA: Weight-Decomposed Low-Rank Adaptation*. [arXiv:2402.09353](https://arxiv.org/abs/2402.09353)
 # - M. Bini, K. Roth, Z. Akata, A. Khoreva. *ETHER: Efficient Finetuning of Large-Scale Models with Hyperplane
 #   Reflections*, ICML 2024. [arXiv:2405.20271](https://arxiv.org/abs/2405.20271)
