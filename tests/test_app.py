@@ -546,3 +546,11 @@ def test_the_page_applies_a_setup_and_writes_its_link():
     query = layout.link_query(*values, ["delora"], ["lora", "delora"], "0.1, 1, 10, 100", 20, "compare")
     assert query == "?methods=delora&rank=1"
     assert "⚠️ Not used from the link: rank" in layout.lesson_text(parse_query({"rank": "x"}))
+
+
+def test_every_tutorial_the_app_links_to_exists():
+    from pathlib import Path
+
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    for number, (_, stem) in layout.TUTORIALS.items():
+        assert stem.startswith(number) and (notebooks / f"{stem}.py").is_file(), stem

@@ -278,7 +278,7 @@ def test_a_text_dataset_with_a_classifier_names_the_flags(tiny_bert_dir, dataset
     argv = ["train", "--base_model", tiny_bert_dir, "--data_path", dataset_folder, "--output_dir", str(tmp_path)]
     assert main(argv + ["--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "--label_column" in err and "--task causal_lm" in err
+    assert "--label_column" in err and "task causal_lm" in err
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):

@@ -168,7 +168,7 @@ def test_no_text_column_lists_the_columns(files):
 
 def test_no_label_column_says_to_pass_one(tmp_path):
     path = _write(tmp_path / "x.csv", "text,stars\n" + "".join(f"t{i},{i}\n" for i in range(6)))
-    with pytest.raises(ValueError, match=r"name the label column, one of: text, stars.*--task causal_lm") as err:
+    with pytest.raises(ValueError, match=r"name the label column, one of: text, stars.*task causal_lm") as err:
         load_data(path)
     assert err.value.field == "label_column"
 

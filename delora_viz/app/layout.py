@@ -40,8 +40,8 @@ TUTORIALS = {
     "00": ("why bound an update", "00_why_bound_an_update"),
     "01": ("DeLoRA from scratch", "01_delora_from_scratch"),
     "02": ("the geometry of an update", "02_geometry_of_an_update"),
-    "04": ("LoRA, DoRA and DeLoRA compared", "04_lora_dora_delora"),
-    "05": ("your own model", "05_bring_your_own_model"),
+    "03": ("LoRA, DoRA and DeLoRA compared", "03_lora_dora_delora"),
+    "04": ("your own model", "04_bring_your_own_model"),
 }
 DOCS_URL = os.environ.get("DELORA_VIZ_DOCS_URL", "").rstrip("/")
 
@@ -70,7 +70,7 @@ EXPLAIN = {
     f"More: {tutorial('01')}.",
     "eval": "**Held-out accuracy** (classification; perplexity for causal LM) of each run at step 0 (the base "
     "model), at every evaluation and at the step a run stopped: does a bounded update still learn the task? "
-    f"More: {tutorial('04')}.",
+    f"More: {tutorial('03')}.",
     "loss": "**Training loss.** Why DeLoRA's learning rate is 10-100× LoRA's: its factors A, B are normalised, "
     "so a step on them changes the direction of each rank-1 term and its strength comes from λ; moving it as "
     f"far takes bigger steps (defaults: LoRA 2e-3, DeLoRA 3e-2). More: {tutorial('00')}.",
@@ -253,7 +253,7 @@ def _sweep_tab() -> dict:
         "rates its accuracy collapses. DeLoRA's changes less, for two reasons: PEFT's zero-init B jumps after "
         "ONE step to about λ·rms(w)/√r whatever the rate, and λ with W's column norms sets a ceiling ‖ΔW‖ cannot "
         "pass; A and B (which the rate moves) set where below that ceiling it sits. "
-        f"More: {tutorial('00')} and {tutorial('04')}.",
+        f"More: {tutorial('00')} and {tutorial('03')}.",
         elem_classes="explain",
     )
     with gr.Row(equal_height=True):

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from .figures import run_name
 from .frames import has_values, method_color, numeric, require_rows
 from .style import NORM, legend, new_axes, styled
 
@@ -35,9 +36,7 @@ CEILING = "DeLoRA ceiling |λ| max_j ‖W[:, j]‖"
 
 def method_label(method: str) -> str:
     """The method's plain name ("DeLoRA (paper init)"); unknown names are returned as they are."""
-    from ..training.methods import METHODS  # the registry of names and labels
-
-    return METHODS[method].label if method in METHODS else str(method)
+    return run_name(method)
 
 
 def method_style(method: str) -> tuple[str, str]:

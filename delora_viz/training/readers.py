@@ -81,7 +81,7 @@ def _file_builder(path: Path, task: str) -> tuple[str]:
     if builder == "text" and task == "classification":
         raise DeloraVizError(
             f"{path}: a .txt file has no labels; for classification use a .csv, .json or .jsonl file "
-            "with a text column and a label column, or train a causal LM (task='causal_lm', --task causal_lm)",
+            "with a text column and a label column, or train a causal LM (task causal_lm)",
             field="data",
         )
     return (builder,)
@@ -197,7 +197,7 @@ def pick_columns(
             raise DeloraVizError(
                 f"no label column found for classification (looked for {', '.join(LABEL_COLUMNS)}); "
                 f"name the label column, one of: {found}; or train a causal LM on the text "
-                "(task='causal_lm', --task causal_lm)",
+                "(task causal_lm)",
                 field="label_column",
             )
     if text_column is not None:
