@@ -250,10 +250,11 @@ def test_ddp_two_processes_write_one_history(tmp_path):
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "rank 0 rows 3 active True" in result.stdout and "rank 1 rows 0 active False" in result.stdout
+    # watch() records step 0, then one row per step: 4 rows on rank 0, none on rank 1
+    assert "rank 0 rows 4 active True" in result.stdout and "rank 1 rows 0 active False" in result.stdout
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0] == {"delora_viz_history": 2}  # the format line, then the rows
-    assert [row["step"] for row in lines[1:]] == [1, 2, 3] and lines[1]["layer"] == "0"
+    assert [row["step"] for row in lines[1:]] == [0, 1, 2, 3] and lines[1]["layer"] == "0"
 
 
 def test_sharded_weights_are_refused_not_measured_wrongly():
