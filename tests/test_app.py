@@ -554,3 +554,21 @@ def test_every_tutorial_the_app_links_to_exists():
     notebooks = Path(__file__).resolve().parent.parent / "notebooks"
     for number, (_, stem) in layout.TUTORIALS.items():
         assert stem.startswith(number) and (notebooks / f"{stem}.py").is_file(), stem
+
+
+def test_lesson_buttons_wait_for_the_page_to_read_its_link():
+    """The page's load (URL -> fields) and a lesson button both write the fields. A click that lands
+    before the load returns would be overwritten by it (seen on a busy server: rank back to 8), so the
+    buttons start disabled and only the load enables them; with no query the load leaves the fields be."""
+    from delora_viz.app.links import PRESETS
+
+    demo = layout.build_demo()
+    config = demo.get_config_file()
+    by_elem = {c["props"].get("elem_id"): c for c in config["components"] if c["props"].get("elem_id")}
+    buttons = {by_elem[f"preset-{name}"]["id"] for name in PRESETS}
+    assert all(by_elem[f"preset-{name}"]["props"]["interactive"] is False for name in PRESETS)
+    (load,) = [d for d in config["dependencies"] if d["api_name"] == "_from_url"]
+    assert any(t[1] == "load" for t in load["targets"]) and buttons <= set(load["outputs"])
+    empty = layout._from_url(None)
+    assert all(u.get("__type__") == "update" and u.get("interactive") is True for u in empty[-len(PRESETS) :])
+    demo.close()

@@ -306,7 +306,9 @@ def _lessons() -> dict:
     c = {}
     with gr.Row(elem_id="lessons", equal_height=True):
         c["presets"] = {
-            name: gr.Button(preset.title, size="sm", elem_id=f"preset-{name}", min_width=150)
+            # disabled until the page's load has read its own link (_from_url), which would overwrite
+            # a lesson picked before it returned
+            name: gr.Button(preset.title, size="sm", elem_id=f"preset-{name}", min_width=150, interactive=False)
             for name, preset in PRESETS.items()
         }
         c["link"] = gr.Button(
@@ -333,6 +335,9 @@ def lesson_text(setup: Setup) -> str:
     return "\n\n".join(parts)
 
 
+N_LINK_OUTPUTS = len(LINKED) + 7  # apply_setup's updates
+
+
 def apply_setup(setup: Setup) -> list:
     """The page's updates for a Setup, in the order of _wire_links' outputs."""
     fields = [gr.update(value=setup.settings[k]) for k in LINKED]
@@ -357,7 +362,11 @@ def link_query(*args) -> str:
 
 
 def _from_url(request: gr.Request) -> list:
-    return apply_setup(parse_query(dict(request.query_params) if request is not None else {}))
+    """The page from its link, then the lesson buttons enabled. With no query nothing is rewritten, so
+    what a user typed while the page loaded stays."""
+    query = dict(request.query_params) if request is not None else {}
+    page = apply_setup(parse_query(query)) if query else [gr.skip()] * N_LINK_OUTPUTS
+    return [*page, *[gr.update(interactive=True)] * len(PRESETS)]
 
 
 def _wire_links(demo, lessons, settings, cmp, swp, tabs, tab_widgets) -> None:
@@ -368,7 +377,8 @@ def _wire_links(demo, lessons, settings, cmp, swp, tabs, tab_widgets) -> None:
     linked = [settings[k] for k in LINKED]
     outputs = [*linked, cmp["methods"], swp["methods"], swp["multipliers"], swp["steps"], tabs, tab, lessons["lesson"]]
     quiet = dict(api_visibility="private", show_progress="hidden")
-    demo.load(_from_url, None, outputs, **quiet)
+    assert len(outputs) == N_LINK_OUTPUTS
+    demo.load(_from_url, None, [*outputs, *lessons["presets"].values()], **quiet)
     for name, button in lessons["presets"].items():
         button.click(lambda name=name: apply_setup(parse_query({"preset": name})), None, outputs, **quiet).then(
             None, None, lessons["url"], js=f"() => ({LINK_JS})({json.dumps(preset_link(name))})"
