@@ -30,7 +30,7 @@ def measure(steps: int | None, device: str, model: str | None, data: str | None,
     import_s = time.perf_counter() - t_import
     kw = dict(device=device, model=model, data=data)
     if steps is not None:
-        kw["steps"] = steps
+        kw["max_steps"] = steps
     if eval_examples is not None:
         kw["eval_examples"] = eval_examples
     config = TrainConfig(**kw)
@@ -48,7 +48,7 @@ def measure(steps: int | None, device: str, model: str | None, data: str | None,
     train_s = end - first
     return dict(
         methods=list(DEFAULT_METHODS),
-        steps=config.steps,
+        steps=config.max_steps,
         eval_every=config.eval_every,
         eval_examples=config.eval_examples,
         device=str(prepared.loaded.device),

@@ -73,7 +73,7 @@ def record_gemms(tracker: Tracker) -> None:
     with torch.no_grad(), num_threads(1 if threads else None):
         for members in tracker._groups.values():
             group = build_group([tracker.views[i].params() for i in members], tracker.dtype)
-            X = group.dora.A.mT if group.kind == "dora" else group.update.V
+            X = group.dora.A.mT if group.family == "dora" else group.update.V
             weight_products([tracker.views[i].weight() for i in members], X, threads)
 
 

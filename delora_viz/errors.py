@@ -2,9 +2,9 @@
 the CLI and the app (one wording everywhere).
 
     try:
-        train(TrainConfig(steps=0))
+        train(TrainConfig(max_steps=0))
     except DeloraVizError as err:
-        print(err.field, err)          # "steps", "steps must be a positive integer, got 0"
+        print(err.field, err)          # "max_steps", "max_steps must be a positive integer, got 0"
 
 `field` names the knob the message is about, in the library's words (a TrainConfig field, an argument
 name); each front end shows its own label for it (the CLI its flag, the app its widget) without rewriting

@@ -55,8 +55,8 @@ def main(argv=None) -> list[Path]:
     query = load_model("minilm").model.get_submodule("bert.encoder.layer.0.attention.self.query").weight
     figures["angle_vs_factor_scale"] = explore.plot_angle_explorer(query, sigma=0.1, delora_lambda=5.0, r=8)
 
-    quick = TrainConfig(steps=4, eval_every=4, eval_examples=16)
-    config = quick if args.quick else TrainConfig(steps=60, eval_every=20)  # notebook 04's full mode
+    quick = TrainConfig(max_steps=4, eval_every=4, eval_examples=16)
+    config = quick if args.quick else TrainConfig(max_steps=60, eval_every=20)  # notebook 04's full mode
     prepared = prepare(config)
     results = compare(["lora", "dora", "delora"], config, prepared)
     tracked = pd.concat([r.tracker_frame() for r in results.values()], ignore_index=True)
@@ -70,7 +70,7 @@ def main(argv=None) -> list[Path]:
     for path in paths:
         print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
     accuracy = {name: round(float(r.final["eval_metric"]), 3) for name, r in results.items()}
-    print(f"accuracy after {config.steps} steps: {accuracy} (before: {prepared.baseline:.3f})")
+    print(f"accuracy after {config.max_steps} steps: {accuracy} (before: {prepared.baseline:.3f})")
     print(f"done in {time.perf_counter() - start:.0f} s")
     return paths
 

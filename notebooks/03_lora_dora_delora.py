@@ -58,9 +58,9 @@ RECOMPUTE = os.environ.get("DELORA_VIZ_RECOMPUTE", "") not in ("", "0")
 warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notices
 
 if FAST:
-    CONFIG = TrainConfig(steps=3, batch_size=4, max_length=24, eval_every=3, eval_examples=8, max_examples=300)
+    CONFIG = TrainConfig(max_steps=3, batch_size=4, max_length=24, eval_every=3, eval_examples=8, max_examples=300)
 else:
-    CONFIG = TrainConfig(steps=40, eval_every=20)  # batch 8, 64 tokens, 96 held-out articles
+    CONFIG = TrainConfig(max_steps=40, eval_every=20)  # batch 8, 64 tokens, 96 held-out articles
 prepared = prepare(CONFIG)  # MiniLM and BBC News, loaded once; every run trains its own copy
 for name in ("lora", "dora", "delora"):
     print(f"{METHODS[name].label:7s} lr {METHODS[name].default_lr:g}: {METHODS[name].description}")
@@ -190,14 +190,14 @@ print(
 
 # %%
 if FAST and RECOMPUTE:  # a tiny sweep, written under runs/ so the shipped files stay as they are
-    spec = dict(methods=["lora", "delora"], multipliers=[0.1, 1.0], train=dict(steps=2, eval_every=2, max_length=24))
+    spec = dict(methods=["lora", "delora"], multipliers=[0.1, 1.0], train=dict(max_steps=2, eval_every=2, max_length=24))
     frames = shipped_lr_sweep(spec, directory="runs/shipped")
 else:
     frames = shipped_lr_sweep()
 sweep, sweep_steps = frames["lr_sweep"], frames["lr_sweep_steps"]
 stamp = sweep.attrs["stamp"]
 print(
-    f"{len(sweep)} runs, {stamp['config']['train']['steps']} steps each; made {stamp['date']} with delora-viz"
+    f"{len(sweep)} runs, {stamp['config']['train']['max_steps']} steps each; made {stamp['date']} with delora-viz"
     f" {stamp['delora_viz']} (torch {stamp['torch']}, peft {stamp['peft']}) in {stamp['seconds'] / 60:.1f} min"
 )
 sweep.drop(columns=["eval_name"]).round(3)
@@ -304,7 +304,7 @@ if SHIPPED:
 # The next cell trains the four one-step runs (seconds) and checks the answer.
 
 # %%
-ONE_STEP = replace(CONFIG, steps=1, eval_every=0, eval_examples=8)
+ONE_STEP = replace(CONFIG, max_steps=1, eval_every=0, eval_examples=8)
 after_one = {
     (method, mult): train(replace(ONE_STEP, method=method, lr_multiplier=mult), prepared).final["delta_fro_mean"]
     for method in ("delora", "delora-paper")

@@ -179,8 +179,8 @@ print(
 # The LoRA line it replaces is left as a comment. `print_trainable_parameters` shows how small the adapter
 # is: per adapted layer, $A$ ($r \times n$), $B$ ($m \times r$) and one $\lambda$, the same count as LoRA
 # plus one number per layer. The Trainer below is the standard one; the only addition is
-# `callbacks=[TrackerCallback(every=1)]`. Its numbers also reach the Trainer's log history; for TensorBoard or
-# Weights & Biases add it with `TrackerCallback.attach(trainer, every=1)` instead, so it runs before the loggers
+# `callbacks=[TrackerCallback(track_every=1)]`. Its numbers also reach the Trainer's log history; for TensorBoard or
+# Weights & Biases add it with `TrackerCallback.attach(trainer, track_every=1)` instead, so it runs before the loggers
 # (notebook 99).
 
 # %%
@@ -219,7 +219,7 @@ trainer = Trainer(
     train_dataset=tokenized(qa.train_texts[: STEPS * BATCH]),
     eval_dataset=tokenized(qa.eval_texts[: 4 * BATCH]),
     data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
-    callbacks=[TrackerCallback(every=1)],
+    callbacks=[TrackerCallback(track_every=1)],
 )
 before = trainer.evaluate()["eval_loss"]
 trainer.train()
@@ -283,7 +283,7 @@ Trainer(
     args=training_args(OUT / "r16", 1),
     train_dataset=tokenized(qa.train_texts[:BATCH]),
     data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
-    callbacks=[TrackerCallback(every=1)],
+    callbacks=[TrackerCallback(track_every=1)],
 ).train()
 r16 = load_history(OUT / "r16" / "delora_history.jsonl")
 measured_16 = r16[r16["step"] == 1]["rel_delta"].mean()

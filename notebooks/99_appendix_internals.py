@@ -305,14 +305,14 @@ assert (parity < 1e-4).all().all()
 # ## 5. `transformers.Trainer` with `TrackerCallback`
 #
 # `Trainer` owns the loop, so there is no `opt.step()` of ours to hook by hand. Attach a callback instead:
-# `TrackerCallback.attach(trainer, every=N)`. It records every N optimizer steps into
+# `TrackerCallback.attach(trainer, track_every=N)`. It records every N optimizer steps into
 # `<output_dir>/delora_history.jsonl` and adds a summary (`delora/delta_fro_mean`, `delora/bound_ratio_max`,
 # `delora/lambda_mean`, ...) to the Trainer's logs, which every `report_to` integration receives: here
 # TensorBoard, next to the loss. The reporting callbacks run before the ones passed in `callbacks=[...]` and
 # would miss the additions, so `attach` puts it first in line (passed in `callbacks=[...]`, it warns).
 #
-# `every=N` is the cost knob: on this CPU a record of MiniLM's 12 adapted layers costs about 1-2% of a training
-# step (measured in `bench/RESULTS.md`), so `every=1` is affordable here; on a large model, record every 10 or
+# `track_every=N` is the cost knob: on this CPU a record of MiniLM's 12 adapted layers costs about 1-2% of a training
+# step (measured in `bench/RESULTS.md`), so `track_every=1` is affordable here; on a large model, record every 10 or
 # 50 steps. The callback writes its history into the `Trainer`'s `output_dir`, beside the checkpoints, where
 # `load_history` and `delora-viz plot` find it.
 
@@ -335,7 +335,7 @@ trainer = Trainer(
     train_dataset=train_ds,
     data_collator=DataCollatorWithPadding(tok),
 )
-TrackerCallback.attach(trainer, every=1)  # first in line, ahead of TensorBoard's callback
+TrackerCallback.attach(trainer, track_every=1)  # first in line, ahead of TensorBoard's callback
 assert isinstance(trainer.callback_handler.callbacks[0], TrackerCallback)
 trainer.remove_callback(PrinterCallback)  # the logs go to TensorBoard; no dict printed per log step
 trainer.train()
@@ -387,7 +387,7 @@ if trl is not None:
         train_dataset=datasets.Dataset.from_dict({"text": qa.train_texts[: STEPS * BATCH]}),
         peft_config=DeloraConfig(r=8, delora_lambda=5, target_modules=["q_proj", "v_proj"]),
     )
-    TrackerCallback.attach(sft, every=1)
+    TrackerCallback.attach(sft, track_every=1)
     sft.remove_callback(PrinterCallback)
     sft.train()
     sft_history = load_history(OUT / "sft" / "delora_history.jsonl")

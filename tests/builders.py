@@ -174,13 +174,27 @@ def write_text_files(directory) -> dict[str, str]:
 
 
 class ToyBlock(torch.nn.Module):
-    """The tests' toy attention-like block: q_proj and v_proj (the usual targets), gated, then a head."""
+    """The tests' toy attention-like block: q_proj and v_proj (the usual targets), gated, then `head`
+    (not `out`: PEFT's modules_to_save matches by suffix, and "delora_dropout" ends in "out")."""
 
     def __init__(self, n_in: int = 48, n_hidden: int = 40, n_out: int = 6):
         super().__init__()
         self.q_proj = torch.nn.Linear(n_in, n_hidden)
         self.v_proj = torch.nn.Linear(n_in, n_hidden)
-        self.out = torch.nn.Linear(n_hidden, n_out)
+        self.head = torch.nn.Linear(n_hidden, n_out)
 
     def forward(self, x):
-        return self.out(torch.tanh(self.q_proj(x)) * self.v_proj(x))
+        return self.head(torch.tanh(self.q_proj(x)) * self.v_proj(x))
+
+
+class TwoLayer(torch.nn.Module):
+    """The tests' toy chain: up (hidden, n_in), GELU, down (n_out, hidden): two layers of different shapes."""
+
+    def __init__(self, n_in: int = 24, hidden: int = 16, n_out: int = 5):
+        super().__init__()
+        self.up = torch.nn.Linear(n_in, hidden)
+        self.act = torch.nn.GELU()
+        self.down = torch.nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        return self.down(self.act(self.up(x)))

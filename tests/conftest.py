@@ -41,7 +41,14 @@ def text_files(tmp_path_factory):
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, driven by Playwright (never `playwright install`)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")

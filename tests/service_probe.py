@@ -99,8 +99,8 @@ def rss_over_runs(runs: int = 10, steps: int | None = None, trim: bool = True, w
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    values = DEFAULTS | ({"steps": steps, "eval_every": steps} if steps else {})
-    out = {"trim": trim, "steps": values["steps"], "rss_mb": [], "seconds": []}
+    values = DEFAULTS | ({"max_steps": steps, "eval_every": steps} if steps else {})
+    out = {"trim": trim, "steps": values["max_steps"], "rss_mb": [], "seconds": []}
     try:
         for _ in range(240):
             try:
@@ -149,7 +149,7 @@ if __name__ == "__main__":
     root = Path(tempfile.mkdtemp(prefix="probe-"))
     model, data = build_tiny_bert_classifier(root / "bert", num_labels=3), write_text_files(root / "data")["csv"]
     s = DEFAULTS | dict(
-        model_path=model, data=data, steps=2, batch_size=4, max_length=16, eval_every=2, eval_examples=8
+        model_path=model, data=data, max_steps=2, batch_size=4, max_length=16, eval_every=2, eval_examples=8
     )
     demo = launch_demo()
     n = int(os.environ.get("SESSIONS", 10))

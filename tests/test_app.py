@@ -33,7 +33,7 @@ def _values(tiny_bert_dir, text_files, **overrides):
         | dict(
             model_path=tiny_bert_dir,
             data=text_files["csv"],
-            steps=3,
+            max_steps=3,
             batch_size=4,
             max_length=16,
             eval_every=3,
@@ -138,7 +138,7 @@ def test_inspect_a_layer(run):
 @pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
     session = UiSession()
-    gen = handlers.compare(session, METHODS, *_values(tiny_bert_dir, text_files, steps=50, eval_every=0))
+    gen = handlers.compare(session, METHODS, *_values(tiny_bert_dir, text_files, max_steps=50, eval_every=0))
     outputs = []
     for out in gen:
         outputs.append(out)
@@ -161,8 +161,8 @@ def test_stop_mid_run_keeps_what_was_recorded(tiny_bert_dir, text_files):
 @pytest.mark.parametrize(
     "overrides, methods, message",
     [
-        (dict(steps=0), METHODS, "steps must be a positive integer"),
-        (dict(steps=None), METHODS, "steps is empty"),
+        (dict(max_steps=0), METHODS, "steps must be a positive integer"),
+        (dict(max_steps=None), METHODS, "steps is empty"),
         (dict(r=0), METHODS, "rank r must be a positive integer"),  # the widget's label leads
         (dict(delora_lambda=0), METHODS, "DeLoRA λ must be a positive number, got 0: the app's default is 5"),
         (dict(delora_lambda=-5.0), METHODS, "DeLoRA λ must be a positive number, got -5: the app's default is 5"),
@@ -226,8 +226,8 @@ def test_lr_sweep_tab(tiny_bert_dir, text_files):
 
 
 def test_settings_and_live_view_units():
-    methods, config, lrs = make_config({"steps": 12.0, "target_modules": "query, value"}, ["lora", "delora-paper"])
-    assert config.steps == 12 and config.target_modules == ["query", "value"] and config.model == "minilm"
+    methods, config, lrs = make_config({"max_steps": 12.0, "target_modules": "query, value"}, ["lora", "delora-paper"])
+    assert config.max_steps == 12 and config.target_modules == ["query", "value"] and config.model == "minilm"
     assert lrs == {"lora": 2e-3, "delora-paper": 3e-2} and config.data is None
     assert parse_multipliers("0.1, 1 10;100") == [0.1, 1.0, 10.0, 100.0]
     view = LiveView(steps=5, runs=["lora", "delora"], min_interval=0.3)
@@ -273,7 +273,7 @@ def test_app_py_is_thin_and_main_parses_its_flags(monkeypatch):
     assert calls["args"] == ("0.0.0.0", 7860, True, 5.0) and calls["auth"] == [("ada", "lovelace")]
     assert calls["policy"].served and not calls["policy"].local_paths and not calls["policy"].hub
     serve.main(["--host", "0.0.0.0", "--allow-local-paths", "--limit-rank", "16"])
-    assert calls["policy"].served and calls["policy"].local_paths and calls["policy"].max_rank == 16
+    assert calls["policy"].served and calls["policy"].local_paths and calls["policy"].limit_rank == 16
     source = (Path(__file__).parents[1] / "app.py").read_text()
     assert "demo = build_demo()" in source and 'if __name__ == "__main__":' in source
 
@@ -325,7 +325,7 @@ def test_client_stop_cancel_and_sessions(app_url, tiny_bert_dir, text_files):
     from gradio_client import Client
 
     a, b = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    values = _values(tiny_bert_dir, text_files, steps=200, eval_every=0)
+    values = _values(tiny_bert_dir, text_files, max_steps=200, eval_every=0)
     job = a.submit(["lora", "delora"], *values, api_name="/compare")
     _wait_for_step(job)
     b.predict(api_name="/stop")  # another session's Stop: a keeps training
@@ -342,7 +342,7 @@ def test_client_stop_cancel_and_sessions(app_url, tiny_bert_dir, text_files):
     deadline = time.time() + 30
     while not job.done() and time.time() < deadline:
         time.sleep(0.2)
-    result = b.predict(["lora"], *_values(tiny_bert_dir, text_files, steps=2, eval_every=2), api_name="/compare")
+    result = b.predict(["lora"], *_values(tiny_bert_dir, text_files, max_steps=2, eval_every=2), api_name="/compare")
     assert result[0].startswith("finished 2/2 steps")
 
 
@@ -457,7 +457,13 @@ def test_the_fixed_lambda_run_keeps_lambda_and_still_moves_its_norm(tiny_bert_di
     from delora_viz.training.config import TrainConfig
 
     config = TrainConfig(
-        model=tiny_bert_dir, data=text_files["csv"], steps=4, batch_size=4, max_length=16, eval_every=0, device="cpu"
+        model=tiny_bert_dir,
+        data=text_files["csv"],
+        max_steps=4,
+        batch_size=4,
+        max_length=16,
+        eval_every=0,
+        device="cpu",
     )
     runs = compare(["delora", "delora-fixed-lambda"], config)
     lam = {run: pd.DataFrame(r.rows).groupby("step")["lambda"].mean() for run, r in runs.items()}
@@ -476,7 +482,7 @@ def test_a_link_restores_the_setup_named_like_the_cli_flags():
     setup = parse_query(
         {"methods": "dora", "max_steps": "12", "learning_rate_lora": "0.01", "base_model": "org/name", "seed": "2"}
     )
-    assert setup.tab == "compare" and setup.methods == ["dora"] and setup.settings["steps"] == 12
+    assert setup.tab == "compare" and setup.methods == ["dora"] and setup.settings["max_steps"] == 12
     assert setup.settings["lr_lora"] == 0.01 and setup.settings["model_path"] == "org/name"
     assert setup.settings["seed"] == 2 and setup.settings["model"] == DEFAULTS["model"]
     assert parse_query({"base_model": "smollm2"}).settings["model"] == "smollm2"
@@ -489,7 +495,7 @@ def test_link_round_trip_writes_only_what_differs_from_the_defaults():
     from delora_viz.app.links import make_query, parse_query
 
     assert make_query(dict(DEFAULTS), ["lora", "dora", "delora"]) == ""
-    settings = dict(DEFAULTS, r=3, steps=5, lr_delora=0.05, model_path="org/name", text_column="body")
+    settings = dict(DEFAULTS, r=3, max_steps=5, lr_delora=0.05, model_path="org/name", text_column="body")
     query = make_query(settings, ["lora", "delora"])
     assert query == (
         "?methods=lora,delora&base_model=org/name&text_column=body&rank=3&learning_rate_delora=0.05&max_steps=5"
@@ -497,9 +503,9 @@ def test_link_round_trip_writes_only_what_differs_from_the_defaults():
     from urllib.parse import parse_qsl
 
     back = parse_query(dict(parse_qsl(query[1:])))
-    assert back.methods == ["lora", "delora"] and {k: back.settings[k] for k in ("r", "steps", "lr_delora")} == {
+    assert back.methods == ["lora", "delora"] and {k: back.settings[k] for k in ("r", "max_steps", "lr_delora")} == {
         "r": 3,
-        "steps": 5,
+        "max_steps": 5,
         "lr_delora": 0.05,
     }
     sweep = make_query(dict(DEFAULTS), ["lora"], "sweep", ["lora", "delora-paper"], "0.5, 5", 8)

@@ -17,7 +17,7 @@ SERVED = Policy.for_launch("0.0.0.0", share=False)
 
 
 def _values(**overrides):
-    small = dict(steps=2, batch_size=4, max_length=16, eval_every=2, eval_examples=8)
+    small = dict(max_steps=2, batch_size=4, max_length=16, eval_every=2, eval_examples=8)
     s = DEFAULTS | small | overrides
     return [s[k] for k in SETTINGS]
 
@@ -87,7 +87,7 @@ def test_a_relative_name_that_exists_on_the_server_reads_like_a_missing_hub_data
 def test_served_hub_models_are_size_capped_before_any_download(monkeypatch, tiny_bert_dir):
     hub = FakeHub({"big/model": 3 * 2**30, "tiny/bert": 2**20}, folder=tiny_bert_dir)
     monkeypatch.setattr(policy, "hub_api", lambda: hub)
-    capped = Policy.for_launch("0.0.0.0", False, max_model_mb=1024)
+    capped = Policy.for_launch("0.0.0.0", False, limit_model_mb=1024)
     with pytest.raises(ValueError, match="'big/model' is 3072 MB; this server downloads at most 1024 MB"):
         policy.resolve_model("big/model", capped)
     assert hub.downloads == []  # refused before downloading anything (the .bin pickle is not counted)
@@ -108,7 +108,7 @@ def test_served_hub_datasets_are_streamed_up_to_the_row_cap(monkeypatch, tmp_pat
         return [{"text": f"t{i}", "label": i % 2} for i in range(rows)]
 
     monkeypatch.setattr(policy, "stream_hub_rows", fake_stream)
-    capped = Policy.for_launch("0.0.0.0", False, max_hub_rows=50)
+    capped = Policy.for_launch("0.0.0.0", False, limit_hub_rows=50)
     path = policy.resolve_dataset("org/data:plain@test", capped, tmp_path)
     assert asked == [("org/data", "plain", "test", 50)] and len(Path(path).read_text().splitlines()) == 50
     assert policy.resolve_dataset("bbc-news", capped, tmp_path) == "bbc-news"  # embedded: no download

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:gradio.helpers")
 
 def _values(model_dir, data, **overrides):
     s = DEFAULTS | dict(
-        model_path=model_dir, data=data, steps=2, batch_size=4, max_length=16, eval_every=2, eval_examples=8
+        model_path=model_dir, data=data, max_steps=2, batch_size=4, max_length=16, eval_every=2, eval_examples=8
     )
     return [(s | overrides)[k] for k in SETTINGS]
 
@@ -53,7 +53,7 @@ def test_registry_frees_a_closed_or_idle_session(tiny_bert_dir, text_files):
 @pytest.mark.slow  # trains (a comparison or a sweep through the handlers)
 def test_a_session_closed_mid_run_frees_when_its_run_ends(tiny_bert_dir, text_files):
     session = UiSession()
-    gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"], steps=50, eval_every=0))
+    gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"], max_steps=50, eval_every=0))
     for out in gen:
         if out[0].startswith("step "):
             session.close()  # unload while training: the run stops at its next step
@@ -134,8 +134,8 @@ def test_bad_target_modules_list_the_layers_to_pick_from(tiny_bert_dir, text_fil
 def test_caps_on_steps_batch_and_length(tiny_bert_dir, text_files, monkeypatch):
     from delora_viz.app.policy import Policy
 
-    monkeypatch.setattr(handlers, "POLICY", Policy(max_steps=10, max_batch=4))
-    message = list(handlers.compare(UiSession(), ["lora"], *_values(tiny_bert_dir, text_files["csv"], steps=11)))
+    monkeypatch.setattr(handlers, "POLICY", Policy(limit_steps=10, limit_batch=4))
+    message = list(handlers.compare(UiSession(), ["lora"], *_values(tiny_bert_dir, text_files["csv"], max_steps=11)))
     assert message[-1][0] == "⚠️ steps is 11; this server allows at most 10: lower it"
     out = list(handlers.sweep(UiSession(), ["lora"], "1", 2, *_values(tiny_bert_dir, text_files["csv"], batch_size=5)))
     assert "batch size is 5; this server allows at most 4" in out[-1][0]
@@ -153,7 +153,7 @@ def test_out_of_memory_ends_the_run_keeps_the_record_and_the_app_usable(tiny_ber
 
     monkeypatch.setattr(runner, "iter_compare", oom_after_two_steps)
     session = UiSession()
-    values = _values(tiny_bert_dir, text_files["csv"], steps=6, eval_every=0)
+    values = _values(tiny_bert_dir, text_files["csv"], max_steps=6, eval_every=0)
     outputs = list(handlers.compare(session, ["lora", "delora"], *values))
     status = outputs[-1][0]
     assert status.startswith("⚠️ out of GPU memory") and "what was recorded is kept" in status

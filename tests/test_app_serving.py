@@ -33,7 +33,7 @@ ROOT = Path(__file__).parents[1]
 
 def _values(model_dir, data, **overrides):
     s = DEFAULTS | dict(
-        model_path=model_dir, data=data, steps=3, batch_size=4, max_length=16, eval_every=2, eval_examples=8
+        model_path=model_dir, data=data, max_steps=3, batch_size=4, max_length=16, eval_every=2, eval_examples=8
     )
     return [(s | overrides)[k] for k in SETTINGS]
 
@@ -52,7 +52,7 @@ def test_delora_viz_app_takes_app_py_s_flags_and_limits_read_as_limits(monkeypat
         cli.main(["app", "--port", "7999", "--limit-steps", "10", "--limit-rank", "8", "--limit-upload-mb", "3"]) == 0
     )
     assert calls["args"] == ("127.0.0.1", 7999, False, 3.0)
-    assert calls["policy"].max_steps == 10 and calls["policy"].max_rank == 8 and calls["devices"] is None
+    assert calls["policy"].limit_steps == 10 and calls["policy"].limit_rank == 8 and calls["devices"] is None
     with pytest.raises(SystemExit):  # the old names are gone: a cap reads as a limit
         serve.main(["--max-steps", "10"])
     with pytest.raises(SystemExit):
@@ -81,7 +81,7 @@ def test_the_app_starts_from_an_install_without_a_clone(tmp_path):
 
 # ----------------------------------------------------------------------------- ZeroGPU's duration
 def _job(steps=40, methods=("lora", "dora", "delora"), kind="compare", multipliers=None, eval_every=20):
-    config = TrainConfig(steps=steps, eval_every=eval_every)
+    config = TrainConfig(max_steps=steps, eval_every=eval_every)
     return runner.Job(kind, list(methods), config=config, multipliers=multipliers)
 
 
@@ -102,7 +102,7 @@ def test_zerogpu_duration_grows_with_the_run_and_never_exceeds_the_cap():
 
 def test_on_zerogpu_a_run_too_long_for_one_call_is_refused_before_it_starts(tiny_bert_dir, text_files, monkeypatch):
     monkeypatch.setattr(runner, "BACKEND", zerogpu.ZeroGpuBackend())
-    values = _values(tiny_bert_dir, text_files["csv"], steps=2000, eval_every=0)
+    values = _values(tiny_bert_dir, text_files["csv"], max_steps=2000, eval_every=0)
     out = list(handlers.compare(UiSession(), ["lora", "dora", "delora"], *values))
     assert "GPU time; this Space grants at most 300 s per run: lower the steps" in out[-1][0], out[-1][0]
     assert not list(Path(tempfile.gettempdir()).glob("delora-viz-stop-*/stop"))  # nothing left behind
@@ -165,7 +165,7 @@ def test_errors_and_stop_cross_from_the_training_process(tiny_bert_dir, text_fil
     out = list(handlers.compare(UiSession(), ["lora"], *_values(tiny_bert_dir, text_files["csv"], r=200)))
     assert "rank r=200 is larger than the target layers allow" in out[-1][0]  # the check ran over there
     session = UiSession()
-    gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"], steps=50, eval_every=0))
+    gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"], max_steps=50, eval_every=0))
     for out in gen:
         if out[0].startswith("step "):
             handlers.stop(session)  # reaches the training process through its flag file
@@ -183,7 +183,7 @@ def test_two_cpu_slots_train_two_runs_at_once_each_in_its_own_process(tiny_bert_
         pids = [w.process.pid for w in pool.workers]
         assert len(set(pids)) == 2 and os.getpid() not in pids
         sessions = [UiSession(), UiSession()]
-        values = _values(tiny_bert_dir, text_files["csv"], steps=4)
+        values = _values(tiny_bert_dir, text_files["csv"], max_steps=4)
         outs: dict[int, list] = {}
 
         def train(i):
@@ -208,7 +208,9 @@ def test_two_cpu_slots_train_two_runs_at_once_each_in_its_own_process(tiny_bert_
 
         # a worker killed mid-run (as the OOM killer would): that run ends with a message, the server serves on
         session = UiSession()
-        gen = handlers.compare(session, ["lora"], *_values(tiny_bert_dir, text_files["csv"], steps=500, eval_every=0))
+        gen = handlers.compare(
+            session, ["lora"], *_values(tiny_bert_dir, text_files["csv"], max_steps=500, eval_every=0)
+        )
         for out in gen:
             if out[0].startswith("step "):
                 busy = [w for w in pool.workers if w not in pool._idle]
@@ -276,7 +278,7 @@ def test_the_space_folder_s_app_trains_a_tiny_run(tmp_path):
                     break
                 time.sleep(0.5)
         assert client is not None, (tmp_path / "app.log").read_text()[-3000:]
-        s = DEFAULTS | dict(steps=1, batch_size=2, max_length=16, eval_every=0, eval_examples=8, max_examples=60)
+        s = DEFAULTS | dict(max_steps=1, batch_size=2, max_length=16, eval_every=0, eval_examples=8, max_examples=60)
         status = client.predict(["lora"], *[s[k] for k in SETTINGS], api_name="/compare")[0]
         assert status.startswith("finished 1/1 steps"), status
         client.close()

@@ -15,26 +15,9 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = ROOT / "artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium"),
-]
-pytest.importorskip(
-    "playwright.sync_api", reason="the playwright Python package is not installed (pip install playwright)"
-)
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # the conftest's `chromium` skips without a browser
 
 
 def _free_port() -> int:
@@ -73,15 +56,11 @@ def app_url():
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.goto(app_url)
-        yield page
-        browser.close()
+def page(app_url, chromium):
+    page = chromium.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(app_url)
+    yield page
+    page.close()
 
 
 def _fill(page, elem_id: str, value: str) -> None:

@@ -55,7 +55,7 @@ def test_callback_writes_history_checkpoints_and_tensorboard_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     trainer = Trainer(model=_model(), args=_args(tmp_path), train_dataset=Toy())
-    callback = TrackerCallback.attach(trainer, every=1)
+    callback = TrackerCallback.attach(trainer, track_every=1)
     assert trainer.callback_handler.callbacks[0] is callback  # runs before TensorBoard's
     trainer.train()
 
@@ -84,7 +84,7 @@ def test_callback_writes_history_checkpoints_and_tensorboard_scalars(tmp_path):
 def test_a_callback_behind_the_loggers_warns_and_still_records(tmp_path):
     """callbacks=[...] puts it after TensorBoardCallback: the history is whole, TensorBoard misses the scalars."""
     trainer = Trainer(model=_model(), args=_args(tmp_path, max_steps=2), train_dataset=Toy())
-    trainer.add_callback(TrackerCallback(every=2))
+    trainer.add_callback(TrackerCallback(track_every=2))
     with pytest.warns(UserWarning, match="runs after the report_to loggers \\(tensorboard\\).*TrackerCallback.attach"):
         trainer.train()
     assert sorted(load_history(tmp_path / "delora_history.jsonl")["step"].unique()) == [0, 2]
@@ -130,6 +130,6 @@ def test_the_callback_warns_and_disables_itself_instead_of_ending_training(tmp_p
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="positive integer"):
-        TrackerCallback(every=0)
+        TrackerCallback(track_every=0)
     with pytest.raises(ValueError, match=".csv or .jsonl"):
         TrackerCallback(filename="history.txt")

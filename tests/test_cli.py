@@ -271,7 +271,10 @@ def test_a_user_error_names_the_flag_of_its_field(tmp_path, capsys):
     assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--learning_rate", "0"]) == 2
     assert capsys.readouterr().err.startswith("delora-viz: error: --learning_rate: lr must be a number in (0, 1e4]")
     assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", "--max_steps", "0"]) == 2
-    assert capsys.readouterr().err.startswith("delora-viz: error: --max_steps: steps must be a positive integer")
+    assert capsys.readouterr().err.startswith("delora-viz: error: --max_steps: max_steps must be a positive integer")
+    both = ["--num_epochs", "1", "--max_steps", "5"]
+    assert main(["train", "--output_dir", str(tmp_path / "o"), "--quiet", *both]) == 2
+    assert capsys.readouterr().err.startswith("delora-viz: error: give --num_epochs or --max_steps, not both")
 
 
 def test_a_text_dataset_with_a_classifier_names_the_flags(tiny_bert_dir, dataset_folder, tmp_path, capsys):

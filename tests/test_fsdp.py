@@ -28,21 +28,11 @@ TOLERANCE = 1e-5  # issue 15: sharded rows equal single-process rows to 1e-5 rel
 
 # ----------------------------------------------------------------------------- shared builders
 def tiny_llama(seed: int = 0):
-    """2 layers; q_proj (40, 40), v_proj (20, 40), up_proj (45, 40): 45 rows split 23 + 22 over 2 ranks."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """The library's tiny Llama with q_proj (40, 40), v_proj (20, 40), up_proj (45, 40): 45 rows split 23 + 22
+    over 2 ranks."""
+    from delora_viz.training.tiny import tiny_llama as library_tiny_llama
 
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=40,
-        intermediate_size=45,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
+    return library_tiny_llama(seed, hidden_size=40, intermediate_size=45, num_key_value_heads=2)[0]
 
 
 def adapted(method: str, seed: int = 0):
@@ -221,7 +211,7 @@ def _worker_trainer(out_dir: Path) -> dict:
         use_cpu=True,
         disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[TrackerCallback(every=1)])
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[TrackerCallback(track_every=1)])
     trainer.train()
     twin = adapted("delora") if rank == 0 else None
     _copy_into(twin, model)

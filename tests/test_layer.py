@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from builders import TwoLayer
 from peft import DeloraConfig, get_peft_model
 from torch import nn
 
@@ -15,17 +16,6 @@ from delora_viz.delora.layer import (
     merge_delora,
     remove_delora,
 )
-
-
-class TwoLayer(nn.Module):
-    def __init__(self, n_in=24, hidden=16, n_out=5):
-        super().__init__()
-        self.up = nn.Linear(n_in, hidden)
-        self.act = nn.GELU()
-        self.down = nn.Linear(hidden, n_out)
-
-    def forward(self, x):
-        return self.down(self.act(self.up(x)))
 
 
 def _peft_twin(model, r, lam, dtype):

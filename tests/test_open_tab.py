@@ -12,16 +12,7 @@ from delora_viz.delora.layer import add_delora
 from delora_viz.instruments.history import load_history
 from delora_viz.instruments.track import Tracker
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _history(path: Path, init: str = "peft") -> Path:
@@ -69,11 +60,8 @@ def test_naming_an_adapter_is_refused_unless_the_path_policy_allows(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium")
-def test_open_tab_renders_an_uploaded_history_in_a_browser(tmp_path):
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+def test_open_tab_renders_an_uploaded_history_in_a_browser(tmp_path, chromium):
     import gradio as gr
-    from playwright.sync_api import sync_playwright
 
     from delora_viz.app.open_tab import open_tab
 
@@ -85,25 +73,23 @@ def test_open_tab_renders_an_uploaded_history_in_a_browser(tmp_path):
         port = s.getsockname()[1]
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_selector("#open-upload")
-            assert page.locator("#open-adapter").count() == 0 or not page.locator("#open-adapter").is_visible()
-            page.locator("#open-upload input[type=file]").set_input_files(str(history))
-            page.wait_for_function(
-                "() => /1 run\\(s\\): delora-run/.test(document.querySelector('#open-status').innerText)",
-                timeout=60_000,
-            )
-            for i in range(5):  # update_norm, angles, lambda, direction, heatmap: each drawn as an image
-                page.wait_for_selector(f"#open-plot-{i} img", timeout=30_000)
-            assert page.locator("#open-plot-5").count() == 0 or not page.locator("#open-plot-5").is_visible()
-            page.wait_for_selector("#open-table", timeout=30_000)
-            table = page.locator("#open-table").inner_text()
-            assert "delora-run" in table and "delta_fro" in table and table.count("delora-run") == 2, table
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "open_tab.png"), full_page=True)
-            browser.close()
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#open-upload")
+        assert page.locator("#open-adapter").count() == 0 or not page.locator("#open-adapter").is_visible()
+        page.locator("#open-upload input[type=file]").set_input_files(str(history))
+        page.wait_for_function(
+            "() => /1 run\\(s\\): delora-run/.test(document.querySelector('#open-status').innerText)",
+            timeout=60_000,
+        )
+        for i in range(5):  # update_norm, angles, lambda, direction, heatmap: each drawn as an image
+            page.wait_for_selector(f"#open-plot-{i} img", timeout=30_000)
+        assert page.locator("#open-plot-5").count() == 0 or not page.locator("#open-plot-5").is_visible()
+        page.wait_for_selector("#open-table", timeout=30_000)
+        table = page.locator("#open-table").inner_text()
+        assert "delora-run" in table and "delta_fro" in table and table.count("delora-run") == 2, table
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "open_tab.png"), full_page=True)
+        page.close()
     finally:
         demo.close()

@@ -9,7 +9,7 @@ import pytest
 from delora_viz.training import shipped
 from delora_viz.training.shipped import load_or_compute, load_or_compute_many, load_shipped
 
-CONFIG = {"methods": ["lora", "delora"], "multipliers": [0.1, 1.0], "train": {"steps": 3}}
+CONFIG = {"methods": ["lora", "delora"], "multipliers": [0.1, 1.0], "train": {"max_steps": 3}}
 
 
 def frame(value=1.0):
@@ -55,14 +55,14 @@ def test_computes_once_then_reads_the_shipped_file(tmp_path):
 def test_config_equal_after_a_json_round_trip_matches(tmp_path):
     compute = Counter()
     load_or_compute("sweep", CONFIG, compute, tmp_path)
-    as_tuples = {"train": {"steps": 3}, "multipliers": (0.1, 1.0), "methods": ("lora", "delora")}
+    as_tuples = {"train": {"max_steps": 3}, "multipliers": (0.1, 1.0), "methods": ("lora", "delora")}
     load_or_compute("sweep", as_tuples, compute, tmp_path)
     assert compute.calls == 1
 
 
 def test_other_config_recomputes_and_overwrites(tmp_path):
     load_or_compute("sweep", CONFIG, Counter(1.0), tmp_path)
-    other = dict(CONFIG, train={"steps": 4})
+    other = dict(CONFIG, train={"max_steps": 4})
     compute = Counter(2.0)
     out = load_or_compute("sweep", other, compute, tmp_path)
     assert compute.calls == 1 and out["final_distance"][0] == 2.0

@@ -151,7 +151,7 @@ def test_unknown_adapter_types_are_skipped_with_one_warning():
 
 def test_every_and_explicit_steps():
     model = BUILDERS["ours-delora"]()
-    tracker = Tracker(model, every=3)
+    tracker = Tracker(model, track_every=3)
     assert tracker.step(1) == [] and tracker.step(2) == []
     assert len(tracker.step(3)) == 2
     summary = tracker.summary()
@@ -186,7 +186,7 @@ def test_bad_input_messages(tmp_path):
     with pytest.raises(ValueError, match="no adapted layers.*add_delora"):
         Tracker(Block())
     with pytest.raises(ValueError, match="positive integer"):
-        Tracker(BUILDERS["ours-delora"](), every=0)
+        Tracker(BUILDERS["ours-delora"](), track_every=0)
     with pytest.raises(ValueError, match="end in .csv or .jsonl"):
         Tracker(BUILDERS["ours-delora"](), path=tmp_path / "h.parquet")
     bogus = tmp_path / "notes.csv"
@@ -285,7 +285,7 @@ def test_cached_weight_norm_follows_in_place_changes_of_w():
 
 # ----------------------------------------------------------------------------- a tracker that survives real use
 def test_step_without_argument_counts_its_own_calls():
-    tracker = Tracker(BUILDERS["ours-delora"](), every=2)
+    tracker = Tracker(BUILDERS["ours-delora"](), track_every=2)
     steps = [tracker.step() for _ in range(5)]
     assert [rows[0]["step"] for rows in steps if rows] == [2, 4]
     tracker.step(10)  # an explicit step moves the count: the next calls are 11 (not recorded), 12

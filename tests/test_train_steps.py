@@ -13,7 +13,7 @@ from delora_viz.training.config import TrainConfig
 
 def _cfg(model, data, **kw):
     base = dict(
-        model=model, data=data, steps=4, batch_size=4, max_length=16, eval_every=0, eval_examples=8, device="cpu"
+        model=model, data=data, max_steps=4, batch_size=4, max_length=16, eval_every=0, eval_examples=8, device="cpu"
     )
     return TrainConfig(**(base | kw))
 
@@ -49,7 +49,7 @@ def test_float16_uses_a_grad_scaler_over_float32_parameters(tiny_bert_dir, text_
     CPU refusal lifted (before: AdamW on fp16 parameters turned them NaN at the first step)."""
     real = models.pick_dtype
     monkeypatch.setattr(models, "pick_dtype", lambda d, p="auto": torch.float16 if p == "float16" else real(d, p))
-    config = _cfg(tiny_bert_dir, text_files["csv"], method="delora", dtype="float16", steps=5)
+    config = _cfg(tiny_bert_dir, text_files["csv"], method="delora", dtype="float16", max_steps=5)
     prepared = prepare(config)
     assert prepared.loaded.dtype == torch.float16 and steps.grad_scaler(prepared.loaded).is_enabled()
     result = train(config, prepared)
@@ -97,7 +97,7 @@ def test_the_callers_rng_is_left_alone():
 @pytest.mark.slow  # trains: the runner's loop
 def test_a_stopped_run_is_evaluated_where_it_stopped(tiny_llama_dir, text_files):
     """Stop at step 3 of 20 with eval_every=10: the final metric is the step-3 model's, never step 0's."""
-    config = _cfg(tiny_llama_dir, text_files["txt"], task="causal_lm", method="lora", steps=20, eval_every=10)
+    config = _cfg(tiny_llama_dir, text_files["txt"], task="causal_lm", method="lora", max_steps=20, eval_every=10)
     prepared = prepare(config)
     events = []
     for event in iter_train(config, prepared, stop=lambda: len(events) >= 3):
@@ -128,7 +128,7 @@ def test_step_indices_cover_each_epoch_exactly_once():
 )
 def test_optimizer_steps_for_epochs(epochs, bs, accum, expected):
     """ceil(epochs * ceil(n / (bs * accum))): transformers Trainer's count, hence PEFT's script's (n = 34)."""
-    config = TrainConfig(epochs=epochs, batch_size=bs, gradient_accumulation_steps=accum, steps=99)
+    config = TrainConfig(epochs=epochs, batch_size=bs, gradient_accumulation_steps=accum, max_steps=99)
     assert steps.optimizer_steps(config, 34) == expected
     assert steps.optimizer_steps(replace(config, epochs=None), 34) == 99
 
@@ -143,7 +143,7 @@ def test_one_epoch_with_accumulation_sees_every_example_once(tiny_bert_dir, text
         return real(model, batch, loaded)
 
     monkeypatch.setattr(steps, "loss_of", counting)
-    config = _cfg(tiny_bert_dir, text_files["csv"], epochs=1, gradient_accumulation_steps=2, steps=99)
+    config = _cfg(tiny_bert_dir, text_files["csv"], epochs=1, gradient_accumulation_steps=2, max_steps=99)
     prepared = prepare(config)
     n_train = len(prepared.data.train_texts)
     events = list(iter_train(config, prepared))
@@ -154,7 +154,7 @@ def test_one_epoch_with_accumulation_sees_every_example_once(tiny_bert_dir, text
     assert sorted(set(result.tracker_frame()["step"])) == list(range(6))  # one record per optimizer step
     # eval_every=0: evaluated only at the end
     assert [h["step"] for h in result.history if not math.isnan(h["eval_metric"])] == [5]
-    assert result.final["eval_step"] == 5 and result.config.steps == 5 and result.config.epochs == 1
+    assert result.final["eval_step"] == 5 and result.config.max_steps == 5 and result.config.epochs == 1
 
 
 @pytest.mark.slow  # trains: the runner's loop
@@ -166,7 +166,7 @@ def test_accumulated_micro_batches_equal_one_big_batch(tiny_bert_dir, text_files
     no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, **no_dropout).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path)
-    config = _cfg(str(tmp_path), text_files["csv"], method="lora", steps=3)
+    config = _cfg(str(tmp_path), text_files["csv"], method="lora", max_steps=3)
     prepared = prepare(config)
     big = train(config, prepared)
     small = train(replace(config, batch_size=2, gradient_accumulation_steps=2), prepared)
@@ -181,7 +181,7 @@ def test_accumulated_micro_batches_equal_one_big_batch(tiny_bert_dir, text_files
 def test_warmup_scales_the_applied_learning_rate(tiny_bert_dir, text_files):
     assert [steps.lr_factor(t, 4) for t in range(1, 7)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert steps.lr_factor(1, 0) == 1.0
-    config = _cfg(tiny_bert_dir, text_files["csv"], method="lora", steps=1)
+    config = _cfg(tiny_bert_dir, text_files["csv"], method="lora", max_steps=1)
     prepared = prepare(config)
     plain, warm = (list(iter_train(replace(config, warmup_steps=w), prepared)) for w in (0, 4))
     assert isinstance(warm[0], StepEvent) and warm[0].lr == pytest.approx(plain[0].lr / 4)

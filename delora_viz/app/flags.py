@@ -10,15 +10,15 @@ import argparse
 from . import settings as app_settings
 from .policy import Policy
 
-LIMITS = (  # --limit-X flags: the server's caps on what a visitor may ask for (Policy's fields)
-    ("model_mb", "max_model_mb", "largest Hub model download (MB)"),
-    ("params_m", "max_params_m", "largest model to train (millions of parameters)"),
-    ("hub_rows", "max_hub_rows", "rows streamed from a Hub dataset"),
-    ("rank", "max_rank", "largest rank r"),
-    ("steps", "max_steps", "most steps per run"),
-    ("batch", "max_batch", "largest batch size"),
-    ("length", "max_length", "longest max length (tokens)"),
-)
+LIMITS = {  # --limit-X flags -> Policy.limit_X: the server's caps on what a visitor may ask for
+    "model_mb": "largest Hub model download (MB)",
+    "params_m": "largest model to train (millions of parameters)",
+    "hub_rows": "rows streamed from a Hub dataset",
+    "rank": "largest rank r",
+    "steps": "most steps per run",
+    "batch": "largest batch size",
+    "length": "longest max length (tokens)",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -53,11 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="largest dataset upload (MB)",
     )
     caps = Policy()
-    for flag, field, help_ in LIMITS:
-        default = getattr(caps, field)
+    for name, help_ in LIMITS.items():
+        default = getattr(caps, f"limit_{name}")
         limits.add_argument(
-            f"--limit-{flag.replace('_', '-')}",
-            dest=field,
+            f"--limit-{name.replace('_', '-')}",
+            dest=f"limit_{name}",
             type=type(default),
             default=default,
             metavar="N",

@@ -53,7 +53,6 @@ FIELD_LABELS = {
     "rank": "rank r",
     "delora_lambda": "DeLoRA λ",
     "lr": "learning rate",
-    "steps": "steps",
     "max_steps": "steps",
     "batch_size": "batch size",
     "max_length": "max length (tokens)",
@@ -181,8 +180,10 @@ def compare(session: UiSession | None, methods, *values):
     view = ticket = None
     try:
         methods, config, lrs = make_config(dict(zip(SETTINGS, values)), methods)
-        check_caps(POLICY, r=config.r, steps=config.steps, batch_size=config.batch_size, max_length=config.max_length)
-        x_max = config.steps
+        check_caps(
+            POLICY, r=config.r, max_steps=config.max_steps, batch_size=config.batch_size, max_length=config.max_length
+        )
+        x_max = config.max_steps
         ticket = yield from _admit(session, session.stop, out)
         if ticket is None:
             yield out("cancelled while waiting: nothing ran")
@@ -191,7 +192,7 @@ def compare(session: UiSession | None, methods, *values):
         job = runner.Job("compare", methods, lrs=lrs)  # app-serve: where it trains (runner.py)
         config, prepared = _prepare(session, config, POLICY, dict(zip(SETTINGS, values)), job)
         session.results = {}
-        view = LiveView(config.steps, methods, device=_device(prepared))
+        view = LiveView(config.max_steps, methods, device=_device(prepared))
         yield out(_text(f"{prepared.loaded.name} · {describe(prepared.data)} · evaluating the base model…"))
         events = runner.events(prepared, stop=session.stop.is_set, methods=methods, config=config, lrs=lrs)
         try:
@@ -246,9 +247,11 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
     session.busy += 1
     ticket = None
     try:
-        settings = dict(zip(SETTINGS, values)) | {"steps": steps, "eval_every": steps}
+        settings = dict(zip(SETTINGS, values)) | {"max_steps": steps, "eval_every": steps}
         methods, config, _ = make_config(settings, methods)
-        check_caps(POLICY, r=config.r, steps=config.steps, batch_size=config.batch_size, max_length=config.max_length)
+        check_caps(
+            POLICY, r=config.r, max_steps=config.max_steps, batch_size=config.batch_size, max_length=config.max_length
+        )
         mults = parse_multipliers(multipliers)
         ticket = yield from _admit(session, session.stop, lambda s: (s, skip, skip))
         if ticket is None:
@@ -257,7 +260,7 @@ def sweep(session: UiSession | None, methods, multipliers, steps, *values):
         yield "loading the model and data…", skip, skip
         job = runner.Job("sweep", methods, multipliers=mults, keep_models=False)  # app-serve
         config, prepared = _prepare(session, config, POLICY, settings, job)
-        total, results, view = len(mults) * len(methods), [], LiveView(config.steps, [])
+        total, results, view = len(mults) * len(methods), [], LiveView(config.max_steps, [])
         figure = table = skip
         run = dict(kind="sweep", methods=methods, multipliers=mults, config=config)
         for event in runner.events(prepared, stop=session.stop.is_set, **run):

@@ -163,7 +163,7 @@ def _settings() -> dict:
                     c[f"lr_{m}"] = gr.Number(d[f"lr_{m}"], label=f"lr · {METHODS[m].label}", min_width=110)
     with gr.Accordion("Training", open=True):
         with gr.Row():
-            c["steps"] = gr.Number(d["steps"], label="steps", precision=0, elem_id="steps")
+            c["max_steps"] = gr.Number(d["max_steps"], label="steps", precision=0, elem_id="steps")
             c["batch_size"] = gr.Number(d["batch_size"], label="batch size", precision=0)
             c["max_length"] = gr.Number(d["max_length"], label="max length (tokens)", precision=0)
         with gr.Row():
@@ -199,7 +199,7 @@ def _live_plot(key: str, title: str):
             colors_in_legend=[],  # one shared legend above the plots (Vega's cut long names: "delo...")
             x_axis_format="d",  # whole steps
             y_axis_format="~g",  # 5, not 5.000000
-            x_lim=[0, DEFAULTS["steps"]],
+            x_lim=[0, DEFAULTS["max_steps"]],
             height=250,
             elem_id=f"plot-{key}",
             show_label=False,

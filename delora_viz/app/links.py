@@ -33,7 +33,7 @@ FLAGS = {
     "rank": "r",
     "delora_lambda": "delora_lambda",
     **{f"learning_rate_{m}": f"lr_{m}" for m in METHODS},
-    "max_steps": "steps",
+    "max_steps": "max_steps",
     "batch_size": "batch_size",
     "cutoff_len": "max_length",
     "seed": "seed",
@@ -44,7 +44,7 @@ FLAGS = {
     "max_examples": "max_examples",
 }
 SETTING_FLAG = {key: flag for flag, key in FLAGS.items()}
-INTS = ("r", "steps", "batch_size", "max_length", "seed", "eval_every", "eval_examples", "max_examples")
+INTS = ("r", "max_steps", "batch_size", "max_length", "seed", "eval_every", "eval_examples", "max_examples")
 FLOATS = ("delora_lambda", *(f"lr_{m}" for m in METHODS))
 
 
@@ -219,7 +219,7 @@ def make_query(settings: dict, methods, tab: str = "compare", sweep_methods=None
     if not _same(model, DEFAULTS["model"]):
         query["base_model"] = str(model)
     for key, flag in SETTING_FLAG.items():
-        if key == "model" or (key == "steps" and tab == "sweep"):
+        if key == "model" or (key == "max_steps" and tab == "sweep"):
             continue
         value = settings.get(key, DEFAULTS[key])
         if value is None or _same(value, DEFAULTS[key]):

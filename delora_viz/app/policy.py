@@ -41,13 +41,13 @@ class Policy:
     served: bool = False
     local_paths: bool = True  # Model / Dataset boxes may name server paths
     hub: bool = True  # Hub ids may be downloaded
-    max_model_mb: float = 1024.0  # Hub model download cap (weights + tokenizer), checked before download
-    max_params_m: float = 1000.0  # millions of parameters of any model, checked after load
-    max_hub_rows: int = 20_000  # rows streamed from a Hub dataset
-    max_rank: int = 256
-    max_steps: int = 2000
-    max_batch: int = 64
-    max_length: int = 512
+    limit_model_mb: float = 1024.0  # Hub model download cap (weights + tokenizer), checked before download
+    limit_params_m: float = 1000.0  # millions of parameters of any model, checked after load
+    limit_hub_rows: int = 20_000  # rows streamed from a Hub dataset
+    limit_rank: int = 256
+    limit_steps: int = 2000
+    limit_batch: int = 64
+    limit_length: int = 512
 
     @classmethod
     def for_launch(cls, host: str, share: bool, allow_local_paths: bool = False, hub: bool = True, **caps):
@@ -69,13 +69,13 @@ def _path_like(spec: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- caps
-def check_caps(policy: Policy, *, r: int, steps: int, batch_size: int, max_length: int) -> None:
+def check_caps(policy: Policy, *, r: int, max_steps: int, batch_size: int, max_length: int) -> None:
     """ValueError naming the setting and the server's cap."""
     for name, value, cap in (
-        ("rank r", r, policy.max_rank),
-        ("steps", steps, policy.max_steps),
-        ("batch size", batch_size, policy.max_batch),
-        ("max length (tokens)", max_length, policy.max_length),
+        ("rank r", r, policy.limit_rank),
+        ("steps", max_steps, policy.limit_steps),
+        ("batch size", batch_size, policy.limit_batch),
+        ("max length (tokens)", max_length, policy.limit_length),
     ):
         if isinstance(value, int) and value > cap:
             raise ValueError(f"{name} is {value}; this server allows at most {cap}: lower it")
@@ -83,9 +83,9 @@ def check_caps(policy: Policy, *, r: int, steps: int, batch_size: int, max_lengt
 
 def check_model_size(policy: Policy, model) -> None:
     millions = sum(p.numel() for p in model.parameters()) / 1e6
-    if millions > policy.max_params_m:
+    if millions > policy.limit_params_m:
         raise ValueError(
-            f"the model has {millions:.0f}M parameters; this server trains at most {policy.max_params_m:.0f}M: "
+            f"the model has {millions:.0f}M parameters; this server trains at most {policy.limit_params_m:.0f}M: "
             "pick a smaller model"
         )
 
@@ -139,9 +139,9 @@ def resolve_model(spec: str, policy: Policy) -> tuple[str, str | None]:
         size = hub_model_mb(key)
     except Exception:  # noqa: BLE001 - not found, private, offline: one message, nothing about the server
         raise ValueError(f"model '{key}' was not found on the Hugging Face Hub (or the Hub is not reachable)") from None
-    if size > policy.max_model_mb:
+    if size > policy.limit_model_mb:
         raise ValueError(
-            f"model '{key}' is {size:.0f} MB; this server downloads at most {policy.max_model_mb:.0f} MB: "
+            f"model '{key}' is {size:.0f} MB; this server downloads at most {policy.limit_model_mb:.0f} MB: "
             "pick a smaller model"
         )
     try:
@@ -173,7 +173,7 @@ def resolve_dataset(spec: str | None, policy: Policy, directory: Path) -> str | 
     try:
         if Path(name).exists():  # datasets would read a server folder of that name: the not-found message
             raise LookupError(name)
-        rows = stream_hub_rows(name, config or None, split or "train", policy.max_hub_rows)
+        rows = stream_hub_rows(name, config or None, split or "train", policy.limit_hub_rows)
     except Exception:  # noqa: BLE001
         raise ValueError(
             f"dataset '{key}' could not be streamed from the Hugging Face Hub (name, config or split not found, "

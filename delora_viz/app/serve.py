@@ -27,7 +27,7 @@ def launch(
     host: str = "127.0.0.1",
     port: int | None = 7860,
     share: bool = False,
-    max_upload_mb: float = app_settings.MAX_UPLOAD_MB,
+    limit_upload_mb: float = app_settings.MAX_UPLOAD_MB,
     policy: Policy | None = None,
     auth: list[tuple[str, str]] | None = None,
     devices: list[str] | None = None,
@@ -39,7 +39,7 @@ def launch(
     Where runs train (runner.py): on ZeroGPU each in a @spaces.GPU call (the platform queues them);
     with `devices` (or several visible GPUs) one worker process per device, one run each at a time;
     else in this process, one at a time."""
-    app_settings.MAX_UPLOAD_MB = max_upload_mb
+    app_settings.MAX_UPLOAD_MB = limit_upload_mb
     memory.tune_allocator()
     place_runs(devices)
     handlers.POLICY = policy or Policy.for_launch(host, share)
@@ -51,7 +51,7 @@ def launch(
         server_port=port,
         share=share,
         auth=auth,
-        max_file_size=f"{max_upload_mb:g}mb",
+        max_file_size=f"{limit_upload_mb:g}mb",
         css=CSS,
         show_error=False,
         footer_links=["api", "gradio"],
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         args.share,
         allow_local_paths=args.allow_local_paths,
         hub=args.hub,
-        **{field: getattr(args, field) for _, field, _ in LIMITS},
+        **{f"limit_{name}": getattr(args, f"limit_{name}") for name in LIMITS},
     )
     launch(
         build_demo(local_paths=policy.local_paths),

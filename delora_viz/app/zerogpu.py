@@ -41,8 +41,8 @@ def estimate_s(job: runner.Job) -> float:
     """Seconds a run should take on a ZeroGPU device: every run's steps and evaluations, plus loading."""
     config = job.config
     runs = len(job.methods) * (len(job.multipliers or ()) if job.kind == "sweep" else 1)
-    evals = math.ceil(config.steps / config.eval_every) + 1 if config.eval_every else 1
-    return OVERHEAD_S + runs * (config.steps * SECONDS_PER_STEP + evals * SECONDS_PER_EVAL)
+    evals = math.ceil(config.max_steps / config.eval_every) + 1 if config.eval_every else 1
+    return OVERHEAD_S + runs * (config.max_steps * SECONDS_PER_STEP + evals * SECONDS_PER_EVAL)
 
 
 def duration(job: runner.Job) -> int:

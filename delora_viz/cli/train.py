@@ -51,10 +51,10 @@ PEFT_FLAGS = {
     "module_dropout": "module_dropout",
     "target_modules": "target_modules",
 }
-OWN_FLAGS = ("method", "task", "gradient_accumulation_steps", "warmup_steps", "track_every", "max_examples", "seed")
-OWN_FLAGS += ("dtype",)
+OWN_FLAGS = ("method", "task", "max_steps", "gradient_accumulation_steps", "warmup_steps", "track_every")
+OWN_FLAGS += ("max_examples", "seed", "dtype")
 # field -> the flag that sets it (what an error about that field names)
-FLAG_FOR = {name: f"--{flag}" for flag, name in PEFT_FLAGS.items()} | {"steps": "--max_steps"}
+FLAG_FOR = {name: f"--{flag}" for flag, name in PEFT_FLAGS.items()}
 # The script's defaults where ours differ (printed once at start for the flags not given).
 SCRIPT_DEFAULTS = {
     "batch_size": 1,
@@ -76,6 +76,7 @@ HELP = {
     "val_set_size": "examples evaluated; with no test/validation split in the dataset, also the number "
     "held out (at most 20%% of the data)",
     "eval_step": "optimizer steps between evaluations (0: at the end); the script logs at this interval",
+    "max_steps": "optimizer steps (give this or --num_epochs)",
 }
 FLOAT_FIELDS = ("lr", "epochs", "delora_lambda", "module_dropout")
 INT_FIELDS = ("max_examples",)
@@ -117,7 +118,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
         kwargs = {"choices": list(METHODS)} if name == "method" else {}
         kwargs = {"choices": list(TASKS)} if name == "task" else kwargs
         _add_config_flag(t, name, name, **kwargs)
-    t.add_argument("--max_steps", type=int, default=None, help="optimizer steps (default: TrainConfig.steps = 40)")
     t.add_argument("--text_column", default=None, help="the dataset's text column (default: found by name)")
     t.add_argument("--label_column", default=None, help="the dataset's label column, for classification")
     t.add_argument(
@@ -136,8 +136,8 @@ def build_config(args) -> TrainConfig:
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     settings = {k: v for k, v in vars(args).items() if k in fields}
-    if args.max_steps is not None:
-        settings["steps"] = args.max_steps
+    if {"epochs", "max_steps"} <= getattr(args, "given", set()):
+        raise DeloraVizError("give --num_epochs or --max_steps, not both", field="max_steps")
     config = TrainConfig(**settings)  # validates the numbers before anything loads
     return dataclasses.replace(config, task=infer_task(config.model, config.task))
 
@@ -156,8 +156,8 @@ def differences(args, config: TrainConfig) -> list[str]:
         if name in given or (flag == "delora_lambda" and not config.method.startswith("delora")):
             continue
         if flag == "num_epochs":
-            if args.max_steps is None:
-                out.append(f"--max_steps {config.steps} (script: --num_epochs {theirs})")
+            if "max_steps" not in given:
+                out.append(f"--max_steps {config.max_steps} (script: --num_epochs {theirs})")
         elif ours[flag] != theirs:
             out.append(f"--{flag} {ours[flag]:g} (script: {theirs:g})")
     return out
@@ -212,7 +212,7 @@ def run(args) -> int:
     )
     print(f"{config.method}, lr {config.effective_lr():g}", file=sys.stderr)
     writers = open_writers(report_to, out, out.name or config.method, dataclasses.asdict(config))
-    bar = tqdm(total=config.steps, disable=args.quiet, unit="step")
+    bar = tqdm(total=config.max_steps, disable=args.quiet, unit="step")
     result = None
     try:
         for event in iter_train(config, prepared):

@@ -1,6 +1,11 @@
-"""The method: DeLoRA's layer and its surgery (`layer.py`); the update written once, with its bounds, its
-norm and its singular values in closed form (`geometry.py`); PEFT adapter folders (`peft_io.py`). Needs only
-torch, peft and safetensors; read it with the paper (arXiv 2503.18225, Eq. 5-9) beside it."""
+"""The method, readable alone with the paper (arXiv 2503.18225, Eq. 5-9) beside it. Read in this order:
+
+1. `geometry.py`: the update written once (dW = (lambda/r) B Xi A diag(w) as thin factors), its bounds, its
+   norm and its singular values in closed form;
+2. `layer.py`: DeLoRALinear (both inits), which calls it, and the surgery that puts it into a model;
+3. `peft_io.py`: PEFT adapter folders, in and out.
+
+Needs only torch, peft and safetensors."""
 
 from .geometry import (
     DoraUpdate,

@@ -6,7 +6,7 @@ kept as two thin factors, dW = U @ V.T (`LowRankUpdate`), and its numbers come f
 
     ||dW||_F^2 = sum((U^T U) * (V^T V))      O((m + n) k^2)     (`fro_norm`; exact to ~sqrt(eps) ||U|| ||V||,
                                                                   so delora_update stacks the paper init)
-    singular values: of the k x k core R_U R_V^T of two thin QRs  (`singular_values`)
+    singular values: of the (at most) k x k core R_U R_V^T of two thin QRs  (`singular_values`)
 
 DoRA rescales whole output rows, so its update is not low rank (`DoraUpdate` holds its parameters). Its
 angles to W, its per-row closed form and every other metric are the instruments' (instruments/measure.py,
@@ -75,7 +75,8 @@ def delora_scales(A: Tensor, B: Tensor, delora_lambda: Tensor) -> Tensor:
     That bounds ||dW||_F, but lambda alone does not set it: lambda (with W's column norms w) sets the scale
     and the ceiling |lambda| max_j w_j (2 |lambda| max_j w_j for the paper init; the ceiling moves when
     lambda learns), while A and B set the direction AND where the norm sits below the ceiling: the r unit
-    terms, weighted by w, add up to anything between ~0 and r depending on how aligned they are.
+    terms add up to a norm between ~0 and r depending on how aligned they are, so ||dW||_F lies between ~0
+    and the ceiling.
     """
     r = A.shape[-2]
     a_norm = A.norm(dim=-1).clamp(min=NORM_EPS)  # (r,)
@@ -94,6 +95,7 @@ def delora_update(
     """DeLoRA's update, the one place the formula is written (layer forward, merge and geometry use it).
 
         dW = B diag(d) A diag(w)  [ - B0 diag(d0) A0 diag(w) ]     d = delora_scales(A, B, lambda)
+                                                                    d0 = delora_scales(A0, B0, lambda)
 
     i.e. (lambda / r) B Xi A diag(w) with Xi_ii = 1 / (||b_i|| ||a_i||), w the frozen column norms of W.
     The bracketed term is the paper's initialisation (Eq. 5-9): a frozen copy of the initial factors,
@@ -131,7 +133,8 @@ def delora_bound(
 
         ||dW||_F <= (|lambda| / r) sum_i || a_i / max(||a_i||, eps) * w ||     (triangle inequality over
                                                                                  the r unit-norm rank-1 terms)
-    For the paper init the frozen term is fixed, so its exact norm is added: + ||B0 diag(d0) A0 diag(w)||_F.
+    For the paper init the frozen copy's term has fixed directions but the live lambda (d0 above), so its
+    exact norm is added: + ||B0 diag(d0) A0 diag(w)||_F.
     Equality holds for r = 1 (and ||b_1|| >= eps).
     """
     r = A.shape[-2]

@@ -3,7 +3,8 @@
     y = x W^T + b + dropout(x) dW^T,     dW = (lambda / r) B Xi A diag(w)   (geometry.delora_update)
 
 W is frozen; A (r x in), B (out x r) and the scalar lambda are trained; w = ||W[:, j]|| is frozen at
-construction. With init="peft" B starts at zero (PEFT's DeloraLinear, numerically identical). With
+construction. With init="peft" B starts at zero, as PEFT's DeloraLinear (the same outputs to float rounding:
+tests/test_layer.py checks it against PEFT). With
 init="paper" A and B both start kaiming-uniform and a frozen clone (A0, B0) is subtracted, so dW = 0
 at step 0 but the gradient reaches both factors at once (the paper's Eq. 5-9). The clone is a real
 copy: the authors' code shared storage between the copy and the trained weights, which keeps dW = 0
@@ -108,18 +109,20 @@ class DeLoRALinear(nn.Module):
     def bias(self) -> Tensor | None:
         return self.base_layer.bias
 
+    def _frozen(self) -> tuple[Tensor | None, Tensor | None]:
+        """(A0, B0): the paper init's frozen copy, subtracted from the update; (None, None) for PEFT's init."""
+        return (self.delora_A0, self.delora_B0) if self.init == "paper" else (None, None)
+
     def update(self) -> LowRankUpdate:
         """dW as factors U (out, k), V (in, k): the one formula, in geometry.delora_update."""
-        frozen = (self.delora_A0, self.delora_B0) if self.init == "paper" else (None, None)
-        return delora_update(self.delora_A, self.delora_B, self.delora_lambda, self.delora_w_norm, *frozen)
+        return delora_update(self.delora_A, self.delora_B, self.delora_lambda, self.delora_w_norm, *self._frozen())
 
     def delta_weight(self) -> Tensor:
         return self.update().dense()  # (out, in)
 
     def bound(self) -> Tensor:
         """The tight bound on ||dW||_F for the current directions of A (see geometry.delora_bound)."""
-        frozen = (self.delora_A0, self.delora_B0) if self.init == "paper" else (None, None)
-        return delora_bound(self.delora_A, self.delora_lambda, self.delora_w_norm, *frozen)
+        return delora_bound(self.delora_A, self.delora_lambda, self.delora_w_norm, *self._frozen())
 
     def bound_loose(self) -> Tensor:
         return delora_bound_loose(self.delora_lambda, self.delora_w_norm, paper_init=self.init == "paper")
@@ -128,8 +131,9 @@ class DeLoRALinear(nn.Module):
         out = self.base_layer(x)
         if self.merged:
             return out
-        # Same order of operations as PEFT: ((dropout(x) * w) A^T) * d, then B^T, in the adapter's dtype
-        # (float32 under a bf16 base; autocast, when on, picks the matmul dtype itself).
+        # x V U^T with V = diag(w) A^T, U = B diag(d): PEFT computes ((dropout(x) * w) A^T) * d, then B^T, the
+        # same products grouped otherwise (equal to rounding). In the adapter's dtype (float32 under a bf16
+        # base; autocast, when on, picks the matmul dtype itself).
         x = self.dropout(x).to(self.delora_A.dtype)
         return out + self.update().apply(x).to(out.dtype)
 

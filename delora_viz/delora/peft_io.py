@@ -67,16 +67,20 @@ def save_peft_delora(
 
 
 def load_peft_delora(model: nn.Module, path: str | Path) -> nn.Module:
-    """Adapt `model` (the base model) with the DeLoRA adapter at `path`, as our DeLoRALinear layers."""
+    """Adapt `model` (the base model) with the DeLoRA adapter at `path`, as our DeLoRALinear layers, ready to
+    train on: every layer's A, B and lambda and the modules saved with it train, the rest is frozen (as PEFT's
+    from_pretrained(..., is_trainable=True))."""
     config, tensors = _read(path)
     if config.get("peft_type") != "DELORA":
         raise DeloraVizError(f"{path} holds a {config.get('peft_type')} adapter, not a DeLoRA one")
     names = sorted(k[len(PREFIX) : -len(".delora_A")] for k in tensors if k.endswith(".delora_A"))
     if not names:
         raise DeloraVizError(f"{path}/{WEIGHTS_NAME} has no delora_A tensors")
-    for name in names:
+    model.requires_grad_(False)
+    for name in names:  # one at a time: the ranks may differ per layer
         A = tensors[f"{PREFIX}{name}.delora_A"]
-        add_delora(model, [name], r=A.shape[0], delora_lambda=1.0, module_dropout=config.get("module_dropout", 0.0))
+        dropout = config.get("module_dropout", 0.0)
+        add_delora(model, [name], r=A.shape[0], delora_lambda=1.0, module_dropout=dropout, freeze_base=False)
         layer = model.get_submodule(name)
         with torch.no_grad():
             for key in ("delora_A", "delora_B", "delora_lambda", "delora_w_norm"):
@@ -198,6 +202,7 @@ def _load_modules(model: nn.Module, tensors: dict, modules_to_save: list[str]) -
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         if state:
             model.get_submodule(module_name).load_state_dict(state)
+            model.get_submodule(module_name).requires_grad_(True)
 
 
 def _write(path: str | Path, config, tensors: dict) -> Path:

@@ -23,9 +23,8 @@ from torch import Tensor, nn
 
 from ..delora.geometry import DoraUpdate, LowRankUpdate
 from ..delora.layer import DeLoRALinear
+from ..names import FAMILY
 from .measure import RawParams
-
-TRACKED_METHODS = ("lora", "rslora", "dora", "delora", "delora-paper")
 
 
 @dataclass
@@ -33,7 +32,7 @@ class AdapterView:
     """How to read one adapted layer. Callables, so every call reads the current parameters."""
 
     name: str  # module path, with ":adapter" appended when several adapters are active
-    method: str  # one of TRACKED_METHODS
+    method: str  # one of names.TRACKED
     rank: int
     weight: Callable[[], Tensor]  # frozen W (out, in), as stored (any dtype)
     params: Callable[[], RawParams]  # the raw parameters, as stored: cast them before building anything
@@ -113,7 +112,7 @@ def _ours(name: str, layer: DeLoRALinear) -> AdapterView:
     def params():
         paper = layer.init == "paper"
         return RawParams(
-            "delora",
+            FAMILY[layer.method],
             layer.delora_A,
             layer.delora_B,
             delora_lambda=layer.delora_lambda,
@@ -168,7 +167,7 @@ def _peft_delora(name: str, module, skipped: dict) -> list[AdapterView]:
 
         def params(adapter=adapter):
             return RawParams(
-                "delora",
+                FAMILY["delora"],
                 module.delora_A[adapter],
                 module.delora_B[adapter],
                 delora_lambda=module.delora_lambda[adapter],
@@ -197,17 +196,17 @@ def _peft_lora(name: str, module, skipped: dict) -> list[AdapterView]:
     adapters = _active(module, module.lora_A)
     for adapter in adapters:
         dora = module.use_dora.get(adapter, False)
+        method = "dora" if dora else "rslora" if module.use_rslora.get(adapter, False) else "lora"
 
-        def params(adapter=adapter, dora=dora):
+        def params(adapter=adapter, dora=dora, family=FAMILY[method]):
             return RawParams(
-                "dora" if dora else "lora",
+                family,
                 module.lora_A[adapter].weight,  # (r, in)
                 module.lora_B[adapter].weight,  # (out, r)
                 scaling=module.scaling[adapter],
                 magnitude=module.lora_magnitude_vector[adapter].weight if dora else None,  # (out,)
             )
 
-        method = "dora" if dora else "rslora" if module.use_rslora.get(adapter, False) else "lora"
         views.append(AdapterView(_label(name, adapter, adapters), method, module.r[adapter], weight, params))
     return views
 

@@ -1,10 +1,10 @@
 """TrackerCallback: the Tracker inside transformers' Trainer (and so TRL's SFTTrainer).
 
     trainer = Trainer(model=peft_model, args=TrainingArguments(..., report_to=["tensorboard"]))
-    TrackerCallback.attach(trainer, every=10)          # first in line, ahead of the report_to loggers
+    TrackerCallback.attach(trainer, track_every=10)          # first in line, ahead of the report_to loggers
     trainer.train()
 
-Records every `every` optimizer steps into <output_dir>/delora_history.jsonl (appended as it goes, and
+Records every `track_every` optimizer steps into <output_dir>/delora_history.jsonl (appended as it goes, and
 copied into each checkpoint-N/ folder; a fresh run moves an old file aside, a run resumed from checkpoint-N
 keeps the rows up to step N and continues them), and adds a summary (delora/delta_fro_mean, delora/bound_ratio_max,
 delora/lambda_mean, ...) to the Trainer's logs, so TensorBoard, W&B or any report_to integration shows it.
@@ -31,11 +31,11 @@ from .track import Tracker
 
 class TrackerCallback(TrainerCallback):
     def __init__(
-        self, every: int = 1, filename: str = "delora_history.jsonl", prefix: str = "delora/", dtype=torch.float32
+        self, track_every: int = 1, filename: str = "delora_history.jsonl", prefix: str = "delora/", dtype=torch.float32
     ):
-        check_int("every", every, hint=" (record every N optimizer steps)")
+        check_int("track_every", track_every, hint=" (record every N optimizer steps)")
         check_suffix(filename)
-        self.every, self.filename, self.prefix, self.dtype = every, filename, prefix, dtype
+        self.track_every, self.filename, self.prefix, self.dtype = track_every, filename, prefix, dtype
         self.tracker: Tracker | None = None
         self.latest: dict[str, float] = {}  # summary of the last record, added to the next training log
         self._first = False  # put ahead of the loggers by attach()
@@ -56,7 +56,7 @@ class TrackerCallback(TrainerCallback):
             warnings.warn(
                 f"TrackerCallback runs after the report_to loggers ({', '.join(loggers)}), so they miss its delora/* "
                 "scalars (the history file and trainer_state.json keep them): add it with "
-                "TrackerCallback.attach(trainer, every=...) instead of callbacks=[...]",
+                "TrackerCallback.attach(trainer, track_every=...) instead of callbacks=[...]",
                 stacklevel=2,
             )
         path = Path(args.output_dir) / self.filename
@@ -65,7 +65,9 @@ class TrackerCallback(TrainerCallback):
         # Every rank builds one (the rank comes from torch.distributed): with FSDP2-sharded weights each
         # record is collective (all ranks measure, rank 0 writes); under DDP the other ranks' are inactive.
         try:
-            tracker = Tracker(model, every=self.every, path=path, dtype=self.dtype, keep_rows=False, resume_step=resume)
+            tracker = Tracker(
+                model, track_every=self.track_every, path=path, dtype=self.dtype, keep_rows=False, resume_step=resume
+            )
         except (ValueError, NotImplementedError, TypeError) as err:
             self._disable(err)
             return

@@ -92,7 +92,7 @@ def row_blocks(W: Tensor, dtype: torch.dtype, max_elements: int = 1 << 22):
 class RawParams:
     """One adapted layer's parameters exactly as stored (any dtype), read afresh at each record."""
 
-    kind: str  # "lora" (LoRA, rsLoRA), "delora" (both inits), "dora"
+    family: str  # names.FAMILY of the layer's method: "lora" (LoRA, rsLoRA), "dora" or "delora" (both inits)
     A: Tensor  # (r, n)
     B: Tensor  # (m, r)
     scaling: float = 1.0  # s of LoRA / DoRA
@@ -104,7 +104,7 @@ class RawParams:
 
     def key(self) -> tuple:
         """Layers with equal keys are measured in one batch."""
-        return (self.kind, tuple(self.A.shape), tuple(self.B.shape), self.A0 is not None, self.A.device)
+        return (self.family, tuple(self.A.shape), tuple(self.B.shape), self.A0 is not None, self.A.device)
 
     def cast(self, dtype: torch.dtype) -> RawParams:
         """Every tensor detached and cast to dtype: the first thing done, before any arithmetic."""
@@ -115,9 +115,9 @@ class RawParams:
 
     def update(self) -> LowRankUpdate | DoraUpdate:
         """The update in the parameters' own dtype (cast() first to measure)."""
-        if self.kind == "dora":
+        if self.family == "dora":
             return DoraUpdate(self.A, self.B, self.scaling, self.magnitude)
-        if self.kind == "lora":
+        if self.family == "lora":
             return lora_update(self.A, self.B, self.scaling)
         return delora_update(self.A, self.B, self.delora_lambda, self.w_norm, self.A0, self.B0)
 
@@ -134,9 +134,9 @@ class DoraRows:
 
 @dataclass
 class Group:
-    """L same-shaped layers of one kind, stacked and cast: the factors, scales and bounds of a record."""
+    """L same-shaped layers of one family, stacked and cast: the factors, scales and bounds of a record."""
 
-    kind: str
+    family: str
     update: LowRankUpdate | None = None  # U (L, m, k), V (L, n, k) for "lora" and "delora"
     dora: DoraUpdate | None = None  # A (L, r, n), B (L, m, r), scaling (L, 1), magnitude (L, m)
     delora_lambda: Tensor | None = None  # (L,)
@@ -158,9 +158,9 @@ def build_group(params: list[RawParams], dtype: torch.dtype, previous: dict | No
         return torch.stack([getattr(p, name) for p in params]).to(dtype)  # stacking is exact
 
     A, B = stack("A"), stack("B")  # (L, r, n), (L, m, r)
-    if first.kind in ("lora", "dora"):
+    if first.family in ("lora", "dora"):
         s = torch.tensor([float(p.scaling) for p in params], dtype=dtype, device=A.device)  # (L,)
-        if first.kind == "dora":
+        if first.family == "dora":
             mag = stack("magnitude")
             eps = torch.finfo(first.magnitude.dtype).eps
             return Group("dora", dora=DoraUpdate(A, B, s[:, None], mag), previous=previous, magnitude_eps=eps)
@@ -233,7 +233,7 @@ def partial_sums(
 ) -> dict[str, Tensor]:
     """Sums over the rows of W held here: weights[l] = W_l[rows], row_sq (L, rows) = their squared norms.
     gemm_threads: CPU threads for the W @ V products of large layers (weight_products)."""
-    if group.kind == "dora":
+    if group.family == "dora":
         return _dora_sums(group, weights, row_sq, rows, gemm_threads)
     U, V = group.update.U[:, rows], group.update.V  # (L, m', k), (L, n, k)
     left = U
@@ -333,7 +333,7 @@ def metrics_from_sums(group: Group, sums: dict[str, Tensor]) -> Tensor:
     """The MEASURED columns of each layer from the (reduced) sums and the full factors: (L, len(MEASURED))."""
     geo, sigma, drift, turn = measure_group(group, sums)
     nan = torch.full_like(geo.delta_fro, float("nan"))
-    if group.kind == "delora":
+    if group.family == "delora":
         lam, bound, loose, ratio = group.delora_lambda, group.bound, group.bound_loose, geo.delta_fro / group.bound
     else:
         lam = bound = loose = ratio = nan
@@ -358,7 +358,7 @@ def measure_group(group: Group, sums: dict[str, Tensor]) -> tuple[UpdateGeometry
     """(geometry, sigma_max, dora_mag_drift, turn_deg) of each layer, (L,) each, in the group's dtype; NaN
     where a column does not apply. Sets group.delta_fro (float64) for `keep`."""
     nan = torch.full_like(sums["w_sq"], float("nan"))
-    if group.kind == "dora":
+    if group.family == "dora":
         dtype = group.dora.A.dtype
         geo = geometry_from_inner_products(sums["delta_sq"], sums["inner"], sums["w_sq"])  # float64
         drift = (sums["drift_sq"].sqrt() / sums["w_sq"].sqrt()).to(dtype)
@@ -394,7 +394,7 @@ def measure_group(group: Group, sums: dict[str, Tensor]) -> tuple[UpdateGeometry
 
 def keep(group: Group) -> dict:
     """What the next record needs for turn_deg: the factors (small) and ||dW|| (float64) of this one."""
-    if group.kind == "dora":  # float64 A, B: the next record's differences A - A_prev, B - B_prev are exact
+    if group.family == "dora":  # float64 A, B: the next record's differences A - A_prev, B - B_prev are exact
         f64, rows = torch.float64, group.dora_rows
         return {"A": group.dora.A.to(f64), "B": group.dora.B.to(f64), **vars(rows), "delta_fro": group.delta_fro}
     f64 = torch.float64  # the next record's differences U - U_prev, V - V_prev are exact in float64

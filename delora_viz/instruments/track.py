@@ -43,7 +43,7 @@ from .measure import build_group, keep, metrics_from_sums, num_threads, pack, pa
 
 
 class Tracker:
-    """Records the geometry of every adapted layer of `model` every `every` steps.
+    """Records the geometry of every adapted layer of `model` every `track_every` steps.
 
     path: optional .csv or .jsonl file that each record is appended to (flushed), so a killed run keeps
     every row it recorded; an existing file there is moved aside (history.rotate_aside), unless
@@ -57,16 +57,16 @@ class Tracker:
     def __init__(
         self,
         model,
-        every: int = 1,
+        track_every: int = 1,
         path=None,
         dtype=torch.float32,
         keep_rows: bool = True,
         resume_step: int | None = None,
     ):
-        check_int("every", every, hint=" (record every N steps)")
+        check_int("track_every", track_every, hint=" (record every N steps)")
         if dtype not in (torch.float32, torch.float64):
             raise DeloraVizError(f"dtype must be torch.float32 or torch.float64, got {dtype}", field="dtype")
-        self.every, self.dtype, self.keep_rows = every, dtype, keep_rows
+        self.track_every, self.dtype, self.keep_rows = track_every, dtype, keep_rows
         self.writer = is_main_process()  # rank 0 (or no torch.distributed): keeps, writes, returns rows
         self.sharded = check_shardable(model)  # FSDP2 Shard(0) weights; other layouts raise, naming a workaround
         self.active = self.writer or self.sharded  # a sharded record is collective: every rank takes part
@@ -104,14 +104,14 @@ class Tracker:
 
     # ------------------------------------------------------------------ recording
     def step(self, step: int | None = None) -> list[dict]:
-        """Record one row per layer if `step` is a multiple of `every`.
+        """Record one row per layer if `step` is a multiple of `track_every`.
 
         Without `step`: the optimizer step count under watch(), else one more than the last step this
         tracker saw (so calling step() once per optimizer step records 1, 2, 3, ...)."""
         if step is None:
             step = self._optimizer_steps if self._hooks else self._last_step + 1
         step = self._last_step = int(step)
-        if not self.active or step % self.every:
+        if not self.active or step % self.track_every:
             return []
         self._started = True
         self._refresh_views()
@@ -203,7 +203,7 @@ class Tracker:
 
     # ------------------------------------------------------------------ optimizer hook
     def watch(self, optimizer) -> Tracker:
-        """Record the starting point (start()), then after every optimizer.step() (every `every` steps).
+        """Record the starting point (start()), then after every optimizer.step() (every `track_every` steps).
         Use as a context manager to detach."""
         if self.active:
             self.start()

@@ -29,6 +29,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from .. import names
 from ..delora.geometry import (
     DoraUpdate,
     delora_bound,
@@ -336,9 +337,7 @@ STRENGTH_RANGE = (1e-4, 1e2)  # the explorer's fixed strength axis: ||dW||_F / |
 def _angle_bars(size_ax, turn_ax, now: pd.DataFrame, gid: str = "") -> None:
     """Draw one setting's bars: strength ||dW||/||W|| (log, fixed range, DeLoRA's ceiling as a dashed
     segment over its bar) and angle(W + dW, W) (0-90 degrees). ``now``: angle_table rows, indexed by method."""
-    from .figures import PLAIN_NAMES
-
-    names = [PLAIN_NAMES[m] for m in now.index]
+    labels = [names.label(m) for m in now.index]
     colors = [method_color(m) for m in now.index]
     x = np.arange(len(now))
     for ax, column in ((size_ax, "rel_delta"), (turn_ax, "angle_w_prime_deg")):
@@ -347,7 +346,7 @@ def _angle_bars(size_ax, turn_ax, now: pd.DataFrame, gid: str = "") -> None:
             patch.set_gid(f"{gid}{column}:{method}")
             label = f"{value:.2g}" if column == "rel_delta" else f"{value:.1f}°"
             ax.annotate(label, (patch.get_x() + 0.3, value), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(x, names)
+        ax.set_xticks(x, labels)
         ax.grid(axis="x", visible=False)
     if "delora" in now.index and np.isfinite(now.loc["delora", "bound_rel"]):
         i = list(now.index).index("delora")

@@ -14,7 +14,7 @@ so they work headless and never touch global state. Inputs (see ``track.py`` / `
 A frame without a ``run`` column is grouped by ``method``. Each method keeps one colour everywhere, and
 one line style and marker (``line_style``, from ``frames.METHOD_STYLES``), so a line lying on another
 stays visible. Legends name
-methods in plain words (``run_name``: "delora" -> "DeLoRA").
+methods in plain words (``names.label``: "delora" -> "DeLoRA").
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .. import names
 from .frames import (
     METHOD_STYLES,
     NO_TURN,
@@ -39,20 +40,6 @@ from .frames import (
     worst_layer,
 )
 from .style import NORM, legend, new_axes, styled
-
-PLAIN_NAMES = {
-    "lora": "LoRA",
-    "rslora": "rsLoRA",
-    "dora": "DoRA",
-    "delora": "DeLoRA",
-    "delora-paper": "DeLoRA (paper init)",
-    "delora-fixed-lambda": "DeLoRA (λ frozen)",
-}
-
-
-def run_name(run: str) -> str:
-    """A run label in plain words: a bare method name becomes its usual spelling, others stay as given."""
-    return PLAIN_NAMES.get(str(run), str(run))
 
 
 def line_style(method: str, n_points: int, markers: int = 8) -> dict:
@@ -82,7 +69,7 @@ def plot_update_norm(tracker_df: pd.DataFrame, ax=None, show_worst_layer: bool =
     require_rows(tracker_df, ["step", "method", "delta_fro"], "plot_update_norm")
     fig, (ax,) = new_axes(ax, width=8.8, height=4.4)
     for run, method, rows, color in iter_runs(tracker_df):
-        name = run_name(run)
+        name = names.label(run)
         m = mean_by_step(rows, "delta_fro")
         ax.plot(m.index, m.values, color=color, label=name, gid=f"norm:{run}", **line_style(method, len(m)))
         if not has_values(rows, "bound"):
@@ -136,7 +123,7 @@ def plot_angles(tracker_df: pd.DataFrame, ax=None) -> Figure:
     fig, axes = new_axes(ax, ncols=2, width=5.6)
     a1, a2 = (axes[0], axes[0]) if len(axes) == 1 else axes
     for run, method, rows, color in iter_runs(tracker_df):
-        name = run_name(run)
+        name = names.label(run)
         m = mean_by_step(rows, "angle_delta_w_deg")
         a1.plot(
             m.index, m.values, color=color, label=name + (" ∠(ΔW, W)" if a1 is a2 else ""), **line_style(method, len(m))
@@ -174,7 +161,7 @@ def plot_lambda(tracker_df: pd.DataFrame, ax=None) -> Figure:
     for run, method, rows, color in runs:
         lam = numeric(rows, "lambda").groupby(rows["step"]).agg(["mean", "min", "max"]).dropna().sort_index()
         ax.fill_between(lam.index, lam["min"], lam["max"], color=color, alpha=0.2, lw=0)
-        label = run_name(run) + (" (band: min to max over layers)" if rows["layer"].nunique() > 1 else "")
+        label = names.label(run) + (" (band: min to max over layers)" if rows["layer"].nunique() > 1 else "")
         ax.plot(lam.index, lam["mean"], color=color, label=label, **line_style(method, len(lam)))
     ax.set(title="DeLoRA's learned strength λ", xlabel="step", ylabel="λ (dimensionless)")
     legend(ax)
@@ -238,7 +225,7 @@ def plot_direction_and_strength(tracker_df: pd.DataFrame, title: str | None = No
     turn_ax, size_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     colors = {run: color for run, _, _, color in iter_runs(tracker_df)}
     for run, rows in table.groupby("run", sort=False):
-        method, color, name = str(rows["method"].iloc[0]), colors[run], run_name(run)
+        method, color, name = str(rows["method"].iloc[0]), colors[run], names.label(run)
         style = line_style(method, len(rows))
         turn_ax.plot(rows["step"], rows["turned_deg"], color=color, label=name, gid=f"turned:{run}", **style)
         size_ax.plot(rows["step"], rows["rel_delta"], color=color, label=name, gid=f"strength:{run}", **style)
@@ -292,7 +279,9 @@ def plot_angle_to_w(tracker_df: pd.DataFrame, random_band: tuple[float, float] |
         ax.axhspan(low, high, color="0.75", alpha=0.6, lw=0, label=f"random directions ({low:.1f}° to {high:.1f}°)")
     for run, method, rows, color in iter_runs(tracker_df):
         m = mean_by_step(rows, "angle_delta_w_deg")
-        ax.plot(m.index, m.values, color=color, label=run_name(run), gid=f"angle:{run}", **line_style(method, len(m)))
+        ax.plot(
+            m.index, m.values, color=color, label=names.label(run), gid=f"angle:{run}", **line_style(method, len(m))
+        )
     ax.set_ylim(90 - span, 90 + span)
     ax.set_yticks(np.arange(90 - span, 90 + span + 1e-9, 15))
     ax.set(title="∠(ΔW, W): every update is nearly orthogonal to W", xlabel="step", ylabel="angle (degrees)")

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .figures import run_name
+from .. import names
 from .frames import has_values, method_color, numeric, require_rows
 from .style import NORM, legend, new_axes, styled
 
@@ -36,7 +36,7 @@ CEILING = "DeLoRA ceiling |λ| max_j ‖W[:, j]‖"
 
 def method_label(method: str) -> str:
     """The method's plain name ("DeLoRA (paper init)"); unknown names are returned as they are."""
-    return run_name(method)
+    return names.label(method)
 
 
 def method_style(method: str) -> tuple[str, str]:

@@ -27,8 +27,10 @@ class TrainConfig:
     model: str | None = knob(None, "Hugging Face id or local directory; None: the embedded MiniLM; 'smollm2'")
     data: str | None = knob(None, "HF dataset name or csv/json/jsonl/txt path; None: the task's embedded data")
     task: str | None = knob(None, "classification | causal_lm; None: inferred from the model")
-    steps: int = knob(40, "optimizer steps")
-    epochs: float | None = knob(None, "epochs over the training split; sets steps = ceil(epochs * steps per epoch)")
+    max_steps: int = knob(40, "optimizer steps (unused when epochs is set)")
+    epochs: float | None = knob(
+        None, "epochs over the training split; sets the steps to ceil(epochs * steps per epoch), over max_steps"
+    )
     batch_size: int = knob(8, "examples per forward/backward pass (micro-batch)")
     gradient_accumulation_steps: int = knob(1, "micro-batches per optimizer step (PEFT's example script: 16)")
     warmup_steps: int = knob(0, "optimizer steps of linear learning-rate warm-up, then constant")
@@ -50,7 +52,9 @@ class TrainConfig:
     eval_examples: int = knob(96, "held-out examples per evaluation")
     eval_fraction: float = knob(0.2, "share of the data held out when the dataset has no test split")
     max_examples: int | None = knob(None, "cap on the dataset size")
-    track_every: int = knob(1, "record the update's geometry every N steps (Tracker's and TrackerCallback's every=)")
+    track_every: int = knob(
+        1, "record the update's geometry every N steps (as Tracker's and TrackerCallback's track_every)"
+    )
     save_every: int = knob(0, "save the adapter every N steps (0: only at the end); needs output_dir")
     seed: int = knob(0, "seed of the data order, the head and the adapters")
     device: str = knob("auto", "auto (cuda > mps > cpu), cuda, cuda:1, mps or cpu")
@@ -63,7 +67,7 @@ class TrainConfig:
     def __post_init__(self):
         get_method(self.method)
         for name in (
-            "steps",
+            "max_steps",
             "batch_size",
             "gradient_accumulation_steps",
             "max_length",

@@ -1,6 +1,6 @@
 """The one training loop that the app, the notebooks and the CLI share.
 
-    for event in iter_train(TrainConfig(method="delora", steps=60)):   # StepEvent ... then RunResult
+    for event in iter_train(TrainConfig(method="delora", max_steps=60)):   # StepEvent ... then RunResult
         print(event)
 
 The pieces of a step (batches, epochs, accumulation, warm-up, precision, the run's RNG) are in
@@ -142,10 +142,10 @@ def iter_train(
     out_dir = Path(config.output_dir) if config.output_dir else None
     if out_dir:  # a previous run's history: keep it aside, never overwrite
         rotate_aside(out_dir / HISTORY_NAME)
-    tracker = Tracker(model, every=config.track_every, path=out_dir / HISTORY_NAME if out_dir else None)
+    tracker = Tracker(model, track_every=config.track_every, path=out_dir / HISTORY_NAME if out_dir else None)
     total_steps = optimizer_steps(config, len(data.train_texts))
-    if total_steps != config.steps:  # set by epochs: the result's config says how many steps that was
-        config = replace(config, steps=total_steps)
+    if total_steps != config.max_steps:  # set by epochs: the result's config says how many steps that was
+        config = replace(config, max_steps=total_steps)
     schedule = step_indices(len(data.train_texts), config.batch_size, config.gradient_accumulation_steps, config.seed)
     eval_name = "accuracy" if data.task == "classification" else "perplexity"
     rows = [dict(r, run=run) for r in tracker.start()]  # step 0: dW = 0

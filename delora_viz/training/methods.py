@@ -1,6 +1,6 @@
 """The method registry: lora, rslora, dora, delora, delora-fixed-lambda, delora-paper; how each is built, its defaults.
 
-Every method the Tracker measures is here (instruments/adapters.py names the same five), plus
+Every method the Tracker measures is here (names.TRACKED), plus
 delora-fixed-lambda (DeLoRA with lambda frozen at its init; the Tracker records it as "delora"). LoRA, rsLoRA
 and DoRA are PEFT LoraConfigs, DeLoRA is PEFT's DeloraConfig, and the paper's initialisation (which PEFT
 does not offer) is our DeLoRALinear with init="paper" (the Tracker and the history call it "delora-paper").
@@ -12,7 +12,7 @@ update's direction and where its norm sits below that ceiling (how aligned its r
 takes bigger steps to move it as far.
 
 The runner's lambda is its own, for its small models (PEFT's and add_delora's default is 15). Rule of
-thumb (notebook 05): ||dW||_F ~ lambda rms(w) / sqrt(r), i.e. ||dW|| / ||W|| ~ lambda / sqrt(r n) for a
+thumb (notebook 04, section 2): ||dW||_F ~ lambda rms(w) / sqrt(r), i.e. ||dW|| / ||W|| ~ lambda / sqrt(r n) for a
 layer with n inputs. At r = 8, PEFT's 15 gives ~0.08 of ||W|| on 4096-wide layers but ~0.27 on MiniLM's
 384-wide ones, where it hurts accuracy at high rates; 5 gives ~0.09 there.
 """
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .. import names
 from ..delora.layer import DEFAULT_RANK, add_delora, linear_targets
 from ..errors import DeloraVizError
 
@@ -31,11 +32,14 @@ DEFAULT_LAMBDA = 5.0  # the runner's lambda (see above): ||dW|| ~ 0.09 ||W|| on 
 
 @dataclass(frozen=True)
 class Method:
-    name: str
-    label: str  # for legends and tables
+    name: str  # names.LABELS' key: the one vocabulary
     description: str  # one line for the app and the notebooks
     default_lr: float
     peft_type: str  # the adapter format train() saves: "LORA" or "DELORA"
+
+    @property
+    def label(self) -> str:  # for legends and tables
+        return names.label(self.name)
 
 
 METHODS: dict[str, Method] = {
@@ -43,24 +47,19 @@ METHODS: dict[str, Method] = {
     for m in (
         Method(
             "lora",
-            "LoRA",
             "dW = (alpha/r) B A: unbounded; its norm grows with the learning rate and the steps.",
             2e-3,
             "LORA",
         ),
         Method(
             "rslora",
-            "rsLoRA",
             "LoRA with s = alpha/sqrt(r) instead of alpha/r (rank-stabilised): the same update, scaled up by sqrt(r).",
             7e-4,  # LoRA's 2e-3 / sqrt(8): Adam's step on B is ~lr whatever s is, and s is sqrt(r) x LoRA's
             "LORA",
         ),
-        Method(
-            "dora", "DoRA", "LoRA on the direction of each output row, with a learned magnitude per row.", 2e-3, "LORA"
-        ),
+        Method("dora", "LoRA on the direction of each output row, with a learned magnitude per row.", 2e-3, "LORA"),
         Method(
             "delora",
-            "DeLoRA",
             "dW = (lambda/r) B Xi A diag(||W_j||): normalised rank-1 terms, so ||dW||_F <= |lambda| max_j ||W_j|| "
             "(PEFT init, B = 0).",
             3e-2,
@@ -68,7 +67,6 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "delora-fixed-lambda",
-            "DeLoRA (λ fixed)",
             "DeLoRA with lambda frozen at its init: only A and B train, so the ceiling |lambda| max_j ||W_j|| stays "
             "put and ||dW|| moves below it as the rank-1 terms align.",
             3e-2,
@@ -76,7 +74,6 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "delora-paper",
-            "DeLoRA (paper init)",
             "DeLoRA with the paper's init: A, B random, their frozen copy subtracted, so dW grows smoothly from 0.",
             3e-2,
             "LORA",

@@ -137,7 +137,7 @@ def load_or_compute(name: str, config, compute: Callable[[], pd.DataFrame], dire
 LR_SWEEP = dict(
     methods=["lora", "dora", "delora"],
     multipliers=[1, 10, 100],
-    train=dict(steps=20, eval_every=20, max_length=48, eval_examples=64, seed=0),
+    train=dict(max_steps=20, eval_every=20, max_length=48, eval_examples=64, seed=0),
 )
 
 

@@ -4,7 +4,7 @@ Optimizer steps and epochs (the rule transformers' Trainer, hence PEFT's example
 
     B               = batch_size * gradient_accumulation_steps          # examples per optimizer step
     steps_per_epoch = ceil(n_train / B)
-    steps           = ceil(epochs * steps_per_epoch)    (config.steps when epochs is None)
+    steps           = ceil(epochs * steps_per_epoch)    (config.max_steps when epochs is None)
 
 Each epoch is a fresh seeded permutation of the training set cut into optimizer steps of B examples;
 the epoch's last step takes the remainder (n_train mod B examples, in micro-batches of at most
@@ -39,9 +39,9 @@ def steps_per_epoch(n_train: int, batch_size: int, accumulation: int = 1) -> int
 
 
 def optimizer_steps(config: TrainConfig, n_train: int) -> int:
-    """The run's number of optimizer steps: config.steps, or ceil(epochs * steps_per_epoch) (module docstring)."""
+    """The run's number of optimizer steps: config.max_steps, or ceil(epochs * steps_per_epoch) (module docstring)."""
     if config.epochs is None:
-        return config.steps
+        return config.max_steps
     per_epoch = steps_per_epoch(n_train, config.batch_size, config.gradient_accumulation_steps)
     return max(1, math.ceil(config.epochs * per_epoch - 1e-9))  # 1e-9: 0.1 * 30 is 3.0000000000000004
 

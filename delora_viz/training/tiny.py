@@ -13,13 +13,14 @@ import torch
 from .models import minilm_dir
 
 
-def tiny_llama(seed: int = 0):
-    """(LlamaForCausalLM with 2 layers of width 32 and 4 heads, MiniLM's tokenizer with [SEP] as eos)."""
+def tiny_llama(seed: int = 0, **sizes):
+    """(LlamaForCausalLM with 2 layers of width 32 and 4 heads, MiniLM's tokenizer with [SEP] as eos).
+    sizes: LlamaConfig fields that replace these (hidden_size=40, ...), for tests that need other shapes."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     tokenizer.eos_token = tokenizer.sep_token  # a BERT vocabulary: [SEP] ends a text
-    config = LlamaConfig(
+    fields = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
@@ -32,6 +33,7 @@ def tiny_llama(seed: int = 0):
         bos_token_id=tokenizer.cls_token_id,
         eos_token_id=tokenizer.sep_token_id,
     )
+    config = LlamaConfig(**(fields | sizes))
     with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
