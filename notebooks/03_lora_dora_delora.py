@@ -190,7 +190,8 @@ print(
 
 # %%
 if FAST and RECOMPUTE:  # a tiny sweep, written under runs/ so the shipped files stay as they are
-    spec = dict(methods=["lora", "delora"], multipliers=[0.1, 1.0], train=dict(max_steps=2, eval_every=2, max_length=24))
+    tiny = dict(max_steps=2, eval_every=2, max_length=24)
+    spec = dict(methods=["lora", "delora"], multipliers=[0.1, 1.0], train=tiny)
     frames = shipped_lr_sweep(spec, directory="runs/shipped")
 else:
     frames = shipped_lr_sweep()
