@@ -28,7 +28,7 @@
 # - Why: LoRA's $\|\Delta W\|$ grows with the learning rate until it crosses the ceiling that DeLoRA's
 #   update can never cross.
 #
-# **Time:** ~15 min to read, ~3 min to run (full mode, 2 CPU cores). The learning-rate sweep (9
+# **Time:** ~15 min to read, ~1 min to run (full mode, 2 CPU cores). The learning-rate sweep (9
 # training runs) is read from a file shipped with the tutorials; set `DELORA_VIZ_RECOMPUTE=1` to train
 # it again.
 

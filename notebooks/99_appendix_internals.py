@@ -30,7 +30,7 @@
 # - How to attach the tracker to a plain PyTorch loop, to `transformers.Trainer` (with TensorBoard) and to
 #   TRL's `SFTTrainer`, and how its history files work.
 #
-# **Time:** ~20 min to read, ~2 min to run (full mode, 2 CPU cores).
+# **Time:** ~20 min to read, ~1 min to run (full mode, 2 CPU cores).
 #
 # Notation as in notebook 02: $W$ is $m \times n$ (out × in), $A$ is $r \times n$ with rows $a_i$, $B$ is
 # $m \times r$ with columns $b_i$, $w_j = \|W_{:,j}\|$; LoRA's $\Delta W = sBA$ with $s = \alpha / r$ ($\alpha/\sqrt
