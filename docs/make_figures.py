@@ -43,7 +43,7 @@ def main(argv=None) -> list[Path]:
         os.environ.setdefault(key, "1")  # everything is embedded: never reach for the Hub
 
     from delora_viz import plots
-    from delora_viz.plots import explore
+    from delora_viz.plots import angle_explorer, bound_explorer
     from delora_viz.training import compare, prepare
     from delora_viz.training.config import TrainConfig
     from delora_viz.training.models import load_model
@@ -51,9 +51,11 @@ def main(argv=None) -> list[Path]:
     start = time.perf_counter()
     figures = {}
     weight = uneven_weight()
-    figures["bound_explorer"] = explore.plot_bound_explorer(weight, delora_lambda=2.0, r=4, init="peft", alignment=0.6)
+    figures["bound_explorer"] = bound_explorer.plot_bound_explorer(
+        weight, delora_lambda=2.0, r=4, init="peft", alignment=0.6
+    )
     query = load_model("minilm").model.get_submodule("bert.encoder.layer.0.attention.self.query").weight
-    figures["angle_vs_factor_scale"] = explore.plot_angle_explorer(query, sigma=0.1, delora_lambda=5.0, r=8)
+    figures["angle_vs_factor_scale"] = angle_explorer.plot_angle_explorer(query, sigma=0.1, delora_lambda=5.0, r=8)
 
     quick = TrainConfig(max_steps=4, eval_every=4, eval_examples=16)
     config = quick if args.quick else TrainConfig(max_steps=60, eval_every=20)  # notebook 04's full mode

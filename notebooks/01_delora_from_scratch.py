@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from delora_viz import DeLoRALinear
-from delora_viz.plots import explore, lessons
+from delora_viz.plots import bound_explorer, sliders, toy_delora
 
 FAST = os.environ.get("DELORA_VIZ_FAST") == "1"
 STEPS = 100 if FAST else 300
@@ -175,8 +175,8 @@ import ipywidgets as widgets
 
 torch.manual_seed(0)
 uneven = nn.Linear(64, 48).weight.detach() * torch.logspace(-1, 0.5, 64)  # column norms spread over ~30x
-explore.show_interactive(
-    lambda **values: explore.plot_bound_explorer(uneven, lambda_max=8.0, **values),
+sliders.show_interactive(
+    lambda **values: bound_explorer.plot_bound_explorer(uneven, lambda_max=8.0, **values),
     delora_lambda=widgets.FloatSlider(value=2.0, min=0.5, max=8.0, step=0.5, description="lambda"),
     r=widgets.IntSlider(value=4, min=1, max=16, description="r"),
     init=widgets.Dropdown(options=["peft", "paper"], value="peft", description="init"),
@@ -190,10 +190,10 @@ explore.show_interactive(
 # the ceiling to all of it.
 
 # %% tags=["figure"]
-explore.plot_bound_small_multiples(uneven, r=4)
+bound_explorer.plot_bound_small_multiples(uneven, r=4)
 
 # %%
-table = explore.bound_table(uneven, 2.0, 4, "peft", alignments=[0.0, 0.6, 1.0]).set_index("alignment")
+table = bound_explorer.bound_table(uneven, 2.0, 4, "peft", alignments=[0.0, 0.6, 1.0]).set_index("alignment")
 share = table["delta_fro"] / table["bound_loose"]
 print("||dW|| / ceiling at alignment 0, 0.6, 1 (lambda = 2):", share.round(3).tolist())
 assert (table["delta_fro"] <= table["bound"] * (1 + 1e-9)).all() and (table["bound"] <= table["bound_loose"]).all()
@@ -223,7 +223,7 @@ assert share.loc[0.0] < 0.3 and abs(share.loc[1.0] - 1) < 1e-9  # same lambda, t
 # each update by its own ceiling.
 
 # %%
-runs = lessons.toy_delora_runs([dict(lr=1e-2, freeze_lambda=True), dict(lr=1e-2)], steps=STEPS)
+runs = toy_delora.toy_delora_runs([dict(lr=1e-2, freeze_lambda=True), dict(lr=1e-2)], steps=STEPS)
 frozen, learned = runs[runs["freeze_lambda"]], runs[~runs["freeze_lambda"]]
 f1, fN = frozen[frozen["step"] == 1].iloc[0], frozen.iloc[-1]
 l0, lN = learned.iloc[0], learned.iloc[-1]
@@ -241,7 +241,7 @@ if not FAST:  # empirical: what this run showed
     assert lN["ceiling"] > 2 * l0["ceiling"]  # lambda learned: the ceiling more than doubled
 
 # %% tags=["figure"]
-lessons.plot_lambda_frozen_vs_learned(runs)
+toy_delora.plot_lambda_frozen_vs_learned(runs)
 
 # %% [markdown]
 # With $\lambda$ frozen, $\|\Delta W\|$ grows by about 40% after the first step, from about 0.4 to about 0.6 of
@@ -274,7 +274,7 @@ lessons.plot_lambda_frozen_vs_learned(runs)
 # one per learning rate.
 
 # %%
-starts = lessons.toy_delora_runs(
+starts = toy_delora.toy_delora_runs(
     [dict(init=init, lr=lr) for init in ("peft", "paper") for lr in (1e-4, 1e-3, 1e-2)], steps=30
 )
 one = starts[starts["step"] == 1].set_index(["init", "lr"])["delta_fro"]
@@ -289,7 +289,7 @@ assert one["peft"].min() / one["paper"].min() > 100  # at the smallest rate, PEF
 assert 0.5 < one["peft"].iloc[0] / typical < 2  # about the typical size
 
 # %% tags=["figure"]
-lessons.plot_first_steps(starts)
+toy_delora.plot_first_steps(starts)
 
 # %% [markdown]
 # The PEFT init lands on the typical size at step 1 for all three rates and then moves slowly; the paper init
@@ -337,7 +337,7 @@ assert paper.delora_A0.data_ptr() != paper.delora_A.data_ptr()  # our frozen cop
 # </details>
 
 # %%
-guess = lessons.toy_delora_runs([dict(lr=1e-4), dict(lr=1e-2)], steps=1, r=16, delora_lambda=1.0)
+guess = toy_delora.toy_delora_runs([dict(lr=1e-4), dict(lr=1e-2)], steps=1, r=16, delora_lambda=1.0)
 after = guess[guess["step"] == 1]
 print(after[["lr", "delta_fro", "typical"]].to_string(index=False, float_format="%.4f"))
 assert abs(after["delta_fro"].iloc[0] / after["delta_fro"].iloc[1] - 1) < 1e-6  # the same at both rates

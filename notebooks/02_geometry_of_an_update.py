@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from delora_viz import Tracker
-from delora_viz.plots import explore, figures
+from delora_viz.plots import angle_explorer, figures, sliders
 from delora_viz.training.methods import METHODS, build_adapted_model
 from delora_viz.training.models import load_model
 
@@ -112,8 +112,8 @@ print(f"||W||_F = {W.norm():.2f},  max_j w_j = {w.max():.3f},  rms of w_j = {w.p
 # %% tags=["figure"]
 import ipywidgets as widgets
 
-explore.show_interactive(
-    lambda **values: explore.plot_angle_explorer(W, **values),
+sliders.show_interactive(
+    lambda **values: angle_explorer.plot_angle_explorer(W, **values),
     sigma=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=1, step=0.1, description="sigma"),
     delora_lambda=widgets.FloatSlider(value=5.0, min=0.5, max=30.0, step=0.5, description="lambda"),
     r=widgets.IntSlider(value=8, min=1, max=32, description="r"),
@@ -128,20 +128,22 @@ explore.show_interactive(
 # fixed; turning them moves DeLoRA's norm below the ceiling too, as exercise 2 at the end shows.)
 
 # %% tags=["figure"]
-explore.plot_angle_small_multiples(W, settings=((0.01, 5.0), (0.1, 5.0), (1.0, 5.0), (1.0, 20.0)), r=8)
+angle_explorer.plot_angle_small_multiples(W, settings=((0.01, 5.0), (0.1, 5.0), (1.0, 5.0), (1.0, 20.0)), r=8)
 
 # %% [markdown]
 # The numbers behind the bars (float64 closed forms; `tests/test_explore.py` checks them against PEFT's own
 # layers, merged):
 
 # %%
-table = explore.angle_table(W, r=8, delora_lambda=5.0, sigmas=[0.01, 0.1, 1.0])
+table = angle_explorer.angle_table(W, r=8, delora_lambda=5.0, sigmas=[0.01, 0.1, 1.0])
 wide = table.pivot(index="sigma", columns="method", values="rel_delta")
 print("||dW|| / ||W|| at lambda = 5:\n", wide.round(4).to_string())
 delora_rows = table[table["method"] == "delora"]
 assert delora_rows["rel_delta"].max() / delora_rows["rel_delta"].min() < 1 + 1e-9  # sigma divides away
 assert (delora_rows["rel_delta"] <= delora_rows["bound_rel"]).all()  # under the ceiling
-x20 = explore.angle_table(W, r=8, delora_lambda=20.0, sigmas=[1.0]).set_index("method").loc["delora", "rel_delta"]
+x20 = (
+    angle_explorer.angle_table(W, r=8, delora_lambda=20.0, sigmas=[1.0]).set_index("method").loc["delora", "rel_delta"]
+)
 assert abs(x20 / delora_rows["rel_delta"].iloc[0] - 4) < 1e-9  # lambda 5 -> 20: exactly 4x
 
 # %% [markdown]
@@ -249,7 +251,7 @@ if not FAST:  # training dynamics: asserted in full mode only
 # directions $\Delta W = BA$ with Gaussian factors and see where their angle to this $W$ lands:
 
 # %%
-band = explore.random_angle_band(W, r=8, samples=100 if FAST else 400)
+band = angle_explorer.random_angle_band(W, r=8, samples=100 if FAST else 400)
 print(f"99% of random rank-8 directions: {band[0]:.2f} to {band[1]:.2f} degrees")
 assert band[0] < 90 < band[1] and band[1] - band[0] < 2
 

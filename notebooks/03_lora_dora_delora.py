@@ -49,7 +49,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from delora_viz import plots
-from delora_viz.plots import explore
+from delora_viz.plots import sliders, trajectory
 from delora_viz.training import METHODS, TrainConfig, compare, prepare, train
 from delora_viz.training.shipped import shipped_lr_sweep
 
@@ -143,8 +143,8 @@ if not FAST:  # empirical: a few steps in fast mode say nothing
 
 # %% tags=["figure"]
 layers = sorted(tracked["layer"].unique())
-explore.show_interactive(
-    lambda **values: explore.plot_layer_trajectory(tracked, **values),
+sliders.show_interactive(
+    lambda **values: trajectory.plot_layer_trajectory(tracked, **values),
     layer=widgets.Dropdown(options=layers, value=layers[0], description="layer", layout={"width": "32em"}),
     method=widgets.Dropdown(options=list(results), value="delora", description="method"),
 )
@@ -156,7 +156,7 @@ explore.show_interactive(
 
 # %% tags=["figure"]
 picks = [layers[0], layers[len(layers) // 2], layers[-1]]
-explore.plot_layer_small_multiples(tracked, picks, ["lora", "dora", "delora"])
+trajectory.plot_layer_small_multiples(tracked, picks, ["lora", "dora", "delora"])
 
 # %% [markdown]
 # The guarantee, checked at every step of every layer of this comparison: the tracker's `bound` and

@@ -61,7 +61,7 @@ from peft import DeloraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
 from delora_viz import Tracker, TrackerCallback, load_history, plots
-from delora_viz.plots import choose_lambda, explore
+from delora_viz.plots import choose_lambda, sliders
 from delora_viz.training.data import load_data
 from delora_viz.training.models import load_model
 
@@ -123,7 +123,7 @@ print(f"{lm.name}: {params:.1f}M parameters, hidden size {hidden}, loaded from {
 # the markers sit at the chosen $\lambda$. The axes are fixed, so a larger $r$ visibly flattens every curve.
 
 # %% tags=["figure"]
-explore.show_interactive(
+sliders.show_interactive(
     lambda **values: choose_lambda.plot_lambda_rule(**values),
     delora_lambda=widgets.FloatSlider(value=15.0, min=0.5, max=30.0, step=0.5, description="λ"),
     r=widgets.Dropdown(options=[1, 2, 4, 8, 16, 32, 64], value=8, description="r"),

@@ -1,5 +1,6 @@
-"""The tutorials' widget callbacks (delora_viz.plots.explore): every number they draw, against PEFT's own
-layers merged in float64 and the paper's equation written out here; the figures; the widget wiring."""
+"""The tutorials' widget callbacks (plots/bound_explorer, angle_explorer, trajectory, sliders): every number
+they draw, against PEFT's own layers merged in float64 and the paper's equation written out here; the
+figures; the widget wiring."""
 
 import copy
 import math
@@ -13,7 +14,7 @@ from peft import DeloraConfig, LoraConfig, get_peft_model
 from torch import nn
 
 from delora_viz import Tracker
-from delora_viz.plots import explore
+from delora_viz.plots import angle_explorer, bound_explorer, sliders, trajectory
 
 
 @pytest.fixture
@@ -43,10 +44,10 @@ def _peft_delora_delta(W, A, B, lam):
 
 @pytest.mark.parametrize("r", [1, 3, 8])
 def test_bound_table_peft_init_matches_peft(uneven, r):
-    table = explore.bound_table(uneven, 2.5, r, "peft", alignments=[0.0, 0.4, 1.0])
+    table = bound_explorer.bound_table(uneven, 2.5, r, "peft", alignments=[0.0, 0.4, 1.0])
     w = uneven.norm(dim=0)
     for _, row in table.iterrows():
-        A, B = explore.aligned_factors(uneven, r, row["alignment"])
+        A, B = bound_explorer.aligned_factors(uneven, r, row["alignment"])
         dW = _peft_delora_delta(uneven, A, B, 2.5)
         assert row["delta_fro"] == pytest.approx(torch.linalg.norm(dW).item(), rel=1e-10)
         a_hat = A / A.norm(dim=1, keepdim=True)  # the triangle inequality over the r unit terms, by hand
@@ -64,15 +65,15 @@ def test_bound_table_peft_init_matches_peft(uneven, r):
 
 def test_bound_table_paper_init_matches_the_paper_equation(uneven):
     r, lam = 4, 1.5
-    table = explore.bound_table(uneven, lam, r, "paper", alignments=[0.0, 1.0])
-    A0, B0 = explore.paper_start(uneven, r)
+    table = bound_explorer.bound_table(uneven, lam, r, "paper", alignments=[0.0, 1.0])
+    A0, B0 = bound_explorer.paper_start(uneven, r)
     w = uneven.norm(dim=0)
 
     def term(A, B):  # Eq. 5-9 written out: (lambda / r) B Xi A diag(w), Xi = diag(1 / (||b_i|| ||a_i||))
         return lam / r * B @ torch.diag(1 / (B.norm(dim=0) * A.norm(dim=1))) @ A @ torch.diag(w)
 
     for _, row in table.iterrows():
-        A, B = explore.aligned_factors(uneven, r, row["alignment"])
+        A, B = bound_explorer.aligned_factors(uneven, r, row["alignment"])
         dense = term(A, B) - term(A0, B0)
         assert row["delta_fro"] == pytest.approx(torch.linalg.norm(dense).item(), rel=1e-10)
         assert row["bound_loose"] == pytest.approx(2 * lam * w.max().item(), rel=1e-12)
@@ -81,11 +82,11 @@ def test_bound_table_paper_init_matches_the_paper_equation(uneven):
 
 def test_bound_table_rejects_bad_input(uneven):
     with pytest.raises(ValueError, match="alignment must be in"):
-        explore.bound_table(uneven, 1.0, 2, alignments=[1.5])
+        bound_explorer.bound_table(uneven, 1.0, 2, alignments=[1.5])
     with pytest.raises(ValueError, match="init must be"):
-        explore.bound_table(uneven, 1.0, 2, init="kaiming")
+        bound_explorer.bound_table(uneven, 1.0, 2, init="kaiming")
     with pytest.raises(ValueError, match="positive integer"):
-        explore.bound_table(uneven, 1.0, 0)
+        bound_explorer.bound_table(uneven, 1.0, 0)
 
 
 def _angle_deg(X, Y):
@@ -117,8 +118,8 @@ def _peft_merged(W, method, A, B, lam):
 @pytest.mark.parametrize("method", ["lora", "dora", "delora"])
 def test_angle_table_matches_peft_merged_weights(uneven, method):
     sigmas = [1e-3, 0.3, 5.0]
-    table = explore.angle_table(uneven, r=4, delora_lambda=3.0, sigmas=sigmas, methods=[method])
-    A, B_hat, s = explore.angle_factors(uneven, 4)
+    table = angle_explorer.angle_table(uneven, r=4, delora_lambda=3.0, sigmas=sigmas, methods=[method])
+    A, B_hat, s = angle_explorer.angle_factors(uneven, 4)
     assert s == 2.0  # LoRA's alpha / r with alpha = 2r, as in the PEFT config above
     for sigma, (_, row) in zip(sigmas, table.iterrows()):
         merged = _peft_merged(uneven, method, A, sigma * B_hat, 3.0)
@@ -140,15 +141,15 @@ def _lines(fig):
 
 
 def test_explorer_figures_draw_the_tables(uneven):
-    fig = explore.plot_bound_explorer(uneven, delora_lambda=2.0, r=3, init="peft", alignment=0.5)
+    fig = bound_explorer.plot_bound_explorer(uneven, delora_lambda=2.0, r=3, init="peft", alignment=0.5)
     lines = _lines(fig)
-    table = explore.bound_table(uneven, 2.0, 3, "peft")
+    table = bound_explorer.bound_table(uneven, 2.0, 3, "peft")
     np.testing.assert_allclose(lines["delta_fro"].get_ydata(), table["delta_fro"])
     np.testing.assert_allclose(lines["bound"].get_ydata(), table["bound"])
     np.testing.assert_allclose(lines["loose"].get_ydata(), table["bound_loose"])
-    now = explore.bound_table(uneven, 2.0, 3, "peft", alignments=[0.5]).iloc[0]
+    now = bound_explorer.bound_table(uneven, 2.0, 3, "peft", alignments=[0.5]).iloc[0]
     np.testing.assert_allclose(lines["now"].get_ydata(), [now["delta_fro"]])
-    sums = explore.term_sums(uneven, 2.0, 3, 0.5)
+    sums = bound_explorer.term_sums(uneven, 2.0, 3, 0.5)
     for column in ("partial", "aligned", "orthogonal"):
         np.testing.assert_allclose(lines[column].get_ydata(), sums[column])
 
@@ -158,16 +159,16 @@ def _bars(fig):
 
 
 def test_angle_explorer_draws_the_table_on_fixed_axes(uneven):
-    fig = explore.plot_angle_explorer(uneven, sigma=0.2, delora_lambda=3.0, r=4)
+    fig = angle_explorer.plot_angle_explorer(uneven, sigma=0.2, delora_lambda=3.0, r=4)
     bars, lines = _bars(fig), _lines(fig)
-    now = explore.angle_table(uneven, r=4, delora_lambda=3.0, sigmas=[0.2]).set_index("method")
+    now = angle_explorer.angle_table(uneven, r=4, delora_lambda=3.0, sigmas=[0.2]).set_index("method")
     for method in ("lora", "dora", "delora"):
         for column in ("rel_delta", "angle_w_prime_deg"):
             assert bars[f"{column}:{method}"] == pytest.approx(now.loc[method, column], rel=1e-12)
     assert bars["rel_delta:lora"] == pytest.approx(0.2, rel=1e-10)  # sigma reads as LoRA's ||dW|| / ||W||
     ceiling = 3.0 * uneven.norm(dim=0).max().item() / uneven.norm().item()  # |lambda| max_j w_j / ||W||_F
     np.testing.assert_allclose(lines["ceiling"].get_ydata(), [ceiling, ceiling], rtol=1e-12)
-    other = explore.plot_angle_explorer(uneven, sigma=5.0, delora_lambda=10.0, r=4)
+    other = angle_explorer.plot_angle_explorer(uneven, sigma=5.0, delora_lambda=10.0, r=4)
     for a, b in zip(fig.axes, other.axes):  # fixed axes: moving a slider moves the bars, not the axes
         assert a.get_ylim() == b.get_ylim()
     assert _bars(other)["rel_delta:delora"] == pytest.approx(bars["rel_delta:delora"] * 10 / 3, rel=1e-10)
@@ -175,16 +176,16 @@ def test_angle_explorer_draws_the_table_on_fixed_axes(uneven):
 
 def test_angle_small_multiples_draw_each_setting(uneven):
     settings = ((0.01, 2.0), (1.0, 2.0), (1.0, 6.0))
-    bars = _bars(explore.plot_angle_small_multiples(uneven, settings=settings, r=4))
+    bars = _bars(angle_explorer.plot_angle_small_multiples(uneven, settings=settings, r=4))
     for k, (sigma, lam) in enumerate(settings):
-        now = explore.angle_table(uneven, r=4, delora_lambda=lam, sigmas=[sigma]).set_index("method")
+        now = angle_explorer.angle_table(uneven, r=4, delora_lambda=lam, sigmas=[sigma]).set_index("method")
         for method in ("lora", "dora", "delora"):
             assert bars[f"{k}:rel_delta:{method}"] == pytest.approx(now.loc[method, "rel_delta"], rel=1e-12)
             assert bars[f"{k}:angle_w_prime_deg:{method}"] == pytest.approx(now.loc[method, "angle_w_prime_deg"])
 
 
 def test_random_angle_band_matches_dense_arccos(uneven):
-    low, high = explore.random_angle_band(uneven, r=3, samples=60, seed=4, coverage=0.9)
+    low, high = angle_explorer.random_angle_band(uneven, r=3, samples=60, seed=4, coverage=0.9)
     gen = torch.Generator().manual_seed(4)
     angles = []
     for _ in range(60):  # the same draws, the dense update and arccos
@@ -209,7 +210,7 @@ def test_layer_trajectory_draws_the_tracked_rows_which_match_peft():
             opt.step()
     df = tracker.to_dataframe()
     layer = sorted(df["layer"].unique())[0]
-    fig = explore.plot_layer_trajectory(df, layer, "delora")
+    fig = trajectory.plot_layer_trajectory(df, layer, "delora")
     lines = _lines(fig)
     rows = df[df["layer"] == layer].sort_values("step")
     np.testing.assert_allclose(lines["delta_fro"].get_ydata(), rows["delta_fro"])
@@ -222,7 +223,7 @@ def test_layer_trajectory_draws_the_tracked_rows_which_match_peft():
     assert lines["delta_fro"].get_ydata()[-1] == pytest.approx((merged - W).norm().item(), rel=1e-8)
     assert lines["angle_w_prime"].get_ydata()[-1] == pytest.approx(_angle_deg(merged, W), rel=1e-5)
     with pytest.raises(ValueError, match="no rows for layer"):
-        explore.plot_layer_trajectory(df, "nope", "delora")
+        trajectory.plot_layer_trajectory(df, "nope", "delora")
 
 
 def test_layer_trajectory_without_lambda_draws_the_relative_size():
@@ -230,7 +231,7 @@ def test_layer_trajectory_without_lambda_draws_the_relative_size():
         dict(step=[0, 1, 2], layer="x", method="lora", delta_fro=[0.0, 0.1, 0.2], rel_delta=[0.0, 0.01, 0.02])
     )
     df["angle_delta_w_deg"], df["angle_w_prime_deg"], df["bound"], df["lambda"] = np.nan, np.nan, np.nan, np.nan
-    lines = _lines(explore.plot_layer_trajectory(df, "x"))
+    lines = _lines(trajectory.plot_layer_trajectory(df, "x"))
     assert "bound" not in lines and "lambda" not in lines
     np.testing.assert_allclose(lines["rel_delta"].get_ydata(), df["rel_delta"])
 
@@ -255,7 +256,7 @@ def test_show_interactive_displays_the_defaults_then_redraws_in_place(monkeypatc
         calls.append((a, b))
         return f"figure {a} {b}"
 
-    returned = explore.show_interactive(
+    returned = sliders.show_interactive(
         plot, a=widgets.IntSlider(value=1, min=0, max=5), b=widgets.Dropdown(options=["x", "y"])
     )
     assert returned is None  # a cell ending with the call shows the controls once
@@ -269,8 +270,8 @@ def test_show_interactive_displays_the_defaults_then_redraws_in_place(monkeypatc
 @pytest.mark.parametrize("alignment", [0.0, 0.5, 1.0])
 def test_term_sums_add_the_unit_terms_as_the_paper_writes_them(uneven, alignment):
     r, lam = 4, 2.5
-    sums = explore.term_sums(uneven, lam, r, alignment)
-    A, B = explore.aligned_factors(uneven, r, alignment)
+    sums = bound_explorer.term_sums(uneven, lam, r, alignment)
+    A, B = bound_explorer.aligned_factors(uneven, r, alignment)
     w = uneven.norm(dim=0)
     terms = [torch.outer(B[:, i] / B[:, i].norm(), A[i] / A[i].norm() * w) for i in range(r)]  # (m, n) each
     for k in range(1, r + 1):
@@ -284,34 +285,34 @@ def test_term_sums_add_the_unit_terms_as_the_paper_writes_them(uneven, alignment
     # all r terms: PEFT's own dW (float64), and the tight bound of bound_table
     peft = torch.linalg.norm(_peft_delora_delta(uneven, A, B, lam)).item()
     assert sums["partial"].iloc[-1] == pytest.approx(peft, rel=1e-10)
-    table = explore.bound_table(uneven, lam, r, "peft", alignments=[alignment]).iloc[0]
+    table = bound_explorer.bound_table(uneven, lam, r, "peft", alignments=[alignment]).iloc[0]
     assert sums["aligned"].iloc[-1] == pytest.approx(table["bound"], rel=1e-10)
 
 
 def test_bound_explorer_axes_are_fixed_so_each_slider_value_draws_its_own_picture(uneven):
-    small = explore.plot_bound_explorer(uneven, delora_lambda=2.0, r=4, alignment=0.2)
-    large = explore.plot_bound_explorer(uneven, delora_lambda=8.0, r=4, alignment=0.2)
+    small = bound_explorer.plot_bound_explorer(uneven, delora_lambda=2.0, r=4, alignment=0.2)
+    large = bound_explorer.plot_bound_explorer(uneven, delora_lambda=8.0, r=4, alignment=0.2)
     top = 8.0 * uneven.norm(dim=0).max().item() * 1.05
     for a, b in zip(small.axes, large.axes):
         assert a.get_ylim() == b.get_ylim() == pytest.approx((0.0, top))
         assert a.get_xlim() == b.get_xlim()
     np.testing.assert_allclose(_lines(large)["delta_fro"].get_ydata(), 4 * _lines(small)["delta_fro"].get_ydata())
-    moved = explore.plot_bound_explorer(uneven, delora_lambda=2.0, r=4, alignment=0.9)
+    moved = bound_explorer.plot_bound_explorer(uneven, delora_lambda=2.0, r=4, alignment=0.9)
     assert not np.allclose(_lines(moved)["partial"].get_ydata(), _lines(small)["partial"].get_ydata())  # redrawn
     assert _lines(moved)["now"].get_xdata()[0] == 0.9
 
 
 def test_bound_small_multiples_draw_each_setting_on_one_axis(uneven):
     settings = [dict(delora_lambda=2.0), dict(delora_lambda=8.0), dict(alignment=1.0)]
-    fig = explore.plot_bound_small_multiples(uneven, settings, r=3)
+    fig = bound_explorer.plot_bound_small_multiples(uneven, settings, r=3)
     assert len(fig.axes) == 6
     assert len({ax.get_ylim() for ax in fig.axes}) == 1  # one y-axis for all panels
     for i, setting in enumerate(settings):
         lam, t = setting.get("delora_lambda", 2.0), setting.get("alignment", 0.0)
         upper = {line.get_gid(): line for line in fig.axes[2 * i].get_lines()}
         lower = {line.get_gid(): line for line in fig.axes[2 * i + 1].get_lines()}
-        table = explore.bound_table(uneven, lam, 3, "peft")
+        table = bound_explorer.bound_table(uneven, lam, 3, "peft")
         np.testing.assert_allclose(upper["delta_fro"].get_ydata(), table["delta_fro"])
-        np.testing.assert_allclose(lower["partial"].get_ydata(), explore.term_sums(uneven, lam, 3, t)["partial"])
+        np.testing.assert_allclose(lower["partial"].get_ydata(), bound_explorer.term_sums(uneven, lam, 3, t)["partial"])
     with pytest.raises(ValueError, match="at least one setting"):
-        explore.plot_bound_small_multiples(uneven, [])
+        bound_explorer.plot_bound_small_multiples(uneven, [])

@@ -1,4 +1,4 @@
-"""The lesson figures of notebooks 00 and 01 (delora_viz.plots.lessons): the toy runs against computations
+"""The lesson figures of notebooks 00 and 01 (plots/lessons.py, plots/toy_delora.py): the toy runs against computations
 written out here (Adam's first step, the reflection built as a matrix, the bound from W's columns), and every
 figure against the numbers it was given."""
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from delora_viz.plots import lessons
+from delora_viz.plots import lessons, toy_delora
 
 
 def _lines(fig):
@@ -81,7 +81,7 @@ def test_plot_update_family_draws_the_runs(family):
 @pytest.fixture(scope="module")
 def delora_runs():
     settings = [dict(lr=1e-2, freeze_lambda=True), dict(lr=1e-2), dict(lr=1e-4), dict(init="paper", lr=1e-3)]
-    return lessons.toy_delora_runs(settings, steps=8)
+    return toy_delora.toy_delora_runs(settings, steps=8)
 
 
 def test_toy_delora_runs_respect_the_bound_and_freeze_lambda_when_asked(delora_runs):
@@ -107,13 +107,13 @@ def test_peft_init_jumps_to_the_same_size_at_any_rate(delora_runs):
 
 def test_lesson_figures_draw_their_frames(delora_runs):
     two = delora_runs[delora_runs["lr"] == 1e-2]
-    lines = _lines(lessons.plot_lambda_frozen_vs_learned(two))
+    lines = _lines(toy_delora.plot_lambda_frozen_vs_learned(two))
     for frozen, name in ((True, "lambda frozen"), (False, "lambda learned")):
         rows = two[two["freeze_lambda"] == frozen].sort_values("step")
         np.testing.assert_allclose(lines[f"delta_fro:{name}"].get_ydata(), rows["delta_fro"])
         np.testing.assert_allclose(lines[f"ceiling:{name}"].get_ydata(), rows["ceiling"])
         np.testing.assert_allclose(lines[f"ratio:{name}"].get_ydata(), rows["delta_fro"] / rows["ceiling"])
-    lines = _lines(lessons.plot_first_steps(delora_runs[~delora_runs["freeze_lambda"]]))
+    lines = _lines(toy_delora.plot_first_steps(delora_runs[~delora_runs["freeze_lambda"]]))
     rows = delora_runs[(delora_runs["init"] == "paper") & (delora_runs["step"] >= 1)]
     np.testing.assert_allclose(lines["delta_fro:paper:0.001"].get_ydata(), rows["delta_fro"])
 

@@ -1,4 +1,4 @@
-"""The sweep's figures (plots/sweep.py), the layer-trajectory slider (plots/explore.py) and the lambda rule
+"""The sweep's figures (plots/sweep.py), the layer-trajectory slider (plots/trajectory.py) and the lambda rule
 (plots/choose_lambda.py): what they draw is the data they are given, on axes that do not follow the slider."""
 
 import math
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from delora_viz.plots import choose_lambda, explore
+from delora_viz.plots import choose_lambda, trajectory
 from delora_viz.plots.sweep import collapse_points, first_crossing, plot_lr_sweep, plot_sweep_norms
 
 
@@ -105,16 +105,16 @@ def tracked():
 
 def test_layer_trajectory_axes_are_fixed_by_the_whole_frame():
     df = tracked()
-    a = explore.plot_layer_trajectory(df, "l.0.q", "delora")
-    b = explore.plot_layer_trajectory(df, "l.1.q", "lora")
+    a = trajectory.plot_layer_trajectory(df, "l.0.q", "delora")
+    b = trajectory.plot_layer_trajectory(df, "l.1.q", "lora")
     assert isinstance(a, Figure)
     assert a.axes[0].get_ylim() == b.axes[0].get_ylim()  # moving the slider keeps the axes
     assert a.axes[0].get_ylim()[1] >= 6.0  # LoRA's largest norm (2 * 3) fits on DeLoRA's picture too
     assert {ln.get_gid() for ln in a.axes[0].get_lines()} == {"delta_fro", "bound", "bound_loose"}
-    fig = explore.plot_layer_small_multiples(df, ["l.0.q", "l.1.q"], ["lora", "delora"])
+    fig = trajectory.plot_layer_small_multiples(df, ["l.0.q", "l.1.q"], ["lora", "delora"])
     assert len(fig.axes) == 4 and len({ax.get_ylim() for ax in fig.axes}) == 1
     with pytest.raises(ValueError, match="no rows for layer"):
-        explore.plot_layer_small_multiples(df, ["nope"], ["lora"])
+        trajectory.plot_layer_small_multiples(df, ["nope"], ["lora"])
 
 
 def test_lambda_rule_formula_axes_and_markers():

@@ -266,7 +266,7 @@ def plot_angle_to_w(tracker_df: pd.DataFrame, random_band: tuple[float, float] |
     """angle(dW, W) over training, mean over layers, on a wide range (90 +- ``span`` degrees).
 
     ``random_band`` = (low, high) in degrees: where random directions of the same rank land (e.g.
-    ``explore.random_angle_band``), shaded; a difference smaller than the band is noise, not a signal.
+    ``angle_explorer.random_angle_band``), shaded; a difference smaller than the band is noise, not a signal.
     The range is wide on purpose: zoomed to a degree, sub-degree noise looks like a trend. Records of no size
     (||dW|| / ||W|| below ``NO_SIZE``: dW = 0, or DoRA's rounding at its start) have no direction: skipped.
     """
